@@ -1,0 +1,303 @@
+"""Structured configs: one dataclass per part of the pipeline, mapped one-to-one onto the code it configures.
+
+A run's config is built from (in order, later wins): the dataclass defaults, the augmentation preset named
+by ``augment.preset`` (``configs/augment/<preset>.yaml``), the YAML file given by the user, and dotlist
+overrides (``key=value``). Unknown keys and bad values raise :class:`ConfigError` naming the key, at
+start-up, before any work is done.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from ssl_music.errors import SSLMusicError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(SSLMusicError, ValueError):
+    """A config problem; the message names the offending key."""
+
+
+# ----------------------------------------------------------------------------------------- data / views
+@dataclass
+class ContrastiveViewConfig:
+    n_views: int = 2          # K crops of one track
+    max_gap_s: float = 5.0    # crop starts at most this far apart (McCallum et al. 2024: ±5 s)
+
+
+@dataclass
+class TripletViewConfig:
+    pos_max_s: float = 4.0     # positive starts within this many seconds of the anchor
+    neg_min_s: float = 10.0    # same-track negative at least this far ...
+    neg_max_s: float = 40.0    # ... and at most this far from the anchor
+    negative: str = "same_track"  # same_track | other_track
+
+
+@dataclass
+class TempoViewConfig:
+    min_rate: float = 0.8      # stretch rates drawn in [min_rate, max_rate]; r > 1 makes music faster
+    max_rate: float = 1.25
+    tolerance: float = 1.04    # "same" iff |log(r1/r2)| <= log(tolerance)  (Acc1)
+    same_p: float = 0.5        # share of "same" pairs (balanced classes)
+
+
+@dataclass
+class DataConfig:
+    shards: str = ""                 # folder with manifest.json and *.tar shards
+    sample_rate: int = 16000
+    crop_s: float = 3.0
+    batch_size: int = 32
+    num_workers: int = 2
+    batches_per_epoch: int = 100     # every rank yields exactly this many batches per epoch
+    shuffle_buffer: int = 64         # samples; shuffling happens before decoding
+    seed: int = 0
+    contrastive: ContrastiveViewConfig = field(default_factory=ContrastiveViewConfig)
+    triplet: TripletViewConfig = field(default_factory=TripletViewConfig)
+    tempo: TempoViewConfig = field(default_factory=TempoViewConfig)
+
+
+# ---------------------------------------------------------------------------------------- augmentation
+@dataclass
+class TransformConfig:
+    p: float = 1.0
+    params: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AugmentConfig:
+    preset: str = "none"      # configs/augment/<preset>.yaml supplies the chain
+    backend: str = "gpu"      # cpu: audiomentations in workers | gpu: batched torch after transfer
+    chain: Dict[str, TransformConfig] = field(default_factory=dict)  # YAML order = application order
+
+
+# ---------------------------------------------------------------------------------------------- models
+@dataclass
+class ModelConfig:
+    frontend: str = "logmel"          # logmel | harmonic | raw
+    encoder: str = "tiny"             # tiny | short_chunk_resnet | samplecnn | harmonic_cnn
+    embed_dim: int = 512
+    width: int = 64                   # base channel count of the encoder
+    n_mels: int = 96
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    proj_hidden: int = 512
+    proj_dim: int = 128
+    tempo_hidden: int = 256
+
+
+# ------------------------------------------------------------------------------------------ objectives
+@dataclass
+class ContrastiveObjectiveConfig:
+    weight: float = 1.0
+    temperature: float = 0.1
+
+
+@dataclass
+class TripletObjectiveConfig:
+    weight: float = 0.0
+    margin: float = 0.2
+    hardest: bool = False     # hardest negative in batch instead of the sampled one
+
+
+@dataclass
+class TempoObjectiveConfig:
+    weight: float = 0.0
+
+
+@dataclass
+class ObjectivesConfig:
+    contrastive: ContrastiveObjectiveConfig = field(default_factory=ContrastiveObjectiveConfig)
+    triplet: TripletObjectiveConfig = field(default_factory=TripletObjectiveConfig)
+    tempo: TempoObjectiveConfig = field(default_factory=TempoObjectiveConfig)
+
+
+# -------------------------------------------------------------------------------------------- training
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+
+
+@dataclass
+class TrainerConfig:
+    root_dir: str = "runs/default"    # fixed across restarts and SLURM requeues: resume reads it
+    max_steps: int = 1000
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"            # auto | ddp | ddp_spawn
+    precision: str = "auto"           # auto: bf16-mixed on GPU, 32 on CPU
+    accumulate_grad_batches: int = 1
+    sync_batchnorm: bool = False
+    gradient_clip_val: float = 0.0
+    ckpt_every_n_steps: int = 200
+    log_every_n_steps: int = 10
+    logger: str = "csv"               # csv | wandb | none
+    wandb_mode: str = "offline"       # offline | online | disabled
+    wandb_project: str = "ssl_music"
+    progress_bar: bool = True
+    seed: int = 0
+
+
+@dataclass
+class MonitorConfig:
+    every_n_steps: int = 0            # 0 = off; else embed a labelled set and log k-NN accuracy
+    labels_csv: str = ""              # e.g. the synthetic corpus's labels.csv
+    labels: List[str] = field(default_factory=lambda: ["tempo", "key", "timbre", "style"])
+    k: int = 5
+    max_items: int = 200
+
+
+@dataclass
+class Config:
+    name: str = "run"
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objectives: ObjectivesConfig = field(default_factory=ObjectivesConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+
+
+# ------------------------------------------------------------------------------------------- loading
+def _describe(exc: OmegaConfBaseException, source: str) -> str:
+    key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
+    if isinstance(exc, ConfigKeyError):
+        return f"unknown config key '{key}' ({source})"
+    msg = str(exc).splitlines()[0]
+    return f"invalid value for config key '{key}' ({source}): {msg}"
+
+
+def _merge(base: DictConfig, other: Any, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(base, other)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def _read_yaml(path: Path, what: str) -> DictConfig:
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path}")
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as exc:  # yaml errors come in several types
+        raise ConfigError(f"cannot parse {what} {path}: {exc}") from None
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"{what} {path} must be a mapping at the top level")
+    return cfg
+
+
+def preset_path(preset: str) -> Path:
+    return CONFIG_DIR / "augment" / f"{preset}.yaml"
+
+
+def _preset_name(*layers: DictConfig) -> Optional[str]:
+    name = None
+    for layer in layers:
+        value = OmegaConf.select(layer, "augment.preset", default=None)
+        if value is not None:
+            name = str(value)
+    return name
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:
+    """Defaults ← augment preset ← YAML file ← dotlist overrides, then validated."""
+    base = OmegaConf.structured(Config)
+    file_cfg = _read_yaml(Path(path), "config file") if path else OmegaConf.create({})
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+    try:
+        dot = OmegaConf.from_dotlist(list(overrides))
+    except Exception as exc:
+        raise ConfigError(f"cannot parse overrides {list(overrides)}: {exc}") from None
+
+    preset = _preset_name(base, file_cfg, dot)
+    cfg = base
+    if preset and preset != "none":
+        preset_cfg = _read_yaml(preset_path(preset), f"augment preset '{preset}' (augment.preset)")
+        cfg = _merge(cfg, {"augment": preset_cfg}, f"augment preset {preset_path(preset)}")
+    cfg = _merge(cfg, file_cfg, f"in {path}" if path else "defaults")
+    cfg = _merge(cfg, dot, "command-line override")
+    validate(cfg)
+    return cfg
+
+
+def to_container(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def save_config(cfg: DictConfig, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    tmp.replace(path)
+
+
+# ---------------------------------------------------------------------------------------- validation
+def _check(cond: bool, key: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"invalid value for config key '{key}': {msg}")
+
+
+def validate(cfg: DictConfig) -> None:
+    d = cfg.data
+    _check(d.sample_rate > 0, "data.sample_rate", f"must be > 0, got {d.sample_rate}")
+    _check(d.crop_s > 0, "data.crop_s", f"must be > 0, got {d.crop_s}")
+    _check(d.batch_size > 0, "data.batch_size", f"must be > 0, got {d.batch_size}")
+    _check(d.num_workers >= 0, "data.num_workers", f"must be >= 0, got {d.num_workers}")
+    _check(d.batches_per_epoch > 0, "data.batches_per_epoch", f"must be > 0, got {d.batches_per_epoch}")
+    _check(d.contrastive.n_views >= 2, "data.contrastive.n_views", f"must be >= 2, got {d.contrastive.n_views}")
+    _check(d.contrastive.max_gap_s >= 0, "data.contrastive.max_gap_s", "must be >= 0")
+    t = d.triplet
+    _check(t.pos_max_s >= 0, "data.triplet.pos_max_s", "must be >= 0")
+    _check(t.neg_min_s >= t.pos_max_s, "data.triplet.neg_min_s", f"must be >= pos_max_s ({t.pos_max_s}), got {t.neg_min_s}")
+    _check(t.neg_max_s >= t.neg_min_s, "data.triplet.neg_max_s", f"must be >= neg_min_s ({t.neg_min_s}), got {t.neg_max_s}")
+    _check(t.negative in ("same_track", "other_track"), "data.triplet.negative", f"must be same_track or other_track, got '{t.negative}'")
+    tp = d.tempo
+    _check(0 < tp.min_rate <= tp.max_rate, "data.tempo.min_rate", f"need 0 < min_rate <= max_rate, got {tp.min_rate}, {tp.max_rate}")
+    _check(tp.tolerance > 1, "data.tempo.tolerance", f"must be > 1, got {tp.tolerance}")
+    _check(0 <= tp.same_p <= 1, "data.tempo.same_p", f"must be in [0, 1], got {tp.same_p}")
+
+    _check(cfg.augment.backend in ("cpu", "gpu"), "augment.backend", f"must be cpu or gpu, got '{cfg.augment.backend}'")
+    from ssl_music.augment.chain import validate_chain  # lazy: keeps `--help` fast
+
+    validate_chain(cfg.augment.chain, d.sample_rate)
+
+    from ssl_music.models import validate_model
+
+    validate_model(cfg.model)
+
+    o = cfg.objectives
+    for name in ("contrastive", "triplet", "tempo"):
+        w = o[name].weight
+        _check(w >= 0, f"objectives.{name}.weight", f"must be >= 0, got {w}")
+    _check(any(o[n].weight > 0 for n in ("contrastive", "triplet", "tempo")), "objectives",
+           "at least one objective needs weight > 0")
+    _check(o.contrastive.temperature > 0, "objectives.contrastive.temperature", "must be > 0")
+    _check(o.triplet.margin >= 0, "objectives.triplet.margin", "must be >= 0")
+
+    _check(cfg.optim.lr > 0, "optim.lr", f"must be > 0, got {cfg.optim.lr}")
+    _check(cfg.optim.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
+    tr = cfg.trainer
+    _check(tr.max_steps > 0, "trainer.max_steps", f"must be > 0, got {tr.max_steps}")
+    _check(tr.strategy in ("auto", "ddp", "ddp_spawn"), "trainer.strategy", f"must be auto, ddp or ddp_spawn, got '{tr.strategy}'")
+    _check(tr.precision in ("auto", "32", "32-true", "bf16-mixed", "16-mixed"), "trainer.precision",
+           f"unsupported precision '{tr.precision}'")
+    _check(tr.logger in ("csv", "wandb", "none"), "trainer.logger", f"must be csv, wandb or none, got '{tr.logger}'")
+    _check(tr.wandb_mode in ("offline", "online", "disabled"), "trainer.wandb_mode", f"got '{tr.wandb_mode}'")
+    _check(tr.ckpt_every_n_steps > 0, "trainer.ckpt_every_n_steps", "must be > 0")
+    _check(tr.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", "must be >= 1")
+    m = cfg.monitor
+    _check(m.every_n_steps >= 0, "monitor.every_n_steps", "must be >= 0")
+    if m.every_n_steps > 0:
+        _check(bool(m.labels_csv), "monitor.labels_csv", "required when monitor.every_n_steps > 0")
+        _check(m.k >= 1, "monitor.k", "must be >= 1")

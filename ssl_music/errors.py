@@ -1,0 +1,13 @@
+"""Errors a user can act on. The CLI prints them as one line (no traceback) and exits with status 2."""
+
+
+class SSLMusicError(Exception):
+    """Base class: the message names the file, key or value at fault."""
+
+
+class AudioError(SSLMusicError):
+    """A file or byte string that cannot be decoded, or audio unusable as it is (silent, too short, ...)."""
+
+
+class ShardError(SSLMusicError):
+    """Missing, malformed or corrupt shards or manifest."""
