@@ -1,0 +1,137 @@
+"""User-facing embedding API: what evaluation and downstream users call.
+
+    model = ssl_music.load_encoder("runs/x/checkpoints/last.ckpt")
+    vec = model.embed(waveform, sample_rate)          # [embed_dim], mean over crop-length windows
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ssl_music.errors import SSLMusicError
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict, DictConfig]:
+    """Load a checkpoint and its ssl_music config; anything else is refused with the path in the message."""
+    path = Path(path)
+    if not path.is_file():
+        raise SSLMusicError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise SSLMusicError(f"cannot read checkpoint {path}: {exc}") from None
+    meta = ckpt.get("ssl_music") if isinstance(ckpt, dict) else None
+    if not isinstance(meta, dict) or "config" not in meta:
+        raise SSLMusicError(f"{path} is not an ssl_music checkpoint (no 'ssl_music' section)")
+    return ckpt, OmegaConf.create(meta["config"])
+
+
+class EmbeddingModel:
+    """A frozen encoder (+ tempo head when trained with one) that embeds raw audio at any sample rate."""
+
+    def __init__(self, cfg: DictConfig, encoder: torch.nn.Module, tempo_head: torch.nn.Module | None,
+                 identity: str, device: str | torch.device = "cpu"):
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.encoder = encoder.to(self.device).eval()
+        self.tempo_head = tempo_head.to(self.device).eval() if tempo_head is not None else None
+        self.identity = identity
+        self.sample_rate = int(cfg.data.sample_rate)
+        self.crop_s = float(cfg.data.crop_s)
+        self.crop_len = int(round(self.crop_s * self.sample_rate))
+        self.embed_dim = int(encoder.embed_dim)
+
+    @property
+    def has_tempo_head(self) -> bool:
+        return self.tempo_head is not None
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, seed: int = 0, device="cpu") -> "EmbeddingModel":
+        """The same architecture at random initialisation: the baseline every report shows."""
+        from ssl_music.models import build_encoder
+        from ssl_music.models.heads import TempoHead
+
+        torch.manual_seed(seed)
+        encoder = build_encoder(cfg.model, cfg.data.sample_rate)
+        head = TempoHead(encoder.embed_dim, cfg.model.tempo_hidden) if cfg.objectives.tempo.weight > 0 else None
+        return cls(cfg, encoder, head, identity=f"random-{seed}", device=device)
+
+    # ---------------------------------------------------------------------------------------- embedding
+    def _prepare(self, wave: np.ndarray, sample_rate: int) -> torch.Tensor:
+        x = torch.as_tensor(np.asarray(wave, dtype=np.float32))
+        if x.ndim == 2:  # [C, N] -> mono
+            x = x.mean(dim=0)
+        if x.ndim != 1:
+            raise SSLMusicError(f"expected a waveform of shape [N] or [C, N], got {tuple(x.shape)}")
+        if sample_rate != self.sample_rate:
+            import torchaudio.functional as AF
+
+            x = AF.resample(x, sample_rate, self.sample_rate)
+        if x.numel() < self.crop_len:  # short clips: zero-pad to one window rather than refuse
+            x = torch.nn.functional.pad(x, (0, self.crop_len - x.numel()))
+        return x
+
+    def windows(self, wave: np.ndarray, sample_rate: int, hop_s: float | None = None) -> torch.Tensor:
+        x = self._prepare(wave, sample_rate)
+        hop = self.crop_len if hop_s is None else max(1, int(round(hop_s * self.sample_rate)))
+        return x.unfold(0, self.crop_len, hop)  # [W, L]; the tail shorter than a window is dropped
+
+    @torch.no_grad()
+    def embed_crops(self, crops: torch.Tensor | np.ndarray, batch_size: int = 64) -> np.ndarray:
+        crops = torch.as_tensor(crops, dtype=torch.float32)
+        out = [self.encoder(crops[i:i + batch_size].to(self.device)).float().cpu()
+               for i in range(0, crops.shape[0], batch_size)]
+        return torch.cat(out).numpy()
+
+    def embed_windows(self, wave: np.ndarray, sample_rate: int, hop_s: float | None = None) -> np.ndarray:
+        return self.embed_crops(self.windows(wave, sample_rate, hop_s))
+
+    def embed(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
+        return self.embed_windows(wave, sample_rate).mean(axis=0)
+
+    @torch.no_grad()
+    def tempo_same_prob(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """P(same tempo) for crop pairs at self.sample_rate, each row crop_len samples."""
+        if self.tempo_head is None:
+            raise SSLMusicError("this checkpoint has no tempo head (trained without objectives.tempo)")
+        ea = torch.as_tensor(self.embed_crops(a)).to(self.device)
+        eb = torch.as_tensor(self.embed_crops(b)).to(self.device)
+        return torch.sigmoid(self.tempo_head(ea, eb)).float().cpu().numpy()
+
+
+def _sub_state(state: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def load_encoder(checkpoint: str | Path, device: str = "cpu", random_init: bool = False) -> EmbeddingModel:
+    """Rebuild the encoder (and tempo head) a pretraining checkpoint was trained with.
+
+    random_init=True gives the same architecture untrained (seed 0): the report's random-init baseline.
+    """
+    ckpt, cfg = read_checkpoint(checkpoint)
+    if random_init:
+        return EmbeddingModel.from_config(cfg, seed=0, device=device)
+    from ssl_music.models import build_encoder
+    from ssl_music.models.heads import TempoHead
+
+    encoder = build_encoder(cfg.model, cfg.data.sample_rate)
+    state = ckpt["state_dict"]
+    encoder.load_state_dict(_sub_state(state, "encoder."))
+    head = None
+    head_state = _sub_state(state, "tempo_head.")
+    if head_state:
+        head = TempoHead(encoder.embed_dim, cfg.model.tempo_hidden)
+        head.load_state_dict(head_state)
+    return EmbeddingModel(cfg, encoder, head, identity=_file_digest(Path(checkpoint)), device=device)

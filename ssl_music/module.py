@@ -1,0 +1,126 @@
+"""The LightningModule: one encoder, the heads its enabled objectives need, and their weighted losses."""
+from __future__ import annotations
+
+import math
+import time
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ssl_music.augment import ViewAugmenter
+from ssl_music.models import build_encoder
+from ssl_music.models.heads import ProjectionHead, TempoHead
+from ssl_music.objectives import nt_xent, tempo_bce, triplet_loss
+
+OBJECTIVES = ("contrastive", "triplet", "tempo")
+CHECKPOINT_FORMAT = "ssl_music.checkpoint/1"
+
+
+def enabled_objectives(cfg: DictConfig) -> list[str]:
+    return [name for name in OBJECTIVES if cfg.objectives[name].weight > 0]
+
+
+class PretrainModule(pl.LightningModule):
+    def __init__(self, config: dict):
+        super().__init__()
+        # A plain dict, so the checkpoint's hyper-parameters rebuild this exact module (load_encoder).
+        self.save_hyperparameters({"config": config})
+        self.cfg = OmegaConf.create(config)
+        cfg = self.cfg
+        self.objectives = enabled_objectives(cfg)
+        self.encoder = build_encoder(cfg.model, cfg.data.sample_rate)
+        dim = self.encoder.embed_dim
+        if {"contrastive", "triplet"} & set(self.objectives):
+            self.projector = ProjectionHead(dim, cfg.model.proj_hidden, cfg.model.proj_dim)
+        if "tempo" in self.objectives:
+            self.tempo_head = TempoHead(dim, cfg.model.tempo_hidden)
+        self.augmenter = ViewAugmenter(cfg.augment, cfg.data)
+        self._aug_generator: torch.Generator | None = None
+        self._t_batch_end: float | None = None
+        self._t_batch_start = 0.0
+
+    # ------------------------------------------------------------------------------------ augmentation
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if self.augmenter.backend != "gpu" or not self.training:
+            return batch
+        if self._aug_generator is None or self._aug_generator.device != self.device:
+            # Distinct stream per rank, reproducible from the run's seed.
+            self._aug_generator = torch.Generator(device=self.device)
+            self._aug_generator.manual_seed(self.cfg.trainer.seed * 1000 + self.global_rank + 1)
+        with torch.no_grad():
+            return self.augmenter.apply_batch(batch, generator=self._aug_generator)
+
+    # ---------------------------------------------------------------------------------------- losses
+    def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Every view of every objective goes through the encoder in one call (one BN batch, one kernel launch)."""
+        chunks, shapes = [], {}
+        for name in self.objectives:
+            x = batch[name]
+            shapes[name] = x.shape[:2]
+            chunks.append(x.reshape(-1, x.shape[-1]))
+        emb = self.encoder(torch.cat(chunks).float())
+        losses, offset = {}, 0
+        o = self.cfg.objectives
+        for name in self.objectives:
+            b, v = shapes[name]
+            e = emb[offset: offset + b * v].view(b, v, -1)
+            offset += b * v
+            if name == "contrastive":
+                z = self.projector(e.reshape(b * v, -1)).view(b, v, -1)
+                losses[name] = nt_xent(z, o.contrastive.temperature)
+            elif name == "triplet":
+                z = self.projector(e.reshape(b * v, -1)).view(b, v, -1)
+                losses[name] = triplet_loss(z[:, 0], z[:, 1], z[:, 2], o.triplet.margin, hardest=o.triplet.hardest)
+            else:
+                logits = self.tempo_head(e[:, 0], e[:, 1])
+                losses[name] = tempo_bce(logits, batch["tempo_same"].to(logits.dtype))
+                with torch.no_grad():
+                    pred = (logits > 0).to(logits.dtype)
+                    losses["tempo_acc"] = (pred == batch["tempo_same"].to(logits.dtype)).float().mean()
+        return losses
+
+    def training_step(self, batch, batch_idx):
+        losses = self.compute_losses(batch)
+        o = self.cfg.objectives
+        total = sum(o[name].weight * losses[name] for name in self.objectives)
+        b = next(iter(batch[n] for n in self.objectives)).shape[0]
+        for name, value in losses.items():
+            self.log(f"train/{name}", value.detach(), on_step=True, prog_bar=name in self.objectives,
+                     batch_size=b, sync_dist=False)
+        self.log("train/loss", total.detach(), on_step=True, prog_bar=True, batch_size=b)
+        return total
+
+    # -------------------------------------------------------------------- throughput and data-wait share
+    def on_train_batch_start(self, batch, batch_idx):
+        self._t_batch_start = time.perf_counter()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        now = time.perf_counter()
+        if self._t_batch_end is not None and self.global_step % max(1, self.cfg.trainer.log_every_n_steps) == 0:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+                now = time.perf_counter()
+            step = now - self._t_batch_end
+            wait = self._t_batch_start - self._t_batch_end
+            clips = sum(batch[n].shape[0] * batch[n].shape[1] for n in self.objectives)
+            self.log("perf/clips_per_s", clips / max(step, 1e-9), on_step=True, batch_size=1)
+            self.log("perf/data_wait_share", wait / max(step, 1e-9), on_step=True, batch_size=1)
+        self._t_batch_end = now
+
+    # ------------------------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        oc, max_steps = self.cfg.optim, self.cfg.trainer.max_steps
+        opt = torch.optim.AdamW(self.parameters(), lr=oc.lr, weight_decay=oc.weight_decay)
+
+        def lr_lambda(step: int) -> float:
+            if step < oc.warmup_steps:
+                return (step + 1) / max(1, oc.warmup_steps)
+            progress = (step - oc.warmup_steps) / max(1, max_steps - oc.warmup_steps)
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["ssl_music"] = {"format": CHECKPOINT_FORMAT, "config": self.hparams["config"]}

@@ -1,0 +1,187 @@
+"""Trainer construction, resume, loggers and callbacks; the `ssl-music pretrain` command.
+
+Resume rule: a run is identified by ``trainer.root_dir``. Restarting the same command picks the newest
+checkpoint there (periodic ``checkpoints/last.ckpt`` or SLURM's ``hpc_ckpt_*.ckpt``) and continues at its
+global step. On SLURM, when the newest is an HPC checkpoint, ``ckpt_path=None`` lets Lightning load it
+itself (``ckpt_path="last"`` would ignore it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.plugins.environments import SLURMEnvironment
+
+from ssl_music.config import load_config, save_config, to_container
+
+log = logging.getLogger(__name__)
+
+
+def _on_gpu(cfg: DictConfig) -> bool:
+    return cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
+def _strategy(cfg: DictConfig):
+    name = cfg.trainer.strategy
+    if name == "auto":
+        return "auto"
+    from pytorch_lightning.strategies import DDPStrategy
+
+    backend = "nccl" if _on_gpu(cfg) else "gloo"
+    start = "spawn" if name == "ddp_spawn" else "popen"
+    return DDPStrategy(process_group_backend=backend, start_method=start)
+
+
+def _precision(cfg: DictConfig) -> str:
+    if cfg.trainer.precision != "auto":
+        return cfg.trainer.precision
+    return "bf16-mixed" if _on_gpu(cfg) else "32-true"
+
+
+def _logger(cfg: DictConfig, root: Path):
+    t = cfg.trainer
+    if t.logger == "none":
+        return False
+    if t.logger == "wandb":
+        from pytorch_lightning.loggers import WandbLogger
+
+        # Never needs a network or an account unless the user asks for online mode; tests set WANDB_MODE=disabled.
+        mode = os.environ.get("WANDB_MODE", t.wandb_mode)
+        return WandbLogger(project=t.wandb_project, name=cfg.name, save_dir=str(root), mode=mode,
+                           id=_stable_run_id(root), resume="allow")
+    from pytorch_lightning.loggers import CSVLogger
+
+    return CSVLogger(str(root), name="logs", version=0)
+
+
+def _stable_run_id(root: Path) -> str:
+    import hashlib
+
+    return hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
+
+
+def on_slurm() -> bool:
+    return SLURMEnvironment.detect()
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    candidates = list(root.glob("hpc_ckpt_*.ckpt")) + list((root / "checkpoints").glob("*.ckpt"))
+    candidates = [p for p in candidates if p.is_file()]
+    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+
+
+def resume_path(root: Path) -> str | None:
+    newest = latest_checkpoint(root)
+    if newest is None:
+        return None
+    if on_slurm() and newest.name.startswith("hpc_ckpt_"):
+        return None  # Lightning restores the HPC checkpoint itself
+    return str(newest)
+
+
+class FinishMarker(pl.Callback):
+    """Saves last.ckpt at the final step and writes DONE, so sweeps and requeues can tell a run is complete."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def on_train_end(self, trainer, pl_module):
+        if trainer.global_step < trainer.max_steps:
+            return  # interrupted (SIGTERM, requeue): not done
+        trainer.save_checkpoint(str(self.root / "checkpoints" / "last.ckpt"))
+        if trainer.is_global_zero:
+            done = {"global_step": trainer.global_step, "checkpoint": str(self.root / "checkpoints" / "last.ckpt")}
+            (self.root / "DONE").write_text(json.dumps(done))
+
+
+def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> pl.Trainer:
+    t = cfg.trainer
+    root = Path(t.root_dir)
+    callbacks = [
+        ModelCheckpoint(dirpath=root / "checkpoints", filename="step-{step}", every_n_train_steps=t.ckpt_every_n_steps,
+                        save_last=True, save_top_k=2, monitor="step", mode="max", auto_insert_metric_name=False),
+        FinishMarker(root),
+    ]
+    if t.logger != "none":
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if t.progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, t.log_every_n_steps)))
+    m = cfg.monitor
+    if m.every_n_steps > 0:
+        from ssl_music.monitor import KnnMonitor
+
+        callbacks.append(KnnMonitor(m.labels_csv, list(m.labels), m.every_n_steps, m.k, m.max_items))
+    callbacks += extra_callbacks or []
+    plugins = [SLURMEnvironment(requeue_signal=signal.SIGUSR1, auto_requeue=True)] if on_slurm() else None
+    return pl.Trainer(
+        default_root_dir=str(root),
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=_strategy(cfg),
+        precision=_precision(cfg),
+        max_steps=t.max_steps,
+        max_epochs=-1,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        sync_batchnorm=t.sync_batchnorm,
+        gradient_clip_val=t.gradient_clip_val or None,
+        log_every_n_steps=t.log_every_n_steps,
+        logger=_logger(cfg, root),
+        callbacks=callbacks,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # the stream splits shards by rank itself
+        plugins=plugins,
+    )
+
+
+def pretrain(cfg: DictConfig, extra_callbacks: list | None = None) -> pl.Trainer:
+    """Train (or resume) the run in cfg.trainer.root_dir. Returns the fitted Trainer."""
+    from ssl_music.data.datamodule import ShardDataModule
+    from ssl_music.module import PretrainModule, enabled_objectives
+
+    root = Path(cfg.trainer.root_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    model = PretrainModule(to_container(cfg))
+    data = ShardDataModule(cfg.data, enabled_objectives(cfg), augmenter=model.augmenter)
+    trainer = build_trainer(cfg, extra_callbacks)
+    if trainer.is_global_zero:
+        save_config(cfg, root / "config.yaml")
+    ckpt = resume_path(root)
+    if ckpt:
+        log.info("resuming from %s", ckpt)
+    trainer.fit(model, datamodule=data, ckpt_path=ckpt)
+    return trainer
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def add_cli(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="configs/pretrain/<name>.yaml")
+    parser.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. trainer.max_steps=500 augment.preset=full")
+    parser.add_argument("--print-config", action="store_true", help="print the effective config and exit")
+    parser.set_defaults(func=_main)
+
+
+def _main(args) -> int:
+    from omegaconf import OmegaConf
+
+    cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(OmegaConf.to_yaml(cfg, resolve=True))
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    trainer = pretrain(cfg)
+    if trainer.is_global_zero:
+        print(f"pretraining finished at step {trainer.global_step}; checkpoints in {Path(cfg.trainer.root_dir) / 'checkpoints'}")
+    return 0
