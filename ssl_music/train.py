@@ -88,18 +88,47 @@ def resume_path(root: Path) -> str | None:
 
 
 class FinishMarker(pl.Callback):
-    """Saves last.ckpt at the final step and writes DONE, so sweeps and requeues can tell a run is complete."""
+    """Saves last.ckpt at the final step and writes DONE, so sweeps and requeues can tell a run is complete.
+
+    Each rank also records how many batches it consumed in this process (ranks/rank-N.json): DDP needs
+    every rank to take the same number of steps, and this is where a user (and the tests) can check it.
+    """
 
     def __init__(self, root: Path):
         self.root = root
+        self.batches = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.batches += 1
 
     def on_train_end(self, trainer, pl_module):
+        ranks = self.root / "ranks"
+        ranks.mkdir(parents=True, exist_ok=True)
+        record = {"rank": trainer.global_rank, "global_step": trainer.global_step, "batches": self.batches}
+        (ranks / f"rank-{trainer.global_rank}.json").write_text(json.dumps(record))
         if trainer.global_step < trainer.max_steps:
             return  # interrupted (SIGTERM, requeue): not done
         trainer.save_checkpoint(str(self.root / "checkpoints" / "last.ckpt"))
         if trainer.is_global_zero:
             done = {"global_step": trainer.global_step, "checkpoint": str(self.root / "checkpoints" / "last.ckpt")}
             (self.root / "DONE").write_text(json.dumps(done))
+
+
+class SaveOnSigterm(pl.Callback):
+    """A plain `kill` (SIGTERM) saves last.ckpt before exiting, so the restart loses no step.
+
+    Lightning turns SIGTERM into SIGTERMException at a batch boundary on every rank at once (it all-reduces
+    the flag), so the collective save below cannot deadlock.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def on_exception(self, trainer, pl_module, exception):
+        from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+        if isinstance(exception, SIGTERMException) and trainer.global_step > 0:
+            trainer.save_checkpoint(str(self.root / "checkpoints" / "last.ckpt"))
 
 
 def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> pl.Trainer:
@@ -109,6 +138,7 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> pl.Tr
         ModelCheckpoint(dirpath=root / "checkpoints", filename="step-{step}", every_n_train_steps=t.ckpt_every_n_steps,
                         save_last=True, save_top_k=2, monitor="step", mode="max", auto_insert_metric_name=False),
         FinishMarker(root),
+        SaveOnSigterm(root),
     ]
     if t.logger != "none":
         callbacks.append(LearningRateMonitor(logging_interval="step"))
