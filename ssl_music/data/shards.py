@@ -1,0 +1,411 @@
+"""Build, inspect and verify WebDataset shards of FLAC segments (format: DESIGN.md section 2).
+
+Files are decoded, resampled and encoded in parallel worker processes; the main process writes
+samples in input order, so a given input list and settings always give the same shards. Each shard
+records the range of inputs it holds, and ``manifest.json`` is rewritten (atomically) after every
+shard with ``"complete": false`` until the end. That makes an interrupted build resumable: finished
+shards whose checksum still matches are kept untouched and the build continues after their inputs.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import sys
+import tarfile
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ssl_music.data.audio import check_audio, decode_bytes, decode_file, encode_flac, resample, to_mono
+from ssl_music.errors import AudioError, ShardError
+
+FORMAT = "ssl_music.shards/1"
+MANIFEST = "manifest.json"
+AUDIO_EXTENSIONS = {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc",
+                    ".au", ".caf", ".w64", ".rf64"}
+JSON_FIELDS = ("track_id", "segment", "offset_s", "duration_s", "sample_rate", "channels", "source", "labels")
+_SETTINGS_THAT_SHAPE_OUTPUT = ("sample_rate", "segment_seconds", "shard_size_mb", "mono", "min_seconds", "inputs_sha256")
+
+
+# ------------------------------------------------------------------------------------------- inputs
+def _label_value(v: str):
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
+def _track_id(rel: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", str(Path(rel).with_suffix(""))) or "track"
+
+
+def list_inputs(inputs: str | Path | Iterable[str | Path]) -> list[dict]:
+    """Folders (recursive) and CSV manifests -> [{path, rel, track_id, labels}] in a stable order."""
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    items: list[dict] = []
+    for inp in map(Path, inputs):
+        if inp.is_dir():
+            for p in sorted(q for q in inp.rglob("*") if q.suffix.lower() in AUDIO_EXTENSIONS and q.is_file()):
+                rel = p.relative_to(inp).as_posix()
+                items.append({"path": str(p), "rel": rel, "track_id": _track_id(rel), "labels": {}})
+        elif inp.is_file() and inp.suffix.lower() == ".csv":
+            items += _read_csv_manifest(inp)
+        else:
+            raise ShardError(f"input {inp}: not a folder or a .csv manifest")
+    seen: dict[str, int] = {}
+    for it in items:  # keys must be unique within the dataset
+        n = seen.get(it["track_id"], 0)
+        seen[it["track_id"]] = n + 1
+        if n:
+            it["track_id"] = f"{it['track_id']}-{n + 1}"
+    return items
+
+
+def _read_csv_manifest(path: Path) -> list[dict]:
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+            fields = rows[0].keys() if rows else []
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        raise ShardError(f"cannot read CSV manifest {path}: {exc}") from None
+    if rows and "path" not in fields:
+        raise ShardError(f"CSV manifest {path} has no 'path' column (columns: {', '.join(fields)})")
+    out = []
+    for row in rows:
+        rel = (row.get("path") or "").strip()
+        p = Path(rel) if Path(rel).is_absolute() else path.parent / rel
+        tid = (row.get("track_id") or "").strip()
+        labels = {k: _label_value(v) for k, v in row.items() if k not in ("path", "track_id") and k is not None}
+        out.append({"path": str(p), "rel": rel, "track_id": re.sub(r"[^A-Za-z0-9_-]", "_", tid) if tid else _track_id(rel),
+                    "labels": labels})
+    return out
+
+
+def _inputs_sha256(items: list[dict]) -> str:
+    h = hashlib.sha256()
+    for it in items:
+        p = Path(it["path"])
+        size = p.stat().st_size if p.is_file() else -1
+        h.update(json.dumps([it["path"], it["track_id"], size, it["labels"]], sort_keys=True).encode())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------- one track
+def process_track(job: tuple) -> dict:
+    """Decode, resample, check and segment one input; runs in a worker. Never raises for bad audio."""
+    item, sr, seg_s, mono, min_s = job
+    try:
+        x, sr_in = decode_file(item["path"])
+        if mono:
+            x = to_mono(x)
+        elif x.shape[0] == 1:
+            x = np.repeat(x, 2, axis=0)
+        elif x.shape[0] != 2:
+            raise AudioError(f"{item['path']}: has {x.shape[0]} channels; --no-mono supports mono and stereo")
+        x = resample(x, sr_in, sr)
+        check_audio(x, sr, min_s, item["path"])
+    except AudioError as exc:
+        return {"item": item, "error": str(exc)}
+    seg = int(round(seg_s * sr))
+    n = x.shape[-1]
+    samples = []
+    for j, start in enumerate(range(0, n, seg)):
+        part = x[..., start: start + seg]
+        if part.shape[-1] < min_s * sr and j > 0:
+            break  # a sub-minimum tail is too short to crop views from
+        meta = {"track_id": item["track_id"], "segment": j, "offset_s": start / sr,
+                "duration_s": part.shape[-1] / sr, "sample_rate": sr, "channels": 1 if mono else 2,
+                "source": item["rel"], "labels": item["labels"]}
+        samples.append({"__key__": f"{item['track_id']}__{j:04d}", "flac": encode_flac(part, sr),
+                        "json": json.dumps(meta).encode()})
+    return {"item": item, "samples": samples, "seconds": n / sr}
+
+
+def _ordered_map(fn, jobs: list, workers: int) -> Iterator[dict]:
+    """Results in job order with at most 4 x workers in flight, so memory stays bounded."""
+    if workers <= 1:
+        yield from map(fn, jobs)
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        it = iter(jobs)
+        for job in it:
+            pending.append(pool.submit(fn, job))
+            if len(pending) >= 4 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+# -------------------------------------------------------------------------------------------- build
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _warn(msg: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"warning: {msg}", file=sys.stderr)
+
+
+def _resume_point(out: Path, settings: dict) -> tuple[list[dict], list[dict], int]:
+    """Shards of a previous run that are still intact, their skipped inputs, and the next input index."""
+    path = out / MANIFEST
+    if not path.exists():
+        return [], [], 0
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ShardError(f"{path}: existing manifest is unreadable ({exc}); use a new --out or delete it") from None
+    diff = [f"{k}: {old.get('settings', {}).get(k)!r} -> {settings[k]!r}" for k in _SETTINGS_THAT_SHAPE_OUTPUT
+            if old.get("settings", {}).get(k) != settings[k]]
+    if diff:
+        raise ShardError(f"{out} holds shards built with different settings ({'; '.join(diff)}); "
+                         "use a new --out or delete the folder")
+    kept = []
+    for s in old.get("shards", []):
+        f = out / s["name"]
+        if not f.is_file() or _sha256(f) != s["sha256"]:
+            _warn(f"{f}: missing or checksum mismatch; rebuilding from here")
+            break
+        kept.append(s)
+    next_input = kept[-1]["inputs"][1] if kept else 0
+    skipped = [s for s in old.get("skipped", []) if s.get("index", 0) < next_input]
+    return kept, skipped, next_input
+
+
+def build_shards(inputs, out_dir: str | Path, sample_rate: int = 16000, segment_seconds: float = 60,
+                 shard_size_mb: float = 256, workers: int = 1, mono: bool = True, min_seconds: float = 1.0,
+                 progress: bool = True) -> dict:
+    """Shard every usable input under ``out_dir``; returns the manifest (also written to manifest.json)."""
+    from tqdm import tqdm
+    import webdataset as wds  # lazy: keeps worker start-up and `--help` light
+
+    if sample_rate <= 0 or segment_seconds <= 0 or shard_size_mb <= 0:
+        raise ShardError("sample_rate, segment_seconds and shard_size_mb must all be > 0")
+    items = list_inputs(inputs)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"inputs": [str(Path(i).resolve()) for i in ([inputs] if isinstance(inputs, (str, Path)) else inputs)],
+                "sample_rate": int(sample_rate), "segment_seconds": float(segment_seconds),
+                "shard_size_mb": float(shard_size_mb), "mono": bool(mono), "min_seconds": float(min_seconds),
+                "inputs_sha256": _inputs_sha256(items)}
+    shards, skipped, start = _resume_point(out, settings)
+    for tmp in out.glob("*.tmp"):
+        tmp.unlink()  # left by an interrupted run
+    manifest = {"format": FORMAT, "sample_rate": int(sample_rate), "channels": 1 if mono else 2,
+                "settings": settings, "shards": shards, "skipped": skipped, "complete": False}
+
+    def save(complete: bool) -> None:
+        manifest["complete"] = complete
+        manifest["total_samples"] = sum(s["samples"] for s in shards)
+        manifest["total_hours"] = sum(s["hours"] for s in shards)
+        _write_json_atomic(out / MANIFEST, manifest)
+
+    limit = shard_size_mb * 2 ** 20
+    state = {"writer": None, "tmp": None, "samples": 0, "seconds": 0.0, "bytes": 0, "first": start}
+
+    def close(end_input: int) -> None:
+        if state["writer"] is None:
+            return
+        state["writer"].close()
+        name = f"shard-{len(shards):06d}.tar"
+        os.replace(state["tmp"], out / name)
+        shards.append({"name": name, "samples": state["samples"], "hours": state["seconds"] / 3600,
+                       "sha256": _sha256(out / name), "inputs": [state["first"], end_input]})
+        state.update(writer=None, samples=0, seconds=0.0, bytes=0, first=end_input)
+        save(False)
+
+    jobs = [(it, int(sample_rate), float(segment_seconds), bool(mono), float(min_seconds)) for it in items[start:]]
+    bar = tqdm(total=len(items), initial=start, unit="file", desc="shards", disable=not progress)
+    for index, res in enumerate(_ordered_map(process_track, jobs, workers), start=start):
+        bar.update(1)
+        if "error" in res:
+            reason = res["error"].removeprefix(res["item"]["path"] + ": ")
+            skipped.append({"path": res["item"]["path"], "reason": reason, "index": index})
+            _warn(f"skipped {res['item']['path']}: {reason}")
+            continue
+        size = sum(len(s["flac"]) + len(s["json"]) + 1536 for s in res["samples"])  # + tar headers
+        if state["writer"] is not None and state["bytes"] + size > limit:
+            close(index)
+        if state["writer"] is None:
+            state["tmp"] = out / f"shard-{len(shards):06d}.tar.tmp"
+            state["writer"] = wds.TarWriter(str(state["tmp"]), mtime=0)  # byte-reproducible shards
+        for s in res["samples"]:
+            state["writer"].write(s)
+        state["samples"] += len(res["samples"])
+        state["seconds"] += sum(json.loads(s["json"])["duration_s"] for s in res["samples"])
+        state["bytes"] += size
+    bar.close()
+    close(len(items))
+    if shards:
+        shards[-1]["inputs"][1] = len(items)  # skipped inputs after the last track belong to it
+    save(True)
+    return manifest
+
+
+# ---------------------------------------------------------------------------------- read / inspect
+def read_manifest(shard_dir: str | Path) -> dict:
+    """The manifest of a finished build; ShardError naming the path when missing, malformed or partial."""
+    path = Path(shard_dir) / MANIFEST
+    if not path.is_file():
+        raise ShardError(f"{path}: no manifest (build shards with `ssl-music shards build INPUT --out {shard_dir}`)")
+    try:
+        m = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ShardError(f"{path}: malformed manifest ({exc})") from None
+    missing = [k for k in ("format", "sample_rate", "shards") if not isinstance(m, dict) or k not in m]
+    if missing:
+        raise ShardError(f"{path}: malformed manifest, missing {', '.join(missing)}")
+    if m["format"] != FORMAT:
+        raise ShardError(f"{path}: unsupported format '{m['format']}' (expected '{FORMAT}')")
+    if not m.get("complete", True):
+        raise ShardError(f"{path}: the build did not finish; re-run `ssl-music shards build` to resume it")
+    return m
+
+
+def inspect_shards(shard_dir: str | Path) -> str:
+    m = read_manifest(shard_dir)
+    label_cols: set[str] = set()
+    first = [s for s in m["shards"] if s["samples"] > 0][:1]
+    for sample in _iter_samples(Path(shard_dir) / first[0]["name"]) if first else ():
+        label_cols |= set(json.loads(sample.get("json", b"{}")).get("labels", {}))
+    lines = [f"shards:       {len(m['shards'])} in {shard_dir}",
+             f"samples:      {m.get('total_samples', sum(s['samples'] for s in m['shards']))}",
+             f"hours:        {m.get('total_hours', sum(s['hours'] for s in m['shards'])):.3f}",
+             f"sample rate:  {m['sample_rate']} Hz, channels: {m.get('channels', 1)}",
+             f"labels:       {', '.join(sorted(label_cols)) or '(none)'}",
+             f"skipped:      {len(m.get('skipped', []))} file(s)"]
+    lines += [f"  {s['path']}: {s['reason']}" for s in m.get("skipped", [])[:10]]
+    return "\n".join(lines)
+
+
+def _iter_samples(path: Path) -> Iterator[dict]:
+    """Samples of a tar, grouped by key as WebDataset does; values are raw bytes."""
+    cur: dict = {}
+    with tarfile.open(path) as tf:
+        for member in tf:
+            if not member.isfile():
+                continue
+            key, _, ext = member.name.partition(".")
+            if cur and cur["__key__"] != key:
+                yield cur
+                cur = {}
+            cur["__key__"] = key
+            cur[ext] = tf.extractfile(member).read()
+    if cur:
+        yield cur
+
+
+def verify_shards(shard_dir: str | Path) -> list[str]:
+    """Every problem found: checksums, sample counts, decodable FLAC, JSON fields, sample rates."""
+    try:
+        m = read_manifest(shard_dir)
+    except ShardError as exc:
+        return [str(exc)]
+    problems, root = [], Path(shard_dir)
+    for s in m["shards"]:
+        path = root / s["name"]
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+            continue
+        if _sha256(path) != s.get("sha256"):
+            problems.append(f"{path}: sha256 mismatch with manifest")
+        try:
+            count = sum(1 for _ in _check_samples(path, m, problems))
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            problems.append(f"{path}: unreadable tar ({exc})")
+            continue
+        if count != s["samples"]:
+            problems.append(f"{path}: {count} samples, manifest says {s['samples']}")
+    return problems
+
+
+def _check_samples(path: Path, m: dict, problems: list[str]) -> Iterator[str]:
+    for sample in _iter_samples(path):
+        where = f"{path}:{sample['__key__']}"
+        yield where
+        try:
+            meta = json.loads(sample["json"])
+        except (KeyError, json.JSONDecodeError):
+            problems.append(f"{where}: missing or malformed json")
+            continue
+        lacking = [f for f in JSON_FIELDS if f not in meta]
+        if lacking:
+            problems.append(f"{where}: json lacks {', '.join(lacking)}")
+        if "flac" not in sample:
+            problems.append(f"{where}: no flac")
+            continue
+        try:
+            x, sr = decode_bytes(sample["flac"], mono=False, name=where)
+        except AudioError as exc:
+            problems.append(str(exc))
+            continue
+        if sr != m["sample_rate"] or meta.get("sample_rate") != m["sample_rate"]:
+            problems.append(f"{where}: sample rate {sr} (json {meta.get('sample_rate')}), manifest {m['sample_rate']}")
+        if abs(x.shape[-1] / sr - float(meta.get("duration_s", -1))) > 1.0 / sr:
+            problems.append(f"{where}: decodes to {x.shape[-1] / sr:.3f} s, json says {meta.get('duration_s')}")
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def _cmd_build(args: argparse.Namespace) -> int:
+    m = build_shards(args.input, args.out, args.sample_rate, args.segment_seconds, args.shard_size_mb,
+                     args.workers, args.mono, args.min_seconds, progress=not args.quiet)
+    print(f"{len(m['shards'])} shards, {m['total_samples']} samples, {m['total_hours']:.3f} h in {args.out}; "
+          f"{len(m['skipped'])} file(s) skipped")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    print(inspect_shards(args.dir))
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    problems = verify_shards(args.dir)
+    for p in problems:
+        print(p, file=sys.stderr)
+    print(f"{args.dir}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+    return 1 if problems else 0
+
+
+def add_cli(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action")
+    b = sub.add_parser("build", help="audio folder or CSV manifest -> shards + manifest.json")
+    b.add_argument("input", nargs="+", help="folder(s) (recursive) and/or CSV manifest(s) with a 'path' column")
+    b.add_argument("--out", required=True)
+    b.add_argument("--sample-rate", type=int, default=16000)
+    b.add_argument("--segment-seconds", type=float, default=60.0)
+    b.add_argument("--shard-size-mb", type=float, default=256.0)
+    b.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    b.add_argument("--mono", action=argparse.BooleanOptionalAction, default=True)
+    b.add_argument("--min-seconds", type=float, default=1.0)
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=_cmd_build)
+    i = sub.add_parser("inspect", help="summary of a shard folder")
+    i.add_argument("dir")
+    i.set_defaults(func=_cmd_inspect)
+    v = sub.add_parser("verify", help="check checksums and decode every sample; non-zero exit on problems")
+    v.add_argument("dir")
+    v.set_defaults(func=_cmd_verify)

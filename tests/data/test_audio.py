@@ -1,0 +1,101 @@
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ssl_music.data.audio import (check_audio, decode_bytes, decode_file, encode_flac, resample, to_mono)
+from ssl_music.errors import AudioError
+
+
+def tone(freq, sr, seconds=1.0, amp=0.5):
+    t = np.arange(int(sr * seconds)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def peak_hz(x, sr):
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return np.fft.rfftfreq(len(x), 1 / sr)[np.argmax(spec)]
+
+
+def test_resampled_1khz_tone_stays_1khz():
+    y = resample(tone(1000, 44100, 2.0), 44100, 16000)
+    assert y.dtype == np.float32 and abs(len(y) - 32000) <= 1
+    assert abs(peak_hz(y, 16000) - 1000) < 1.0
+
+
+def test_resample_removes_content_above_new_nyquist():
+    # a 12 kHz tone cannot exist at 16 kHz; naive decimation would alias it to 4 kHz at full level
+    y = resample(tone(12000, 44100, 1.0), 44100, 16000)
+    assert np.sqrt(np.mean(y[200:-200] ** 2)) < 0.5 / np.sqrt(2) * 1e-3  # < -60 dB
+
+
+def test_resample_multichannel_and_identity():
+    x = np.stack([tone(440, 22050), tone(880, 22050)])
+    y = resample(x, 22050, 16000)
+    assert y.shape == (2, 16000)
+    assert abs(peak_hz(y[1], 16000) - 880) < 2
+    assert resample(x, 22050, 22050) is not None and np.array_equal(resample(x, 22050, 22050), x)
+
+
+def test_flac_roundtrip_and_seek():
+    x = tone(440, 16000, 2.0) + 0.01 * np.random.default_rng(0).standard_normal(32000).astype(np.float32)
+    b = encode_flac(x, 16000)
+    assert b[:4] == b"fLaC"
+    y, sr = decode_bytes(b)
+    assert sr == 16000 and y.shape == (32000,)
+    assert np.max(np.abs(y - x)) <= 1.01 / 32768
+    part, _ = decode_bytes(b, start=12345, frames=1000)
+    assert np.array_equal(part, y[12345:13345])
+
+
+def test_decode_file_shape_and_mono(tmp_path):
+    x = np.stack([tone(440, 8000), tone(660, 8000)])
+    p = tmp_path / "st.wav"
+    sf.write(p, x.T, 8000)
+    y, sr = decode_file(p)
+    assert sr == 8000 and y.shape == (2, 8000)
+    assert np.allclose(to_mono(y), x.mean(0), atol=1e-4)
+    m, _ = decode_bytes(p.read_bytes(), mono=True)
+    assert m.ndim == 1 and m.shape == (8000,)
+
+
+def _encoded(fmt, seconds=2.0):
+    buf = io.BytesIO()
+    sf.write(buf, tone(440, 16000, seconds), 16000, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name,data,reason", [
+    ("empty.wav", b"", "zero-length"),
+    ("cut.wav", _encoded("WAV")[:20000], "truncated"),
+    ("cut.flac", _encoded("FLAC")[: len(_encoded("FLAC")) // 2], "truncated"),
+    ("cut.ogg", _encoded("OGG")[: len(_encoded("OGG")) // 2], "truncated"),
+    ("junk.wav", bytes(range(256)) * 40, "cannot decode"),
+])
+def test_bad_files_raise_audio_error_naming_file(tmp_path, name, data, reason):
+    p = tmp_path / name
+    p.write_bytes(data)
+    with pytest.raises(AudioError, match=reason) as exc:
+        decode_file(p)
+    assert str(p) in str(exc.value)
+
+
+def test_missing_file_raises(tmp_path):
+    with pytest.raises(AudioError, match="no such file"):
+        decode_file(tmp_path / "nope.wav")
+
+
+def test_check_audio():
+    sr = 16000
+    check_audio(tone(440, sr, 1.5), sr, 1.0, "ok.wav")
+    with pytest.raises(AudioError, match="silent.*x.wav|x.wav.*silent"):
+        check_audio(np.full(sr * 2, 5e-5, np.float32), sr, 1.0, "x.wav")
+    with pytest.raises(AudioError, match="too short"):
+        check_audio(tone(440, sr, 0.5), sr, 1.0, "short.wav")
+    with pytest.raises(AudioError, match="no audio"):
+        check_audio(np.zeros(0, np.float32), sr, 1.0, "empty.wav")
+    bad = tone(440, sr, 2.0)
+    bad[5] = np.nan
+    with pytest.raises(AudioError, match="NaN"):
+        check_audio(bad, sr, 1.0, "nan.wav")

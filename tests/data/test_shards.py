@@ -1,0 +1,178 @@
+import csv
+import io
+import json
+import os
+import tarfile
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ssl_music.cli import main
+from ssl_music.data.audio import decode_bytes, decode_file, resample, to_mono
+from ssl_music.data.shards import build_shards, inspect_shards, read_manifest, verify_shards
+from ssl_music.data.synth import generate_corpus
+from ssl_music.errors import ShardError
+
+SR = 16000
+
+
+def music(seconds, sr, seed, channels=1):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    x = [0.3 * np.sin(2 * np.pi * rng.uniform(100, 2000) * t) + 0.05 * rng.standard_normal(len(t)) for _ in range(channels)]
+    return np.stack(x).astype(np.float32)
+
+
+def samples_of(shard_dir):
+    out = {}
+    for name in sorted(os.listdir(shard_dir)):
+        if name.endswith(".tar"):
+            with tarfile.open(shard_dir / name) as tf:
+                for m in tf:
+                    key, _, ext = m.name.partition(".")
+                    out.setdefault(key, {})[ext] = tf.extractfile(m).read()
+    return out
+
+
+def test_roundtrip_equals_resampled_source(tmp_path):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    sf.write(src / "a.wav", music(5.0, 44100, 0, channels=2).T, 44100)   # stereo, other rate
+    sf.write(src / "sub" / "b.flac", music(3.0, SR, 1)[0], SR)
+    m = build_shards(src, tmp_path / "sh", segment_seconds=2.0, workers=1, progress=False)
+    assert m["total_samples"] == 3 + 2 and m["skipped"] == [] and m["sample_rate"] == SR
+    got = samples_of(tmp_path / "sh")
+    for rel, tid in (("a.wav", "a"), ("sub/b.flac", "sub_b")):
+        x, sr = decode_file(src / rel)
+        ref = resample(to_mono(x), sr, SR)
+        keys = sorted(k for k in got if k.startswith(tid + "__"))
+        parts = []
+        for k in keys:
+            meta = json.loads(got[k]["json"])
+            assert meta["track_id"] == tid and meta["source"] == rel and meta["sample_rate"] == SR
+            y, ysr = decode_bytes(got[k]["flac"])
+            assert ysr == SR and abs(meta["offset_s"] * SR - sum(map(len, parts))) < 1
+            parts.append(y)
+        y = np.concatenate(parts)
+        assert len(y) == len(ref)
+        assert np.max(np.abs(y - ref)) <= 1.01 / 32768  # PCM16 quantisation only
+    assert verify_shards(tmp_path / "sh") == []
+
+
+def test_bad_inputs_are_skipped_with_reasons(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    sf.write(src / "good.wav", music(2.0, SR, 0)[0], SR)
+    sf.write(src / "rate.wav", music(2.0, 22050, 1)[0], 22050)         # handled by resampling
+    (src / "empty.wav").write_bytes(b"")
+    buf = io.BytesIO()
+    sf.write(buf, music(2.0, SR, 2)[0], SR, format="FLAC")
+    (src / "cut.flac").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    (src / "junk.mp3").write_bytes(os.urandom(5000))
+    sf.write(src / "silent.wav", np.zeros(SR * 2, np.float32), SR)
+    sf.write(src / "short.wav", music(0.3, SR, 3)[0], SR)
+    manifest = tmp_path / "list.csv"
+    rows = [{"path": f"in/{n}", "genre": "x"} for n in sorted(os.listdir(src))] + [{"path": "in/gone.wav", "genre": "y"}]
+    with open(manifest, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["path", "genre"])
+        w.writeheader()
+        w.writerows(rows)
+    m = build_shards(manifest, tmp_path / "sh", workers=2, progress=False)
+    reasons = {os.path.basename(s["path"]): s["reason"] for s in m["skipped"]}
+    assert set(reasons) == {"empty.wav", "cut.flac", "junk.mp3", "silent.wav", "short.wav", "gone.wav"}
+    assert "zero-length" in reasons["empty.wav"] and "truncated" in reasons["cut.flac"]
+    assert "cannot decode" in reasons["junk.mp3"] and "silent" in reasons["silent.wav"]
+    assert "too short" in reasons["short.wav"] and "no such file" in reasons["gone.wav"]
+    assert json.loads((tmp_path / "sh" / "manifest.json").read_text())["skipped"] == m["skipped"]
+    got = samples_of(tmp_path / "sh")
+    assert sorted(got) == ["in_good__0000", "in_rate__0000"]
+    assert json.loads(got["in_rate__0000"]["json"])["labels"] == {"genre": "x"}
+    y, sr = decode_bytes(got["in_rate__0000"]["flac"])
+    assert sr == SR and len(y) == 2 * SR
+    assert verify_shards(tmp_path / "sh") == []
+
+
+def test_synthetic_labels_csv_is_a_manifest(tmp_path):
+    labels = generate_corpus(tmp_path / "c", 3, 2.0, seed=0)
+    build_shards(labels, tmp_path / "sh", progress=False)
+    got = samples_of(tmp_path / "sh")
+    rows = {r["track_id"]: r for r in csv.DictReader(open(labels))}
+    assert len(got) == 3
+    for k, s in got.items():
+        meta = json.loads(s["json"])
+        row = rows[meta["track_id"]]
+        assert k == f"{row['track_id']}__0000"
+        assert meta["labels"]["key"] == row["key"] and meta["labels"]["tempo"] == pytest.approx(float(row["tempo"]))
+    summary = inspect_shards(tmp_path / "sh")
+    assert "samples:      3" in summary and "key" in summary and "tempo_class" in summary
+
+
+def _corpus(tmp_path, n=6):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(n):
+        sf.write(src / f"t{i}.wav", music(3.0, SR, i)[0], SR)
+    return src
+
+
+def _state(d):
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(d.glob("*.tar"))}
+
+
+def test_resume_keeps_finished_shards(tmp_path):
+    src = _corpus(tmp_path)
+    out = tmp_path / "sh"
+    full = build_shards(src, out, shard_size_mb=0.1, progress=False)  # ~1 track per shard
+    assert len(full["shards"]) >= 3
+    before = _state(out)
+    # simulate an interruption after two shards
+    m = json.loads((out / "manifest.json").read_text())
+    m["shards"], m["complete"] = m["shards"][:2], False
+    m["skipped"] = []
+    (out / "manifest.json").write_text(json.dumps(m))
+    for s in full["shards"][2:]:
+        (out / s["name"]).unlink()
+    with pytest.raises(ShardError, match="did not finish"):
+        read_manifest(out)
+    again = build_shards(src, out, shard_size_mb=0.1, progress=False)
+    after = _state(out)
+    for s in full["shards"][:2]:
+        assert after[s["name"]][:2] == before[s["name"]][:2]  # same inode and mtime: not rewritten
+    assert {k: v[2] for k, v in after.items()} == {k: v[2] for k, v in before.items()}
+    assert [s["sha256"] for s in again["shards"]] == [s["sha256"] for s in full["shards"]]
+    # a finished build is left alone entirely
+    build_shards(src, out, shard_size_mb=0.1, progress=False)
+    assert _state(out) == after
+
+
+def test_different_settings_on_existing_output_is_an_error(tmp_path):
+    src = _corpus(tmp_path, 2)
+    build_shards(src, tmp_path / "sh", progress=False)
+    with pytest.raises(ShardError, match="segment_seconds"):
+        build_shards(src, tmp_path / "sh", segment_seconds=30, progress=False)
+
+
+def test_verify_catches_corruption_and_cli_exit_codes(tmp_path, capsys):
+    src = _corpus(tmp_path, 3)
+    out = tmp_path / "sh"
+    assert main(["shards", "build", str(src), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    assert main(["shards", "verify", str(out)]) == 0
+    assert main(["shards", "inspect", str(out)]) == 0
+    assert "hours" in capsys.readouterr().out
+    shard = out / "shard-000000.tar"
+    data = bytearray(shard.read_bytes())
+    data[3000:3100] = b"\x00" * 100  # inside the first FLAC payload
+    shard.write_bytes(bytes(data))
+    problems = verify_shards(out)
+    assert any("sha256" in p for p in problems)
+    assert main(["shards", "verify", str(out)]) == 1
+
+
+def test_read_manifest_errors_name_the_path(tmp_path):
+    with pytest.raises(ShardError, match=str(tmp_path / "manifest.json")):
+        read_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ShardError, match="malformed"):
+        read_manifest(tmp_path)
+    assert main(["shards", "verify", str(tmp_path)]) == 1
