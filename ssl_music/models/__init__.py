@@ -1,0 +1,76 @@
+"""Models: front-end + encoder -> pooled embedding, projection/tempo heads.
+
+``build_encoder(model_cfg, sample_rate)`` is the one place a config turns into a network. ``model.frontend``
+may be ``auto`` to take the encoder's default front-end (``ENCODERS[name][2]``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ssl_music.models.encoders import ENCODERS
+from ssl_music.models.frontends import FRONTENDS, build_frontend
+
+__all__ = ["ENCODERS", "FRONTENDS", "Encoder", "build_encoder", "resolve_frontend", "validate_model"]
+
+
+def resolve_frontend(model_cfg: Any) -> str:
+    frontend = str(model_cfg.frontend)
+    return ENCODERS[str(model_cfg.encoder)][2] if frontend == "auto" else frontend
+
+
+def validate_model(model_cfg: Any) -> None:
+    """Raise ConfigError naming the offending ``model.*`` key."""
+    from ssl_music.config import ConfigError  # config imports this module lazily; avoid the cycle
+
+    def bad(key: str, msg: str) -> ConfigError:
+        return ConfigError(f"invalid value for config key 'model.{key}': {msg}")
+
+    encoder = str(model_cfg.encoder)
+    if encoder not in ENCODERS:
+        raise bad("encoder", f"unknown encoder '{encoder}' (known: {', '.join(sorted(ENCODERS))})")
+    _, compatible, default = ENCODERS[encoder]
+    frontend = str(model_cfg.frontend)
+    if frontend != "auto" and frontend not in FRONTENDS:
+        raise bad("frontend", f"unknown front-end '{frontend}' (known: auto, {', '.join(sorted(FRONTENDS))})")
+    if frontend != "auto" and frontend not in compatible:
+        raise bad("frontend", f"encoder '{encoder}' takes {' or '.join(compatible)}, got '{frontend}' "
+                              f"(set model.frontend={default} or auto)")
+    for key in ("embed_dim", "width", "n_mels", "proj_hidden", "proj_dim", "tempo_hidden"):
+        value = model_cfg[key]
+        if not value > 0:
+            raise bad(key, f"must be > 0, got {value}")
+    for key in ("win_ms", "hop_ms"):
+        value = model_cfg[key]
+        if not value > 0:
+            raise bad(key, f"must be > 0, got {value}")
+
+
+class Encoder(nn.Module):
+    """Waveform [B, L] -> embedding [B, embed_dim]: front-end then encoder."""
+
+    def __init__(self, frontend: nn.Module, encoder: nn.Module, embed_dim: int, sample_rate: int,
+                 frontend_name: str, encoder_name: str):
+        super().__init__()
+        self.frontend = frontend
+        self.encoder = encoder
+        self.embed_dim = embed_dim
+        self.sample_rate = sample_rate
+        self.frontend_name = frontend_name
+        self.encoder_name = encoder_name
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self.frontend(wave))
+
+
+def build_encoder(model_cfg: Any, sample_rate: int) -> Encoder:
+    validate_model(model_cfg)
+    name = str(model_cfg.encoder)
+    frontend_name = resolve_frontend(model_cfg)
+    frontend = build_frontend(frontend_name, sample_rate, n_mels=int(model_cfg.n_mels),
+                              win_ms=float(model_cfg.win_ms), hop_ms=float(model_cfg.hop_ms))
+    cls = ENCODERS[name][0]
+    encoder = cls(in_channels=frontend.out_channels, embed_dim=int(model_cfg.embed_dim), width=int(model_cfg.width))
+    return Encoder(frontend, encoder, int(model_cfg.embed_dim), sample_rate, frontend_name, name)

@@ -1,0 +1,200 @@
+"""Encoders: front-end output -> pooled embedding [B, embed_dim].
+
+Every encoder ends with global pooling over time, so any crop length (down to a few hundred ms) works and
+the embedding of a long clip can be computed window by window by the caller.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _temporal_pool(x: torch.Tensor) -> torch.Tensor:
+    """[B, C, T] -> [B, 2C]: mean keeps how often a pattern occurs, max whether it occurs at all."""
+    return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=1)
+
+
+def _conv_bn_relu_2d(c_in: int, c_out: int, stride=1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+                         nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class _Embed(nn.Sequential):
+    """Dense head of Won et al.'s models, minus the tagging layer: [B, C] -> [B, embed_dim]."""
+
+    def __init__(self, c_in: int, hidden: int, embed_dim: int):
+        super().__init__(nn.Linear(c_in, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                         nn.Linear(hidden, embed_dim))
+
+
+# ------------------------------------------------------------------------------------------- TinyCNN
+class _DilatedTemporal(nn.Module):
+    """Residual 1-D conv over time; stacked with growing dilation it sees ~1 s, enough for a beat period."""
+
+    def __init__(self, channels: int, dilation: int):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False)
+        self.bn = nn.BatchNorm1d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.bn(self.conv(x)))
+
+
+class TinyCNN(nn.Module):
+    """Small spectrogram CNN for CPU tests and the demo: [B, C, F, T] -> [B, embed_dim].
+
+    A stride-2 stem (a full-resolution first conv costs more on CPU than the rest of the network), then
+    three conv blocks pooling only along frequency, so onsets stay at 20 ms resolution while timbre and
+    pitch are summarised; after collapsing frequency, dilated temporal convolutions (dilations 1..16)
+    relate onsets up to ~1.3 s apart, which tempo and rhythm need. Mean+max over time, then dense layers.
+    """
+
+    def __init__(self, in_channels: int = 1, embed_dim: int = 128, width: int = 32):
+        super().__init__()
+        w = width
+        # Non-affine: with no learnable input normalisation, nothing upstream of a log-mel front-end needs a
+        # gradient, so autograd skips the expensive input-gradient of the stem conv.
+        self.input_bn = nn.BatchNorm2d(in_channels, affine=False)
+        self.blocks = nn.Sequential(
+            _conv_bn_relu_2d(in_channels, w, stride=2), nn.MaxPool2d((2, 1), ceil_mode=True),
+            _conv_bn_relu_2d(w, w), nn.MaxPool2d((2, 1), ceil_mode=True),
+            _conv_bn_relu_2d(w, 2 * w), nn.MaxPool2d((2, 1), ceil_mode=True),
+            _conv_bn_relu_2d(2 * w, 2 * w),
+        )
+        self.temporal = nn.Sequential(*[_DilatedTemporal(2 * w, d) for d in (1, 2, 4, 8, 16)])
+        self.head = _Embed(4 * w, 4 * w, embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.input_bn(x))
+        x = self.temporal(x.amax(dim=2))
+        return self.head(_temporal_pool(x))
+
+
+# ------------------------------------------------------------------------------------ ShortChunkResNet
+class _Res2d(nn.Module):
+    """Won et al.'s Res_2d: two 3x3 convs with a strided (projected) shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride=2):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+                                          nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        return torch.relu(out + self.shortcut(x))
+
+
+class ShortChunkResNet(nn.Module):
+    """Short-chunk ResNet (Won et al. 2020): seven stride-2 residual blocks, channels w,w,2w,2w,2w,2w,4w.
+
+    96 mel bands shrink to 1 after seven halvings; remaining frequency is max-pooled, then mean+max over
+    time feed the dense layers (Won max-pools over time only; the mean adds a cheap density statistic).
+    """
+
+    def __init__(self, in_channels: int = 1, embed_dim: int = 512, width: int = 64):
+        super().__init__()
+        w = width
+        chans = [w, w, 2 * w, 2 * w, 2 * w, 2 * w, 4 * w]
+        self.input_bn = nn.BatchNorm2d(in_channels)
+        layers, c_in = [], in_channels
+        for c in chans:
+            layers.append(_Res2d(c_in, c, stride=2))
+            c_in = c
+        self.layers = nn.Sequential(*layers)
+        self.head = _Embed(2 * c_in, c_in, embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers(self.input_bn(x)).amax(dim=2)
+        return self.head(_temporal_pool(x))
+
+
+# ------------------------------------------------------------------------------------------ SampleCNN
+class SampleCNN(nn.Module):
+    """SampleCNN (Lee et al. 2017), 3^9 model: strided conv (3, stride 3), nine conv3 + max-pool3 blocks,
+    channels w,w,w,2w x6,4w (Lee: 128,128,128,256..256,512), then a 1x1 conv and global pooling.
+
+    Pools use ``ceil_mode`` so crops shorter than 3^10 samples (3 s at 16 kHz is 48000 < 59049) still reach
+    the last block; global mean+max over the few remaining steps replaces Lee's flatten.
+    """
+
+    def __init__(self, in_channels: int = 1, embed_dim: int = 512, width: int = 64):
+        super().__init__()
+        w = width
+        chans = [w, w, 2 * w, 2 * w, 2 * w, 2 * w, 2 * w, 2 * w, 4 * w]
+        layers = [nn.Conv1d(in_channels, w, 3, stride=3, bias=False), nn.BatchNorm1d(w), nn.ReLU(inplace=True)]
+        c_in = w
+        for c in chans:
+            layers += [nn.Conv1d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm1d(c), nn.ReLU(inplace=True),
+                       nn.MaxPool1d(3, ceil_mode=True)]
+            c_in = c
+        layers += [nn.Conv1d(c_in, c_in, 1, bias=False), nn.BatchNorm1d(c_in), nn.ReLU(inplace=True)]
+        self.layers = nn.Sequential(*layers)
+        self.head = _Embed(2 * c_in, c_in, embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(_temporal_pool(self.layers(x)))
+
+
+# ---------------------------------------------------------------------------------------- HarmonicCNN
+class _ConvPool2d(nn.Module):
+    """Won's Conv_2d: conv3x3-BN-ReLU then max-pool."""
+
+    def __init__(self, c_in: int, c_out: int, pool):
+        super().__init__()
+        self.body = _conv_bn_relu_2d(c_in, c_out)
+        self.pool = nn.MaxPool2d(pool, ceil_mode=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.body(x))
+
+
+class _ResPool2d(nn.Module):
+    """Won's Res_2d_mp: two conv3x3-BN (ReLU between), identity shortcut, ReLU, then max-pool."""
+
+    def __init__(self, channels: int, pool):
+        super().__init__()
+        self.body = nn.Sequential(_conv_bn_relu_2d(channels, channels),
+                                  nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(channels))
+        self.pool = nn.MaxPool2d(pool, ceil_mode=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(torch.relu(x + self.body(x)))
+
+
+class HarmonicCNN(nn.Module):
+    """Harmonic CNN back-end (Won et al. 2020): seven blocks alternating Conv_2d and Res_2d_mp over the
+    harmonic tensor [B, n_harmonics, F, T] (the harmonics are the input channels, so the first conv sees
+    every harmonic of a band at once). Channels w,w,2w,2w,2w,2w,2w; the last two pools shrink time by 3.
+    """
+
+    def __init__(self, in_channels: int = 6, embed_dim: int = 512, width: int = 64):
+        super().__init__()
+        w = width
+        self.input_bn = nn.BatchNorm2d(in_channels)
+        self.layers = nn.Sequential(
+            _ConvPool2d(in_channels, w, 2), _ResPool2d(w, 2),
+            _ConvPool2d(w, 2 * w, 2), _ResPool2d(2 * w, 2),
+            _ConvPool2d(2 * w, 2 * w, 2), _ResPool2d(2 * w, (2, 3)),
+            _ConvPool2d(2 * w, 2 * w, (2, 3)),
+        )
+        self.head = _Embed(4 * w, 2 * w, embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers(self.input_bn(x)).amax(dim=2)
+        return self.head(_temporal_pool(x))
+
+
+# name -> (class, compatible front-ends, default front-end)
+ENCODERS = {
+    "tiny": (TinyCNN, ("logmel", "harmonic"), "logmel"),
+    "short_chunk_resnet": (ShortChunkResNet, ("logmel", "harmonic"), "logmel"),
+    "samplecnn": (SampleCNN, ("raw",), "raw"),
+    "harmonic_cnn": (HarmonicCNN, ("harmonic", "logmel"), "harmonic"),
+}

@@ -1,0 +1,124 @@
+"""Front-ends: waveform batch [B, L] -> model input.
+
+All front-ends run on the model's device inside the forward pass, in float32 with autocast disabled: mel
+filter banks and log compression lose too much precision in bf16, and the cost is negligible next to the
+encoder.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torchaudio.transforms import MelSpectrogram, Spectrogram
+
+
+def log_compress(x: torch.Tensor) -> torch.Tensor:
+    """MULE's compression, log10(1 + 10^4 x): near-linear for quiet bins, logarithmic for loud ones."""
+    return torch.log10(1.0 + 1e4 * x)
+
+
+def _fft_size(win_length: int) -> int:
+    return 1 << max(0, math.ceil(math.log2(win_length)))
+
+
+class _Float32(nn.Module):
+    """Base class: runs ``transform`` in float32 whatever the surrounding autocast says."""
+
+    def transform(self, wave: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.dim() != 2:
+            raise ValueError(f"front-end expects a waveform batch [B, L], got shape {tuple(wave.shape)}")
+        with torch.autocast(device_type=wave.device.type, enabled=False):
+            return self.transform(wave.float())
+
+
+class LogMel(_Float32):
+    """Log-mel spectrogram with MULE's settings (McCallum et al. 2022): [B, L] -> [B, 1, n_mels, T].
+
+    T = 1 + L // hop (centred frames), i.e. 301 frames for 3 s at 16 kHz with a 10 ms hop.
+    """
+
+    out_channels = 1
+
+    def __init__(self, sample_rate: int = 16000, n_mels: int = 96, win_ms: float = 25.0, hop_ms: float = 10.0):
+        super().__init__()
+        win = round(sample_rate * win_ms / 1000)
+        self.hop_length = round(sample_rate * hop_ms / 1000)
+        self.n_mels = n_mels
+        self.mel = MelSpectrogram(sample_rate=sample_rate, n_fft=_fft_size(win), win_length=win,
+                                  hop_length=self.hop_length, n_mels=n_mels, power=2.0, center=True)
+
+    def transform(self, wave: torch.Tensor) -> torch.Tensor:
+        return log_compress(self.mel(wave)).unsqueeze(1)
+
+
+class HarmonicFilterBank(_Float32):
+    """Data-driven harmonic filters (Won et al. 2020): [B, L] -> [B, n_harmonics, n_bands, T].
+
+    Each band has a learnable fundamental f0 (log-Hz, so it stays positive) spaced ``semitone_scale`` bands per
+    semitone from C1 up to sample_rate / (2 n_harmonics), so that the 6th harmonic of the top band stays below
+    Nyquist. Harmonic h of band b is a triangular filter on the STFT power centred at h*f0_b with bandwidth
+    ERB(h*f0_b) / Q, Q learnable and shared (Won's ``learn_bw='only_Q'``). The STFT is longer (64 ms at 16 kHz)
+    than the log-mel's so that the narrowest low-frequency triangles still cover at least one FFT bin;
+    otherwise those bands are dead at initialisation.
+    """
+
+    def __init__(self, sample_rate: int = 16000, hop_ms: float = 10.0, n_harmonics: int = 6,
+                 semitone_scale: int = 2, low_midi: float = 24.0, n_fft: int | None = None):
+        super().__init__()
+        n_fft = n_fft or _fft_size(round(sample_rate * 0.064))
+        self.hop_length = round(sample_rate * hop_ms / 1000)
+        self.n_harmonics = n_harmonics
+        self.out_channels = n_harmonics
+        self.spec = Spectrogram(n_fft=n_fft, hop_length=self.hop_length, power=2.0, center=True)
+        high_midi = 12 * math.log2(sample_rate / (2 * n_harmonics) / 440.0) + 69
+        self.n_bands = int((high_midi - low_midi) * semitone_scale)
+        midi = torch.linspace(low_midi, high_midi, self.n_bands + 1)[:-1]
+        f0 = 440.0 * 2 ** ((midi - 69) / 12)
+        self.log_f0 = nn.Parameter(f0.log())
+        self.q = nn.Parameter(torch.ones(1))
+        self.register_buffer("fft_hz", torch.linspace(0, sample_rate / 2, n_fft // 2 + 1), persistent=False)
+        self.register_buffer("harmonics", torch.arange(1, n_harmonics + 1, dtype=torch.float32), persistent=False)
+
+    def filters(self) -> torch.Tensor:
+        """[n_fft//2+1, n_harmonics * n_bands] triangular filters, harmonic-major."""
+        centre = (self.harmonics[:, None] * self.log_f0.exp()[None, :]).reshape(-1)       # [H*F]
+        # Glasberg & Moore ERB; |Q| keeps the width positive if the optimiser pushes Q through zero.
+        bw = (0.1079 * centre + 24.7) / self.q.abs().clamp_min(1e-3)
+        dist = (self.fft_hz[:, None] - centre[None, :]).abs()
+        return torch.relu(1 - 2 * dist / bw[None, :])
+
+    def transform(self, wave: torch.Tensor) -> torch.Tensor:
+        power = self.spec(wave)                                                           # [B, K, T]
+        bands = torch.einsum("bkt,kf->bft", power, self.filters())                       # [B, H*F, T]
+        b, _, t = bands.shape
+        return log_compress(bands).reshape(b, self.n_harmonics, self.n_bands, t)
+
+
+class Raw(nn.Module):
+    """Identity front-end for waveform encoders: [B, L] -> [B, 1, L]."""
+
+    out_channels = 1
+
+    def __init__(self, sample_rate: int = 16000):
+        super().__init__()
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return wave.unsqueeze(1)
+
+
+FRONTENDS = {"logmel": LogMel, "harmonic": HarmonicFilterBank, "raw": Raw}
+
+
+def build_frontend(name: str, sample_rate: int, n_mels: int = 96, win_ms: float = 25.0,
+                   hop_ms: float = 10.0) -> nn.Module:
+    if name == "logmel":
+        return LogMel(sample_rate, n_mels=n_mels, win_ms=win_ms, hop_ms=hop_ms)
+    if name == "harmonic":
+        return HarmonicFilterBank(sample_rate, hop_ms=hop_ms)
+    if name == "raw":
+        return Raw(sample_rate)
+    raise KeyError(f"unknown front-end '{name}' (known: {sorted(FRONTENDS)})")

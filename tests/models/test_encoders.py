@@ -1,0 +1,108 @@
+import math
+
+import librosa
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from ssl_music.config import ConfigError, ModelConfig
+from ssl_music.models import ENCODERS, build_encoder, validate_model
+from ssl_music.models.frontends import HarmonicFilterBank, LogMel, log_compress
+
+SR = 16000
+COMBOS = [(enc, fe) for enc, (_, fes, _) in ENCODERS.items() for fe in fes]
+
+
+def model_cfg(**kw):
+    return OmegaConf.structured(ModelConfig(**kw))
+
+
+@pytest.mark.parametrize("encoder,frontend", COMBOS)
+def test_every_encoder_frontend_pair_embeds_and_backprops(encoder, frontend):
+    torch.manual_seed(0)
+    model = build_encoder(model_cfg(encoder=encoder, frontend=frontend, width=8, embed_dim=24), SR)
+    assert model.embed_dim == 24
+    out = model(torch.randn(2, 3 * SR))
+    assert out.shape == (2, 24)
+    assert torch.isfinite(out).all()
+    out.pow(2).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing, f"no finite gradient for {missing}"
+    first = next(p for n, p in model.named_parameters() if "encoder" in n and p.dim() > 1)
+    assert first.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("encoder", sorted(ENCODERS))
+def test_short_crops_still_embed(encoder):
+    model = build_encoder(model_cfg(encoder=encoder, frontend="auto", width=8, embed_dim=8), SR).eval()
+    assert model(torch.randn(1, SR // 2)).shape == (1, 8)
+
+
+def test_auto_frontend_takes_the_encoders_default():
+    assert build_encoder(model_cfg(encoder="samplecnn", frontend="auto", width=4), SR).frontend_name == "raw"
+    assert build_encoder(model_cfg(encoder="harmonic_cnn", frontend="auto", width=4), SR).frontend_name == "harmonic"
+
+
+def test_logmel_has_mule_settings():
+    fe = LogMel(SR)
+    assert fe.mel.win_length == 400 and fe.hop_length == 160 and fe.mel.n_fft == 512
+    spec = fe(torch.zeros(2, 3 * SR))
+    assert spec.shape == (2, 1, 96, 301)  # 1 + 48000 // 160 centred frames
+    assert torch.all(spec == 0)            # log10(1 + 1e4 * 0) = 0
+
+
+def test_log_compression_is_log10_1_plus_1e4x():
+    x = torch.tensor([0.0, 1e-4, 1.0])
+    assert torch.allclose(log_compress(x), torch.tensor([0.0, math.log10(2.0), math.log10(10001.0)]))
+
+
+def test_logmel_matches_librosa_reference():
+    rng = np.random.default_rng(0)
+    wave = (0.1 * rng.standard_normal(SR)).astype(np.float32)
+    ref = librosa.feature.melspectrogram(y=wave, sr=SR, n_fft=512, win_length=400, hop_length=160, n_mels=96,
+                                         power=2.0, htk=True, norm=None, center=True, pad_mode="reflect")
+    ours = LogMel(SR)(torch.from_numpy(wave)[None])[0, 0].numpy()
+    np.testing.assert_allclose(ours, np.log10(1 + 1e4 * ref), rtol=1e-3, atol=1e-3)
+
+
+def test_logmel_runs_in_float32_under_bf16_autocast():
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert LogMel(SR)(torch.randn(1, SR)).dtype == torch.float32
+
+
+def test_harmonic_filterbank_shape_and_pitch_location():
+    fe = HarmonicFilterBank(SR)
+    t = torch.arange(3 * SR) / SR
+    out = fe(torch.sin(2 * math.pi * 440.0 * t)[None])
+    assert out.shape == (1, 6, fe.n_bands, 301) and fe.n_bands == 128
+    f0 = fe.log_f0.exp().detach()
+    # Fundamental channel: the band whose f0 is nearest 440 Hz is the loudest.
+    assert out[0, 0].mean(-1).argmax() == (f0 - 440).abs().argmin()
+    # Second-harmonic channel: the band at f0 = 220 Hz (its 2nd harmonic is 440) is the loudest.
+    assert out[0, 1].mean(-1).argmax() == (f0 - 220).abs().argmin()
+
+
+def test_harmonic_filterbank_learns_f0_and_q():
+    fe = HarmonicFilterBank(SR)
+    fe(torch.randn(1, SR)).sum().backward()
+    assert fe.log_f0.grad.abs().sum() > 0 and fe.q.grad.abs().sum() > 0
+    assert (fe.filters().sum(0) > 0).all(), "every filter covers at least one FFT bin"
+
+
+@pytest.mark.parametrize("override,key", [
+    ({"encoder": "vgg"}, "model.encoder"),
+    ({"encoder": "samplecnn", "frontend": "logmel"}, "model.frontend"),
+    ({"frontend": "cqt"}, "model.frontend"),
+    ({"embed_dim": 0}, "model.embed_dim"),
+    ({"width": -4}, "model.width"),
+    ({"hop_ms": 0.0}, "model.hop_ms"),
+])
+def test_validate_model_names_the_key(override, key):
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        validate_model(model_cfg(**override))
+
+
+def test_validate_model_accepts_defaults_and_auto():
+    validate_model(model_cfg())
+    validate_model(model_cfg(encoder="samplecnn", frontend="auto"))
