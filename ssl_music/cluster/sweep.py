@@ -1,0 +1,345 @@
+"""Ablation sweeps: a base pretraining config × a grid of named override sets, each run pretrained, evaluated
+and finally compared in one report. Runs locally one after another or as one SLURM array job.
+
+A sweep file (configs/sweeps/*.yaml):
+
+    name: augment_ablation
+    base: configs/pretrain/multitask.yaml
+    overrides: [trainer.max_steps=20000]        # applied to every run
+    grid:                                       # run = one choice per axis; name = choice names joined by '-'
+      augment: {none: [augment.preset=none], full: [augment.preset=full]}
+      objectives: {contrastive: [objectives.triplet.weight=0], multitask: []}
+    evaluate: {suite: configs/eval/synthetic.yaml, overrides: []}
+
+Every run's config is loaded and validated before anything is written or submitted. A run folder holds its
+effective config.yaml, checkpoints/, DONE (pretraining reached max_steps), results.json (evaluated) or
+FAILED. Runs with results.json are never touched again, so re-running a sweep only finishes what is missing.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from ssl_music.cluster import slurm
+from ssl_music.config import CONFIG_DIR, ConfigError, load_config, save_config
+
+PROJECT_DIR = CONFIG_DIR.parent
+_SWEEP_KEYS = {"name", "base", "out", "overrides", "grid", "evaluate"}
+_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    overrides: tuple[str, ...]   # pretraining overrides, trainer.root_dir=<dir> last
+    dir: Path
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    path: Path
+    base: Path
+    out: Path
+    runs: tuple[Run, ...]
+    suite: Path
+    eval_overrides: tuple[str, ...]
+
+    @property
+    def report_dir(self) -> Path:
+        return self.out / "report"
+
+
+def _resolve(p: str | Path) -> Path:
+    """Relative paths name files under the working directory, or else under the project (configs/...)."""
+    p = Path(p)
+    if p.is_absolute() or p.exists() or not (PROJECT_DIR / p).exists():
+        return p.resolve()
+    return (PROJECT_DIR / p).resolve()
+
+
+def _strings(value, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of key=value strings")
+    return list(value)
+
+
+def load_sweep(path: str | Path, out: str | Path | None = None, extra_overrides: Sequence[str] = (),
+               eval_overrides: Sequence[str] = ()) -> Sweep:
+    """Parse a sweep file and expand its grid (no validation of the pretraining configs yet)."""
+    path = _resolve(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep file not found: {path}")
+    raw = OmegaConf.to_container(OmegaConf.load(path))
+    if not isinstance(raw, dict):
+        raise ConfigError(f"sweep file {path} must be a mapping")
+    unknown = set(raw) - _SWEEP_KEYS
+    if unknown:
+        raise ConfigError(f"sweep file {path}: unknown key '{sorted(unknown)[0]}' (allowed: {sorted(_SWEEP_KEYS)})")
+    name = str(raw.get("name") or path.stem)
+    if "base" not in raw:
+        raise ConfigError(f"sweep file {path}: missing key 'base' (the pretraining config)")
+    base = _resolve(raw["base"])
+    if not base.is_file():
+        raise ConfigError(f"sweep file {path}: base config not found: {base}")
+    ev = raw.get("evaluate") or {}
+    if "suite" not in ev:
+        raise ConfigError(f"sweep file {path}: missing key 'evaluate.suite'")
+    suite = _resolve(ev["suite"])
+    if not suite.is_file():
+        raise ConfigError(f"sweep file {path}: evaluation suite not found: {suite} (evaluate.suite)")
+    common = _strings(raw.get("overrides"), f"sweep file {path}: 'overrides'") + list(extra_overrides)
+    out_dir = Path(out or raw.get("out") or Path("runs") / "sweeps" / name).resolve()
+
+    grid = raw.get("grid") or {}
+    if not isinstance(grid, dict) or not grid:
+        raise ConfigError(f"sweep file {path}: 'grid' must map axis -> {{choice name: [overrides]}}")
+    axes = []
+    for axis, choices in grid.items():
+        if not isinstance(choices, dict) or not choices:
+            raise ConfigError(f"sweep file {path}: grid.{axis} must map choice names to override lists")
+        for choice, ovr in choices.items():
+            if not _NAME.fullmatch(str(choice)):
+                raise ConfigError(f"sweep file {path}: grid.{axis}: choice name '{choice}' must match [A-Za-z0-9_]+")
+            _strings(ovr, f"sweep file {path}: grid.{axis}.{choice}")
+        axes.append([(str(c), _strings(o, "")) for c, o in choices.items()])
+
+    runs = []
+    for combo in itertools.product(*axes):
+        run_name = "-".join(c for c, _ in combo)
+        run_dir = out_dir / run_name
+        ovr = common + [o for _, group in combo for o in group] + [f"trainer.root_dir={run_dir}"]
+        runs.append(Run(run_name, tuple(ovr), run_dir))
+    return Sweep(name, path, base, out_dir, tuple(runs), suite,
+                 tuple(_strings(ev.get("overrides"), "evaluate.overrides") + list(eval_overrides)))
+
+
+def run_config(sweep: Sweep, run: Run, launcher_overrides: Sequence[str] = ()) -> DictConfig:
+    try:
+        return load_config(sweep.base, [*run.overrides, *launcher_overrides])
+    except ConfigError as exc:
+        raise ConfigError(f"sweep {sweep.path.name}, run '{run.name}': {exc}") from None
+
+
+def validate(sweep: Sweep, launcher_overrides: Sequence[str] = ()) -> dict[str, DictConfig]:
+    """Every run's effective config, or ConfigError naming the run and the key; writes nothing."""
+    return {run.name: run_config(sweep, run, launcher_overrides) for run in sweep.runs}
+
+
+def expand(sweep_path: str | Path, out: str | Path | None = None, extra_overrides: Sequence[str] = ()) -> list[Run]:
+    """The sweep's runs, each validated (unknown key -> ConfigError naming it and the run)."""
+    sweep = load_sweep(sweep_path, out, extra_overrides)
+    validate(sweep)
+    return list(sweep.runs)
+
+
+# ---------------------------------------------------------------------------------------------- state
+def run_state(run_dir: Path) -> tuple[str, int | None]:
+    """(state, step): evaluated | pretrained | failed | pending, with the last step reached if known."""
+    step = None
+    done = run_dir / "DONE"
+    if done.is_file():
+        try:
+            step = int(json.loads(done.read_text())["global_step"])
+        except (ValueError, KeyError, TypeError):
+            step = None
+    else:
+        steps = [int(m.group(1)) for p in (run_dir / "checkpoints").glob("step-*.ckpt")
+                 if (m := re.fullmatch(r"step-(\d+)\.ckpt", p.name))]
+        step = max(steps) if steps else None
+    if (run_dir / "results.json").is_file():
+        return "evaluated", step
+    if (run_dir / "FAILED").is_file():  # removed whenever the run is started again
+        return "failed", step
+    if done.is_file():
+        return "pretrained", step
+    return "pending", step
+
+
+def status_lines(sweep: Sweep) -> list[str]:
+    width = max(len(r.name) for r in sweep.runs)
+    lines = []
+    for run in sweep.runs:
+        state, step = run_state(run.dir)
+        lines.append(f"{run.name:<{width}}  {state:<10}  step {'-' if step is None else step}")
+    return lines
+
+
+def prepare(sweep: Sweep, launcher_overrides: Sequence[str] = ()) -> list[Run]:
+    """Validate every run, then write config.yaml for each unfinished one; returns the unfinished runs."""
+    configs = validate(sweep, launcher_overrides)
+    todo = [r for r in sweep.runs if run_state(r.dir)[0] != "evaluated"]
+    for run in todo:
+        if not (run.dir / "DONE").is_file():  # a finished pretraining keeps the config it ran with
+            save_config(configs[run.name], run.dir / "config.yaml")
+    return todo
+
+
+# ------------------------------------------------------------------------------------------- commands
+def pretrain_args(run_dir: Path | str) -> list[str]:
+    return ["pretrain", "--config", f"{run_dir}/config.yaml"]
+
+
+def evaluate_args(sweep: Sweep, run_dir: Path | str) -> list[str]:
+    return ["evaluate", "--checkpoint", f"{run_dir}/checkpoints/last.ckpt", "--suite", str(sweep.suite),
+            "--out", str(run_dir), *sweep.eval_overrides]
+
+
+def report_args(sweep: Sweep) -> list[str]:
+    return ["report", "compare", *(str(r.dir) for r in sweep.runs), "--out", str(sweep.report_dir)]
+
+
+def _cli(args: Sequence[str]) -> list[str]:
+    return [sys.executable, "-m", "ssl_music.cli", *args]
+
+
+def _step(cmd: list[str], log: Path) -> int:
+    with open(log, "a") as fh:
+        fh.write(f"$ {shlex.join(cmd)}\n")
+        fh.flush()
+        return subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
+
+
+def run_local(sweep: Sweep, dry_run: bool = False) -> int:
+    """Pretrain + evaluate each unfinished run in turn, then the comparison report. Returns an exit status."""
+    if dry_run:
+        validate(sweep)
+        for run in sweep.runs:
+            state = run_state(run.dir)[0]
+            if state == "evaluated":
+                print(f"# {run.name}: evaluated, skipped")
+                continue
+            if not (run.dir / "DONE").is_file():
+                print(shlex.join(_cli(pretrain_args(run.dir))))
+            print(shlex.join(_cli(evaluate_args(sweep, run.dir))))
+        print(shlex.join(_cli(report_args(sweep))))
+        return 0
+    failed = []
+    for run in prepare(sweep):
+        (run.dir / "FAILED").unlink(missing_ok=True)
+        stages = [("evaluate", evaluate_args(sweep, run.dir))]
+        if not (run.dir / "DONE").is_file():
+            stages.insert(0, ("pretrain", pretrain_args(run.dir)))
+        for stage, args in stages:
+            print(f"[sweep {sweep.name}] {run.name}: {stage}", flush=True)
+            log = run.dir / f"{stage}.log"
+            rc = _step(_cli(args), log)
+            if rc != 0:
+                (run.dir / "FAILED").write_text(json.dumps({"stage": stage, "returncode": rc, "log": str(log)}))
+                print(f"[sweep {sweep.name}] {run.name}: {stage} failed (exit {rc}), see {log}", flush=True)
+                failed.append(run.name)
+                break
+    evaluated = [r for r in sweep.runs if run_state(r.dir)[0] == "evaluated"]
+    if evaluated:
+        sweep.report_dir.mkdir(parents=True, exist_ok=True)
+        args = ["report", "compare", *(str(r.dir) for r in evaluated), "--out", str(sweep.report_dir)]
+        if _step(_cli(args), sweep.out / "report.log") != 0:
+            print(f"[sweep {sweep.name}] comparison report failed, see {sweep.out / 'report.log'}")
+            return 1
+        print(f"[sweep {sweep.name}] report: {sweep.report_dir}")
+    return 1 if failed else 0
+
+
+def _array_spec(indices: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2,5'."""
+    parts = []
+    for _, grp in itertools.groupby(enumerate(indices), key=lambda t: t[1] - t[0]):
+        ids = [i for _, i in grp]
+        parts.append(str(ids[0]) if len(ids) == 1 else f"{ids[0]}-{ids[-1]}")
+    return ",".join(parts)
+
+
+def slurm_scripts(sweep: Sweep, res: slurm.Resources, todo: Sequence[Run]) -> tuple[str | None, str]:
+    """(array script or None when every run is evaluated, comparison-report script)."""
+    index = {r.name: i for i, r in enumerate(sweep.runs)}
+    values = res.sbatch_values()
+    array = None
+    if todo:
+        py = slurm.cli_command()
+        array = slurm.render_template(
+            "sweep_array", **values,
+            JOB_NAME=slurm.check_job_name(f"sweep-{sweep.name}"),
+            ARRAY=_array_spec([index[r.name] for r in todo]),
+            OUTPUT=str(sweep.out / "logs" / "%A_%a.out"),
+            RUN_DIRS=" ".join(shlex.quote(str(r.dir)) for r in sweep.runs),
+            PRETRAIN_COMMAND=f'{py} pretrain --config "${{RUN_DIR}}/config.yaml"',
+            EVALUATE_COMMAND=(f'{py} evaluate --checkpoint "${{RUN_DIR}}/checkpoints/last.ckpt" --suite '
+                              f'{shlex.quote(str(sweep.suite))} --out "${{RUN_DIR}}" '
+                              + " ".join(shlex.quote(o) for o in sweep.eval_overrides)).rstrip(),
+        )
+    report_res = slurm.Resources(cpus_per_task=res.cpus_per_task, partition=res.partition, time=res.time,
+                                 setup=res.setup, sbatch_args=res.sbatch_args)
+    report = slurm.render_template(
+        "evaluate", **report_res.sbatch_values(),
+        JOB_NAME=slurm.check_job_name(f"sweep-{sweep.name}-report"),
+        OUTPUT=str(sweep.out / "logs" / "report-%j.out"),
+        COMMAND=slurm.cli_command(*report_args(sweep)),
+    )
+    return array, report
+
+
+def run_slurm(sweep: Sweep, res: slurm.Resources, dry_run: bool = False) -> str:
+    """Submit the array (unfinished runs) and the dependent report job. Returns the ids, or the scripts."""
+    overrides = res.trainer_overrides()
+    if dry_run:
+        validate(sweep, overrides)
+        todo = [r for r in sweep.runs if run_state(r.dir)[0] != "evaluated"]
+        array, report = slurm_scripts(sweep, res, todo)
+        return (array or "") + "\n# --- comparison report (sbatch --dependency=afterok:<array job>)\n" + report
+    slurm.sbatch_path()  # fail before writing anything
+    todo = prepare(sweep, overrides)
+    array, report = slurm_scripts(sweep, res, todo)
+    (sweep.out / "logs").mkdir(parents=True, exist_ok=True)
+    if array is None:
+        return "report " + slurm.sbatch(report)
+    array_id = slurm.sbatch(array)
+    report_id = slurm.sbatch(report, [f"--dependency=afterok:{array_id}", "--kill-on-invalid-dep=yes"])
+    return f"array {array_id} report {report_id}"
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def add_cli(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="sweep_command")
+    p = sub.add_parser("run", help="pretrain + evaluate every run of a sweep, then compare them")
+    p.add_argument("sweep", help="configs/sweeps/<name>.yaml")
+    p.add_argument("overrides", nargs="*", help="pretraining overrides for every run, e.g. data.shards=DIR")
+    p.add_argument("--launcher", choices=["local", "slurm"], default="local")
+    p.add_argument("--out", default=None, help="sweep folder (default: the file's out, or runs/sweeps/<name>)")
+    p.add_argument("--eval-override", action="append", default=[], metavar="KEY=VALUE",
+                   help="override for the evaluation suite (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="validate and print what would run; write nothing")
+    slurm.add_resource_args(p)
+    p.set_defaults(func=_run_main)
+
+    s = sub.add_parser("status", help="state of each run: pending | pretrained | evaluated | failed, and its step")
+    s.add_argument("sweep")
+    s.add_argument("overrides", nargs="*")
+    s.add_argument("--out", default=None)
+    s.set_defaults(func=_status_main)
+
+
+def _run_main(args) -> int:
+    sweep = load_sweep(args.sweep, args.out, args.overrides, args.eval_override)
+    if args.launcher == "local":
+        return run_local(sweep, args.dry_run)
+    print(run_slurm(sweep, slurm.resources_from_args(args), args.dry_run))
+    return 0
+
+
+def _status_main(args) -> int:
+    sweep = load_sweep(args.sweep, args.out, args.overrides)
+    print(f"sweep {sweep.name}: {sweep.out}")
+    print("\n".join(status_lines(sweep)))
+    return 0

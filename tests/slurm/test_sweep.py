@@ -1,0 +1,196 @@
+"""Sweep expansion, validation before any write, skipping finished runs (no scheduler, no training)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from ssl_music.cli import main
+from ssl_music.cluster import slurm, sweep
+from ssl_music.cluster.sweep import expand, load_sweep, run_state
+from ssl_music.config import CONFIG_DIR, ConfigError, load_config
+
+
+def _write_sweep(tmp_path: Path, grid: str, overrides: str = "[]") -> Path:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("{}\n")
+    base = tmp_path / "base.yaml"
+    base.write_text(f"name: base\naugment: {{preset: none}}\nmodel: {{encoder: tiny, width: 8, embed_dim: 16}}\n"
+                    f"data: {{shards: {tmp_path / 'shards'}}}\ntrainer: {{max_steps: 3}}\n")
+    path = tmp_path / "sweep.yaml"
+    path.write_text(f"name: t\nbase: {base}\nout: {tmp_path / 'out'}\noverrides: {overrides}\n"
+                    f"grid:\n{grid}\nevaluate: {{suite: {suite}}}\n")
+    return path
+
+
+GRID = """\
+  lr: {slow: [optim.lr=0.0001], fast: [optim.lr=0.01]}
+  objectives:
+    contrastive: [objectives.triplet.weight=0.0]
+    triplet: [objectives.contrastive.weight=0.0, objectives.triplet.weight=1.0]
+"""
+
+
+def test_expand_grid_product_and_effective_config(tmp_path):
+    runs = expand(_write_sweep(tmp_path, GRID, "[trainer.max_steps=2]"))
+    assert [r.name for r in runs] == ["slow-contrastive", "slow-triplet", "fast-contrastive", "fast-triplet"]
+    assert all(r.dir == (tmp_path / "out" / r.name) for r in runs)
+    r = runs[3]
+    assert r.overrides[0] == "trainer.max_steps=2" and r.overrides[-1] == f"trainer.root_dir={r.dir}"
+    cfg = load_config(tmp_path / "base.yaml", r.overrides)
+    assert cfg.optim.lr == 0.01 and cfg.objectives.contrastive.weight == 0.0 and cfg.objectives.triplet.weight == 1.0
+    assert cfg.trainer.max_steps == 2 and cfg.trainer.root_dir == str(r.dir)
+
+
+def test_unknown_override_key_names_key_and_run_and_writes_nothing(tmp_path, capsys):
+    grid = GRID.replace("[objectives.triplet.weight=0.0]", "[objectives.triplet.weigth=0.0]")
+    path = _write_sweep(tmp_path, grid)
+    with pytest.raises(ConfigError, match=r"run 'slow-contrastive'.*objectives\.triplet\.weigth"):
+        expand(path)
+    for launcher in ("local", "slurm"):
+        assert main(["sweep", "run", str(path), "--launcher", launcher, "--gpus-per-node", "0"]) == 2
+        assert "objectives.triplet.weigth" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_value_in_one_run_is_caught_before_other_runs_are_written(tmp_path):
+    grid = GRID.replace("optim.lr=0.01", "optim.lr=-1")
+    with pytest.raises(ConfigError, match=r"run 'fast-contrastive'.*optim\.lr"):
+        sweep.prepare(load_sweep(_write_sweep(tmp_path, grid)))
+    assert not (tmp_path / "out").exists()
+
+
+def test_malformed_sweep_files(tmp_path):
+    path = _write_sweep(tmp_path, GRID)
+    path.write_text(path.read_text() + "launcher: slurm\n")
+    with pytest.raises(ConfigError, match="unknown key 'launcher'"):
+        load_sweep(path)
+    path = _write_sweep(tmp_path, "  lr: {bad name: [optim.lr=0.1]}")
+    with pytest.raises(ConfigError, match="choice name 'bad name'"):
+        load_sweep(path)
+    path = _write_sweep(tmp_path, GRID)
+    path.write_text(path.read_text().replace(str(tmp_path / "suite.yaml"), str(tmp_path / "missing.yaml")))
+    with pytest.raises(ConfigError, match="evaluate.suite"):
+        load_sweep(path)
+
+
+def test_shipped_sweeps_expand():
+    runs = expand(CONFIG_DIR / "sweeps" / "augment_ablation.yaml")
+    assert len(runs) == 10 and runs[0].name == "none-contrastive" and runs[-1].name == "full-multitask"
+    presets = {load_config(CONFIG_DIR / "pretrain" / "multitask.yaml", r.overrides).augment.preset for r in runs}
+    assert presets == {"none", "time_stretch", "pitch_shift", "stretch_pitch", "full"}
+    assert len(expand(CONFIG_DIR / "sweeps" / "demo.yaml")) >= 3
+
+
+def _finish(run_dir: Path, step: int, results: dict | None) -> None:
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (run_dir / "DONE").write_text(json.dumps({"global_step": step}))
+    if results is not None:
+        (run_dir / "results.json").write_text(json.dumps(results))
+
+
+def test_local_run_skips_finished_runs_and_keeps_their_results(tmp_path, monkeypatch, capsys):
+    path = _write_sweep(tmp_path, GRID)
+    s = load_sweep(path)
+    finished, pretrained = s.runs[0], s.runs[1]
+    _finish(finished.dir, 3, {"marker": "original"})
+    (finished.dir / "config.yaml").write_text("original config\n")
+    _finish(pretrained.dir, 3, None)
+
+    calls = []
+
+    def fake_step(cmd, log):  # records what would run; evaluation writes results.json like the real command
+        assert cmd[:3] == [sys.executable, "-m", "ssl_music.cli"]
+        calls.append(cmd[3:])
+        if cmd[3] == "evaluate":
+            out = Path(cmd[cmd.index("--out") + 1])
+            (out / "results.json").write_text(json.dumps({"marker": "new"}))
+        if cmd[3] == "pretrain":
+            _finish(Path(cmd[cmd.index("--config") + 1]).parent, 3, None)
+        return 0
+
+    monkeypatch.setattr(sweep, "_step", fake_step)
+    assert main(["sweep", "run", str(path)]) == 0
+    # finished run: nothing; pretrained run: evaluation only; the other two: both; then one comparison report
+    assert [c[0] for c in calls] == ["evaluate", "pretrain", "evaluate", "pretrain", "evaluate", "report"]
+    assert str(finished.dir) not in " ".join(" ".join(c) for c in calls[:-1])
+    assert json.loads((finished.dir / "results.json").read_text()) == {"marker": "original"}
+    assert (finished.dir / "config.yaml").read_text() == "original config\n"
+    assert calls[-1][:2] == ["report", "compare"] and all(str(r.dir) in calls[-1] for r in s.runs)
+    for r in s.runs[2:]:  # effective config written for the runs that were started
+        assert load_config(r.dir / "config.yaml").trainer.root_dir == str(r.dir)
+
+    calls.clear()
+    assert main(["sweep", "run", str(path)]) == 0
+    assert [c[0] for c in calls] == ["report"]  # everything finished: nothing re-run
+
+    capsys.readouterr()
+    assert main(["sweep", "status", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert all(f"{r.name}" in out for r in s.runs) and out.count("evaluated") == 4 and "step 3" in out
+
+
+def test_failed_stage_is_recorded_and_other_runs_continue(tmp_path, monkeypatch):
+    path = _write_sweep(tmp_path, GRID)
+    s = load_sweep(path)
+    monkeypatch.setattr(sweep, "_step", lambda cmd, log: 1 if cmd[3] == "pretrain" else 0)
+    assert main(["sweep", "run", str(path)]) == 1
+    assert all(run_state(r.dir)[0] == "failed" for r in s.runs)
+    assert json.loads((s.runs[0].dir / "FAILED").read_text())["stage"] == "pretrain"
+
+
+def test_run_state_steps(tmp_path):
+    d = tmp_path / "r"
+    assert run_state(d) == ("pending", None)
+    (d / "checkpoints").mkdir(parents=True)
+    (d / "checkpoints" / "step-2.ckpt").write_bytes(b"")
+    (d / "checkpoints" / "step-10.ckpt").write_bytes(b"")
+    (d / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert run_state(d) == ("pending", 10)
+    _finish(d, 12, None)
+    assert run_state(d) == ("pretrained", 12)
+    (d / "results.json").write_text("{}")
+    assert run_state(d) == ("evaluated", 12)
+
+
+def test_slurm_dry_run_and_array_of_unfinished_runs(tmp_path, capsys):
+    path = _write_sweep(tmp_path, GRID)
+    s = load_sweep(path)
+    _finish(s.runs[1].dir, 3, {"x": 1})
+    rc = main(["sweep", "run", str(path), "--launcher", "slurm", "--gpus-per-node", "0", "--tasks-per-node", "2",
+               "--cpus-per-task", "1", "--dry-run"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "#SBATCH --array=0,2-3" in out and "#SBATCH --ntasks-per-node=2" in out
+    assert f"--output={tmp_path / 'out' / 'logs'}/%A_%a.out" in out
+    assert "report compare" in out and "pretrain --config" in out
+    assert not (s.runs[0].dir).exists()
+    assert sweep._array_spec([0, 1, 2]) == "0-2" and sweep._array_spec([4]) == "4"
+
+
+def test_slurm_launcher_without_sbatch_writes_nothing(tmp_path, monkeypatch, capsys):
+    path = _write_sweep(tmp_path, GRID)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert main(["sweep", "run", str(path), "--launcher", "slurm", "--gpus-per-node", "0"]) == 2
+    assert "sbatch not found" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_slurm_launcher_submits_array_then_dependent_report(tmp_path, monkeypatch):
+    path = _write_sweep(tmp_path, GRID)
+    submitted = []
+
+    def fake_sbatch(script, args=()):
+        submitted.append((script, list(args)))
+        return str(100 + len(submitted))
+
+    monkeypatch.setattr(slurm, "sbatch", fake_sbatch)
+    monkeypatch.setattr(slurm, "sbatch_path", lambda: "/usr/bin/sbatch")
+    res = slurm.Resources(gpus_per_node=0, tasks_per_node=2, cpus_per_task=1)
+    assert sweep.run_slurm(load_sweep(path), res) == "array 101 report 102"
+    assert "#SBATCH --array=0-3" in submitted[0][0]
+    assert submitted[1][1] == ["--dependency=afterok:101", "--kill-on-invalid-dep=yes"]
+    cfg = load_config(tmp_path / "out" / "fast-triplet" / "config.yaml")
+    assert cfg.trainer.devices == 2 and cfg.trainer.strategy == "ddp" and cfg.trainer.accelerator == "cpu"
