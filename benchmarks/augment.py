@@ -1,0 +1,102 @@
+"""Augmentation throughput: audiomentations per example on one core vs the batched torch backend.
+
+    python benchmarks/augment.py [--batch 64] [--crop-s 3] [--reps 1]
+
+Prints clips/s for every transform (p = 1, registry default params) and for the `full` and
+`stretch_pitch` presets (fastest of --reps timed runs, which damps noise from other processes), and each
+batched figure as a ratio of the one-core baseline measured in the
+same run. The batched backend runs on CPU with torch's default thread count, then on CUDA when present.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from ssl_music.augment.chain import TRANSFORMS, resolve_chain
+from ssl_music.augment.cpu import apply_chain
+from ssl_music.augment.gpu import BatchChain
+from ssl_music.config import preset_path
+
+SR = 16000
+
+
+def _cases():
+    cases = {name: resolve_chain({name: {"p": 1.0}}) for name in TRANSFORMS}
+    for preset in ("stretch_pitch", "full"):
+        cases[f"preset:{preset}"] = resolve_chain(OmegaConf.load(preset_path(preset)).chain)
+    return cases
+
+
+def _source(chain, batch: int, out_len: int) -> np.ndarray:
+    factor = chain["time_stretch"]["params"]["max_rate"] if "time_stretch" in chain else 1.0
+    n = int(np.ceil(out_len * factor))
+    rng = np.random.default_rng(0)
+    t = np.arange(n) / SR
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 2 * t) > 0)
+    return (tone[None] + 0.05 * rng.standard_normal((batch, n))).astype(np.float32)
+
+
+def bench_cpu(chain, x: np.ndarray, out_len: int, reps: int) -> float:
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    apply_chain(x[0], chain, SR, out_len, rng)  # warm-up
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        for row in x:
+            apply_chain(row, chain, SR, out_len, rng)
+        best = min(best, time.perf_counter() - start)
+    return len(x) / best
+
+
+def bench_batched(chain, x: np.ndarray, out_len: int, reps: int, device: str, threads: int) -> float:
+    torch.set_num_threads(threads)
+    module = BatchChain(chain, SR, out_len)
+    xt = torch.from_numpy(x).to(device)
+    g = torch.Generator(device=device).manual_seed(0)
+    with torch.no_grad():
+        module(xt[:2], g)  # warm-up
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = float("inf")
+        for _ in range(reps):
+            start = time.perf_counter()
+            module(xt, g)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+    return len(x) / best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--crop-s", type=float, default=3.0)
+    ap.add_argument("--reps", type=int, default=3, help="timed repetitions; the fastest counts")
+    args = ap.parse_args()
+    threads = torch.get_num_threads()
+    out_len = int(round(args.crop_s * SR))
+    cuda = torch.cuda.is_available()
+    print(f"{args.crop_s:g} s crops at {SR} Hz, batch {args.batch}, reps {args.reps}; "
+          f"batched CPU uses {threads} torch threads; cuda: {'available' if cuda else 'not available'}")
+    header = f"{'transform':<22}{'audiomentations 1 core':>24}{'batched cpu':>14}{'ratio':>8}"
+    if cuda:
+        header += f"{'batched cuda':>14}{'ratio':>8}"
+    print(header + "   (clips/s)")
+    for name, chain in _cases().items():
+        x = _source(chain, args.batch, out_len)
+        base = bench_cpu(chain, x, out_len, args.reps)
+        cpu = bench_batched(chain, x, out_len, args.reps, "cpu", threads)
+        row = f"{name:<22}{base:>24.1f}{cpu:>14.1f}{cpu / base:>7.2f}x"
+        if cuda:
+            gpu = bench_batched(chain, x, out_len, args.reps, "cuda", threads)
+            row += f"{gpu:>14.1f}{gpu / base:>7.2f}x"
+        print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""`ssl-music augment preview`: hear and see what a chain does to one audio file.
+
+Writes ``original.wav``, ``aug_00.wav`` ... and ``grid.png`` (log-mel spectrograms, drawn parameters in
+the titles) to ``--out``. CFG is a pretrain config (its ``augment`` section) or an augment preset YAML.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from ssl_music.config import AugmentConfig, ConfigError, DataConfig, load_config
+from ssl_music.errors import AudioError
+
+
+def load_augment(cfg_path: str, overrides=()):
+    """(augment_cfg, data_cfg) from a pretrain config or a preset file (top-level ``chain:``)."""
+    raw = OmegaConf.load(cfg_path) if Path(cfg_path).is_file() else None
+    if raw is None:
+        raise ConfigError(f"config file not found: {cfg_path}")
+    if "chain" in raw and "augment" not in raw:
+        from ssl_music.augment.chain import validate_chain
+
+        try:
+            aug = OmegaConf.merge(OmegaConf.structured(AugmentConfig), raw, OmegaConf.from_dotlist(list(overrides)))
+        except Exception as exc:
+            raise ConfigError(f"invalid augment preset {cfg_path}: {exc}") from None
+        data = OmegaConf.structured(DataConfig)
+        validate_chain(aug.chain, data.sample_rate)
+        return aug, data
+    cfg = load_config(cfg_path, overrides)
+    return cfg.augment, cfg.data
+
+
+def _read_audio(path: str, sample_rate: int) -> np.ndarray:
+    import soundfile as sf
+
+    try:
+        y, sr = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioError(f"cannot decode {path}: {exc}") from None
+    y = y.mean(1)
+    if sr != sample_rate:
+        from scipy.signal import resample_poly
+
+        g = np.gcd(sr, sample_rate)
+        y = resample_poly(y, sample_rate // g, sr // g).astype(np.float32)
+    if not len(y):
+        raise AudioError(f"{path} has no samples")
+    return y
+
+
+def _title(entries) -> str:
+    parts = []
+    for name, prm in entries:
+        short = ", ".join(f"{k}={v:.3g}" for k, v in prm.items())
+        parts.append(f"{name}({short})" if short else name)
+    return "; ".join(parts) or "no transform applied"
+
+
+def _draw(aug, src: np.ndarray, n: int, backend: str, seed: int):
+    """n augmented crops of src and, per crop, the transforms applied with their parameters."""
+    views = np.repeat(src[None], n, 0)[:, None]        # [n, 1, S]
+    titles = [[] for _ in range(n)]
+    if backend == "cpu":
+        rng = np.random.default_rng(seed)
+        outs = []
+        for i in range(n):
+            record = []
+            outs.append(aug.apply_sample({"contrastive": views[i]}, rng, record)["contrastive"][0])
+            titles[i] = [(name, prm) for _, _, name, applied, prm in record if applied]
+        return np.stack(outs), titles
+    import torch
+
+    record = []
+    out = aug.apply_batch({"contrastive": torch.from_numpy(views)}, torch.Generator().manual_seed(seed), record)
+    for name, applied, prm in record:
+        for i in range(n):
+            if applied[i]:
+                titles[i].append((name, {k: float(v[i]) for k, v in prm.items()}))
+    return out["contrastive"][:, 0].cpu().numpy(), titles
+
+
+def _grid(path: Path, clips, titles, sr: int) -> None:
+    import librosa
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(clips), 1, figsize=(10, 2.2 * len(clips)), squeeze=False)
+    for ax, clip, title in zip(axes[:, 0], clips, titles):
+        mel = librosa.feature.melspectrogram(y=clip, sr=sr, n_fft=1024, hop_length=256, n_mels=64)
+        ax.imshow(librosa.power_to_db(mel + 1e-10, ref=1.0, top_db=80), origin="lower", aspect="auto")
+        ax.set_title(title, fontsize=7)
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def preview(args) -> int:
+    import soundfile as sf
+
+    from ssl_music.augment import ViewAugmenter
+
+    augment_cfg, data_cfg = load_augment(args.config, args.override)
+    aug = ViewAugmenter(augment_cfg, data_cfg)
+    sr = aug.sample_rate
+    y = _read_audio(args.audio, sr)
+    need = aug.source_len("contrastive")
+    src = np.pad(y, (0, max(0, need - len(y))))[:need]
+    clips, titles = _draw(aug, src, args.n, args.backend or aug.backend, args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sf.write(out / "original.wav", src[: aug.out_len], sr)
+    for i, clip in enumerate(clips):
+        sf.write(out / f"aug_{i:02d}.wav", np.clip(clip, -1, 1), sr)
+    _grid(out / "grid.png", [src[: aug.out_len], *clips], ["original (crop)", *map(_title, titles)], sr)
+    print(f"wrote {len(clips) + 1} WAVs and grid.png to {out}")
+    return 0
+
+
+def add_cli(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action")
+    p = sub.add_parser("preview", help="write augmented WAVs and a spectrogram grid for one audio file")
+    p.add_argument("--config", required=True, help="pretrain config or configs/augment/<preset>.yaml")
+    p.add_argument("audio", help="audio file (any format soundfile reads)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--n", type=int, default=8, help="number of augmented draws")
+    p.add_argument("--backend", choices=["cpu", "gpu"], default=None, help="default: the config's backend")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("override", nargs="*", default=[], help=argparse.SUPPRESS)
+    p.set_defaults(func=preview)
