@@ -1,0 +1,35 @@
+"""Hand-crafted baseline features: MFCC and chroma statistics over time (the classical genre/tag baseline).
+
+Per clip: mean and std over frames of 20 MFCCs, of their deltas and of 12 chroma bins (chroma_stft),
+so ``2 * (n_mfcc + n_mfcc + 12)`` = 104 dimensions by default. Reports run it through the same probes
+and splits as the learned embeddings.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+N_FFT = 2048
+HOP = 512
+
+
+def feature_dim(n_mfcc: int = 20) -> int:
+    return 2 * (2 * n_mfcc + 12)
+
+
+def mfcc_chroma_features(wave: np.ndarray, sample_rate: int, n_mfcc: int = 20) -> np.ndarray:
+    """``[feature_dim(n_mfcc)]`` float32 statistics of a mono or ``[C, N]`` clip (channels are averaged)."""
+    import librosa  # imported here: loading librosa costs seconds and only this baseline needs it
+
+    y = np.asarray(wave, dtype=np.float32)
+    if y.ndim == 2:
+        y = y.mean(axis=0)
+    if y.size < N_FFT:  # librosa warns and returns degenerate frames below one FFT window
+        y = np.pad(y, (0, N_FFT - y.size))
+    mfcc = librosa.feature.mfcc(y=y, sr=sample_rate, n_mfcc=n_mfcc, n_fft=N_FFT, hop_length=HOP)
+    # Delta needs at least `width` (9) frames; a shorter clip gets a narrower odd window.
+    width = min(9, mfcc.shape[1] if mfcc.shape[1] % 2 else mfcc.shape[1] - 1)
+    delta = librosa.feature.delta(mfcc, width=width) if width >= 3 else np.zeros_like(mfcc)
+    chroma = librosa.feature.chroma_stft(y=y, sr=sample_rate, n_fft=N_FFT, hop_length=HOP)
+    blocks = [mfcc, delta, chroma]
+    feats = [b.mean(axis=1) for b in blocks] + [b.std(axis=1) for b in blocks]
+    return np.nan_to_num(np.concatenate(feats)).astype(np.float32)

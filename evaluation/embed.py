@@ -1,0 +1,241 @@
+"""Track embeddings for evaluation: decode, window, embed, mean-pool, cached on disk.
+
+A track embedding is the mean of the model's window embeddings over the whole clip (DESIGN §7). The
+cache key hashes the model identity (checkpoint hash or "random-<seed>"), every file's path, size and
+mtime, and the embedding settings, so re-evaluating the same checkpoint on the same files reads the
+``.npz`` back and any change to the checkpoint, the files or the settings recomputes.
+
+The model is duck-typed: anything with ``sample_rate``, ``crop_s``, ``identity`` and
+``embed_windows(wave, sample_rate, hop_s=None) -> [W, D]`` works (checkpoint encoders, the MFCC+chroma
+baseline, the fakes in the tests).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ssl_music.errors import AudioError, SSLMusicError
+
+CACHE_VERSION = 1
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif", ".au", ".opus")
+
+
+def _item_path(item: Any) -> str:
+    return str(item.path if hasattr(item, "path") else item)
+
+
+def _items_of(dataset: Any) -> list:
+    return list(dataset.items if hasattr(dataset, "items") else dataset)
+
+
+def _file_stamp(path: str) -> list:
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return [path, None, None]
+    return [path, st.st_size, st.st_mtime_ns]
+
+
+def _architecture(model: Any) -> Any:
+    # Random-init encoders all have identity "random-<seed>" whatever their architecture, so the
+    # model config (when the model carries one) is part of the key too.
+    cfg = getattr(model, "cfg", None)
+    if cfg is None:
+        return None
+    try:
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(cfg.model, resolve=True)
+    except Exception:  # a duck-typed model with some other cfg: its repr is stable enough
+        return repr(cfg)
+
+
+def cache_key(model: Any, paths: Sequence[str], settings: dict) -> str:
+    """sha256 over (model identity, files with size + mtime, settings)."""
+    payload = {"version": CACHE_VERSION, "identity": str(model.identity),
+               "sample_rate": int(model.sample_rate), "crop_s": float(model.crop_s),
+               "architecture": _architecture(model),
+               "files": [_file_stamp(p) for p in paths], "settings": settings}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Decode with soundfile, mix to mono, resample to ``sample_rate``. Raises AudioError naming the file."""
+    import torch
+    import torchaudio.functional as AF
+
+    from ssl_music.data.audio import decode_file, to_mono
+
+    x, sr = decode_file(path)
+    x = to_mono(x)
+    if x.size == 0:
+        raise AudioError(f"{path}: no audio samples")
+    if not np.all(np.isfinite(x)):
+        raise AudioError(f"{path}: contains NaN or Inf samples")
+    if sr != sample_rate:
+        x = AF.resample(torch.from_numpy(x), sr, sample_rate).numpy().astype(np.float32)
+    return x
+
+
+def _decode(path: str, sample_rate: int) -> tuple[np.ndarray | None, str | None]:
+    try:
+        return load_audio(path, sample_rate), None
+    except AudioError as exc:
+        return None, str(exc)
+    except (OSError, RuntimeError, ValueError) as exc:  # anything else soundfile/torchaudio may raise
+        return None, f"{path}: {type(exc).__name__}: {exc}"
+
+
+def _compute(model, items, keep_windows, batch_size, hop_s, progress):
+    paths = [_item_path(it) for it in items]
+    rows, kept, skipped, windows = [], [], [], []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(paths), desc=f"embed {Path(str(model.identity)).name[:24]}", unit="file",
+                   file=sys.stderr)
+    # Decoding (I/O + resampling) runs up to ``batch_size`` files ahead of the model on threads.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for start in range(0, len(paths), max(1, batch_size)):
+            chunk = list(range(start, min(len(paths), start + max(1, batch_size))))
+            decoded = list(pool.map(lambda i: _decode(paths[i], int(model.sample_rate)), chunk))
+            for i, (wave, reason) in zip(chunk, decoded):
+                if wave is None:
+                    skipped.append((paths[i], reason))
+                else:
+                    w = np.asarray(model.embed_windows(wave, int(model.sample_rate), hop_s=hop_s),
+                                   dtype=np.float32)
+                    if w.ndim != 2 or w.shape[0] == 0 or not np.all(np.isfinite(w)):
+                        skipped.append((paths[i], f"{paths[i]}: model returned no finite embedding"))
+                    else:
+                        rows.append(w.mean(axis=0))
+                        kept.append(i)
+                        if keep_windows:
+                            windows.append(w)
+                if bar is not None:
+                    bar.update(1)
+    if bar is not None:
+        bar.close()
+    X = np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
+    return X, kept, skipped, windows
+
+
+def _save(path: Path, X, kept, skipped, windows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"X": X, "kept": np.asarray(kept, dtype=np.int64),
+              "skipped_paths": np.asarray([s[0] for s in skipped], dtype=str),
+              "skipped_reasons": np.asarray([s[1] for s in skipped], dtype=str)}
+    if windows:
+        arrays["windows"] = np.concatenate(windows).astype(np.float32)
+        arrays["window_counts"] = np.asarray([len(w) for w in windows], dtype=np.int64)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)  # atomic: an interrupted run never leaves a half-written cache entry
+
+
+def _load(path: Path, keep_windows: bool):
+    with np.load(path) as z:
+        X, kept = z["X"], z["kept"].tolist()
+        skipped = list(zip(z["skipped_paths"].tolist(), z["skipped_reasons"].tolist()))
+        windows = []
+        if keep_windows and "windows" in z:
+            windows = np.split(z["windows"], np.cumsum(z["window_counts"])[:-1])
+    return X, kept, skipped, windows
+
+
+def embed_dataset(model: Any, dataset: Any, cache_dir: str | Path | None = None, keep_windows: bool = False,
+                  batch_size: int = 8, progress: bool = True, hop_s: float | None = None):
+    """Embed every file of ``dataset`` (an EvalDataset, or any sequence of Items / paths).
+
+    Returns ``(X [n_kept, D] float32, kept_items, skipped)`` where ``skipped`` is a list of
+    ``(path, reason)`` for missing or undecodable files; with ``keep_windows=True`` a fourth element,
+    the list of per-file window embeddings ``[W_i, D]``, is appended. ``cache_dir=None`` disables caching.
+    """
+    items = _items_of(dataset)
+    paths = [_item_path(it) for it in items]
+    settings = {"hop_s": hop_s, "keep_windows": bool(keep_windows), "pool": "mean"}
+    cache_file = None
+    if cache_dir is not None:
+        name = getattr(dataset, "name", "files")
+        cache_file = Path(cache_dir) / f"{name}-{cache_key(model, paths, settings)[:24]}.npz"
+    if cache_file is not None and cache_file.is_file():
+        X, kept, skipped, windows = _load(cache_file, keep_windows)
+    else:
+        X, kept, skipped, windows = _compute(model, items, keep_windows, batch_size, hop_s, progress)
+        if cache_file is not None:
+            _save(cache_file, X, kept, skipped, windows)
+    kept_items = [items[i] for i in kept]
+    return (X, kept_items, skipped, windows) if keep_windows else (X, kept_items, skipped)
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def collect_inputs(inputs: Iterable[str]) -> list[tuple[str, str]]:
+    """Audio files, folders (searched recursively) and CSV manifests (a ``path`` column, relative to the
+    CSV's folder, optional ``track_id``) -> [(path, track_id)]."""
+    out: list[tuple[str, str]] = []
+    for raw in inputs:
+        p = Path(raw)
+        if p.suffix.lower() == ".csv":
+            if not p.is_file():
+                raise SSLMusicError(f"{p}: no such CSV file")
+            with open(p, newline="") as fh:
+                reader = csv.DictReader(fh)
+                if "path" not in (reader.fieldnames or []):
+                    raise SSLMusicError(f"{p}: CSV has no 'path' column (columns: {reader.fieldnames})")
+                for row in reader:
+                    fp = Path(row["path"])
+                    fp = fp if fp.is_absolute() else p.parent / fp
+                    out.append((str(fp), row.get("track_id") or fp.stem))
+        elif p.is_dir():
+            out += [(str(f), f.stem) for f in sorted(p.rglob("*")) if f.suffix.lower() in AUDIO_EXTENSIONS]
+        else:
+            out.append((str(p), p.stem))  # a missing file is reported as skipped, not fatal
+    return out
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from ssl_music.api import load_encoder
+
+    model = load_encoder(args.checkpoint, device=args.device, random_init=args.random_init)
+    files = collect_inputs(args.inputs)
+    if not files:
+        raise SSLMusicError("no audio files found in the given inputs")
+    X, kept, skipped = embed_dataset(model, [f[0] for f in files], cache_dir=args.cache_dir,
+                                     batch_size=args.batch_size, progress=not args.quiet, hop_s=args.hop_s)
+    ids = dict(files)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, X=X, paths=np.asarray(kept, dtype=str), track_ids=np.asarray([ids[k] for k in kept], dtype=str),
+             skipped_paths=np.asarray([s[0] for s in skipped], dtype=str),
+             skipped_reasons=np.asarray([s[1] for s in skipped], dtype=str),
+             identity=np.asarray(str(model.identity)))
+    print(f"embedded {len(kept)} files -> {out}  (X {tuple(X.shape)}); skipped {len(skipped)}")
+    for path, reason in skipped:
+        print(f"  skipped {path}: {reason}")
+    return 0 if kept else 1
+
+
+def add_cli(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Embed audio files with a checkpoint: one mean-pooled embedding per file. Inputs are "
+                          "audio files, folders (recursive) or CSV manifests with a 'path' column. Output .npz "
+                          "keys: X [n, D], paths, track_ids, skipped_paths, skipped_reasons, identity.")
+    parser.add_argument("inputs", nargs="+", metavar="AUDIO_OR_CSV")
+    parser.add_argument("--checkpoint", required=True, help="ssl_music checkpoint (.ckpt)")
+    parser.add_argument("--out", required=True, help="output .npz file")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--random-init", action="store_true", help="same architecture, random weights")
+    parser.add_argument("--hop-s", type=float, default=None, help="window hop in seconds (default: crop length)")
+    parser.add_argument("--batch-size", type=int, default=8, help="files decoded ahead of the model")
+    parser.add_argument("--cache-dir", default=None, help="re-use embeddings cached here (default: no cache)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_cmd_embed)

@@ -1,0 +1,387 @@
+"""Evaluation reports: ``results.json`` (the record), ``report.md`` and a self-contained ``report.html``.
+
+Everything in a report is drawn from the results dict alone, so a report can be rebuilt, and runs
+compared (:func:`compare_runs`), from their ``results.json`` files without touching audio or models.
+The HTML embeds its figures as base64 PNG data URIs with inline CSS: one file, no network, no scripts.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ssl_music.errors import SSLMusicError
+
+FEATURE_SETS = ("model", "random_init", "mfcc_chroma")
+SET_NAMES = {"model": "model", "random_init": "random init", "mfcc_chroma": "MFCC+chroma"}
+RESULTS_FORMAT = "ssl_music.eval/1"
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}
+th{background:#f2f2f2}img{max-width:100%;margin:.5em 0}code,pre{background:#f6f6f6;padding:.1em .3em}
+h1,h2,h3{border-bottom:1px solid #eee}.best{font-weight:bold;background:#eef8ee}"""
+
+
+# ---------------------------------------------------------------------------------- document builder
+class Doc:
+    """Builds Markdown and HTML side by side; figures go to PNG files (Markdown) and data URIs (HTML)."""
+
+    def __init__(self, title: str, fig_dir: Path | None):
+        self.md: list[str] = [f"# {title}", ""]
+        self.html: list[str] = [f"<h1>{html.escape(title)}</h1>"]
+        self.title, self.fig_dir, self.n_figs = title, fig_dir, 0
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.md += ["#" * level + " " + text, ""]
+        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def para(self, text: str) -> None:
+        self.md += [text, ""]
+        self.html.append(f"<p>{html.escape(text)}</p>")
+
+    def bullets(self, items: Sequence[str]) -> None:
+        self.md += [f"- {i}" for i in items] + [""]
+        self.html.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>")
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]], best: set = frozenset()) -> None:
+        """``best``: (row, col) cells to emphasise (bold + ★ in Markdown, bold class in HTML)."""
+        self.md += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for r, row in enumerate(rows):
+            cells = [f"**{c} ★**" if (r, j) in best else str(c) for j, c in enumerate(row)]
+            self.md.append("| " + " | ".join(cells) + " |")
+        self.md.append("")
+        out = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
+        for r, row in enumerate(rows):
+            out.append("<tr>" + "".join(
+                f'<td class="best">{html.escape(str(c))} ★</td>' if (r, j) in best else f"<td>{html.escape(str(c))}</td>"
+                for j, c in enumerate(row)) + "</tr>")
+        self.html.append("".join(out) + "</table>")
+
+    def figure(self, fig, alt: str) -> None:
+        import matplotlib.pyplot as plt
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+        plt.close(fig)
+        png = buf.getvalue()
+        self.n_figs += 1
+        if self.fig_dir is not None:
+            self.fig_dir.mkdir(parents=True, exist_ok=True)
+            name = f"fig{self.n_figs:02d}.png"
+            (self.fig_dir / name).write_bytes(png)
+            self.md += [f"![{alt}]({self.fig_dir.name}/{name})", ""]
+        uri = "data:image/png;base64," + base64.b64encode(png).decode()
+        self.html.append(f'<img alt="{html.escape(alt)}" src="{uri}">')
+
+    def write(self, out_dir: Path, stem: str) -> None:
+        (out_dir / f"{stem}.md").write_text("\n".join(self.md))
+        page = (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(self.title)}</title>"
+                f"<style>{CSS}</style></head><body>{''.join(self.html)}</body></html>")
+        (out_dir / f"{stem}.html").write_text(page)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def fmt_score(s: dict) -> str:
+    return f"{s['mean']:.3f} ± {s['std']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+# ------------------------------------------------------------------------------------------- figures
+def _bars(groups: list[str], series: dict[str, list], title: str, ylabel: str, err: dict | None = None,
+          marks: list | None = None):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(groups) * max(1, len(series)) * 0.45 + 2), 3.2))
+    width = 0.8 / max(1, len(series))
+    x = np.arange(len(groups))
+    for i, (name, vals) in enumerate(series.items()):
+        e = None
+        if err and name in err:
+            e = np.abs(np.asarray(err[name], dtype=float).T)
+        ax.bar(x + i * width - 0.4 + width / 2, vals, width, yerr=e, capsize=3, label=name)
+    if marks:
+        ax.scatter(x, marks, marker="_", s=600, color="k", zorder=3, label="chance")
+    ax.set_xticks(x, groups, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def _score_figure(task: str, probes: dict):
+    groups, series, err = [], {}, {}
+    for probe, sets in probes.items():
+        metrics = next(iter(sets.values())).keys()
+        for metric in metrics:
+            groups.append(f"{probe} {metric}")
+            for fs in FEATURE_SETS:
+                s = sets.get(fs, {}).get(metric)
+                name = SET_NAMES[fs]
+                series.setdefault(name, []).append(s["mean"] if s else np.nan)
+                err.setdefault(name, []).append([s["mean"] - s["ci_low"], s["ci_high"] - s["mean"]] if s else [0, 0])
+    series = {k: v for k, v in series.items() if not all(np.isnan(v))}
+    return _bars(groups, series, f"{task}: mean over seeds and folds, 95 % CI bars", "score", err)
+
+
+def _knn_figure(task: str, knn: dict):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.5, 3.0))
+    for fs, accs in knn.items():
+        ks = sorted(accs, key=int)
+        ax.plot([int(k) for k in ks], [accs[k] for k in ks], marker="o", label=SET_NAMES.get(fs, fs))
+    ax.set_xscale("log")
+    ax.set_xlabel("k")
+    ax.set_ylabel("k-NN accuracy")
+    ax.set_title(f"{task}: k-NN (cosine, weighted)", fontsize=10)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def _confusion_figure(task: str, conf: dict):
+    plt = _plt()
+    m = np.asarray(conf["matrix"], dtype=float)
+    classes = [str(c) for c in conf["classes"]]
+    norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * len(classes), 0.8 + 0.45 * len(classes)))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=60, fontsize=7)
+    ax.set_yticks(range(len(classes)), classes, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{task}: confusion (linear probe, model)", fontsize=9)
+    return fig
+
+
+def _projection_figure(name: str, proj: dict):
+    plt = _plt()
+    xy = np.asarray(proj["xy"], dtype=float)
+    attrs = list(proj["labels"])
+    fig, axes = plt.subplots(1, max(1, len(attrs)), figsize=(3.2 * max(1, len(attrs)), 3.0), squeeze=False)
+    for ax, attr in zip(axes[0], attrs):
+        labels = proj["labels"][attr]
+        try:
+            values = np.asarray(labels, dtype=float)
+            sc = ax.scatter(xy[:, 0], xy[:, 1], c=values, s=8, cmap="viridis")
+            fig.colorbar(sc, ax=ax)
+        except (TypeError, ValueError):
+            cats = sorted(set(map(str, labels)))
+            idx = np.asarray([cats.index(str(v)) for v in labels])
+            ax.scatter(xy[:, 0], xy[:, 1], c=idx, s=8, cmap="tab20", vmin=0, vmax=max(19, len(cats)))
+        ax.set_title(f"{attr}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{name}: {proj.get('method', 'pca').upper()} of model embeddings", fontsize=10)
+    return fig
+
+
+# ------------------------------------------------------------------------------------------ reports
+def protocol_lines(p: dict) -> list[str]:
+    return [
+        f"Embedding: mean of window embeddings over the whole clip; window = crop length {p.get('crop_s')} s "
+        f"at {p.get('sample_rate')} Hz, hop {p.get('hop_s') or p.get('crop_s')} s.",
+        f"Probes: {', '.join(p.get('probes', []))} on standardised frozen features (logistic regression / "
+        f"MLP-512, regularisation chosen on a validation split); {p.get('folds')} folds "
+        f"(or the dataset's fixed split), seeds {p.get('seeds')}; mean ± std over seeds and folds, 95 % CI.",
+        f"k-NN: cosine, distance-weighted vote, k ∈ {p.get('knn_ks')}. Locality: share of the "
+        f"{p.get('locality_k')} nearest neighbours (other tracks) sharing each label.",
+        f"Baselines on the same splits: {', '.join(SET_NAMES[b] for b in p.get('baselines', []))}.",
+        f"Tempo: same-vs-different head against {p.get('tempo', {}).get('reference', 'click')} reference clips on a "
+        f"BPM grid ({p.get('tempo', {}).get('grid', '')}); Acc1 ±4 %, Acc2 also ×2, ×3, ½, ⅓; librosa baseline.",
+    ]
+
+
+def write_report(results: dict, out_dir: str | Path) -> Path:
+    """Write results.json, report.md (+ figures/) and report.html into ``out_dir``; returns the HTML path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=_json_default))
+    for old in (out / "figures").glob("fig*.png"):  # a re-run may draw fewer figures
+        old.unlink()
+    doc = Doc(f"ssl_music evaluation — {results.get('run', out.name)}", out / "figures")
+    doc.para(f"Checkpoint: {results.get('checkpoint')} (identity {results.get('identity')}); "
+             f"suite: {results.get('suite')}; created {results.get('created', '')}.")
+    doc.heading("Protocol")
+    doc.bullets(protocol_lines(results.get("protocol", {})))
+    for ds_name, ds in results.get("datasets", {}).items():
+        _dataset_section(doc, ds_name, ds)
+    doc.write(out, "report")
+    return out / "report.html"
+
+
+def _dataset_section(doc: Doc, name: str, ds: dict) -> None:
+    doc.heading(f"Dataset {name} ({ds.get('n_embedded', '?')} of {ds.get('n_items', '?')} files)")
+    rows = []
+    for task, t in ds.get("tasks", {}).items():
+        for probe, sets in t.get("probes", {}).items():
+            for metric in next(iter(sets.values()), {}):
+                rows.append([task, probe, metric] + [fmt_score(sets[fs][metric]) if fs in sets else "—"
+                                                     for fs in FEATURE_SETS])
+    if rows:
+        doc.heading("Probe results", 3)
+        doc.table(["task", "probe", "metric"] + [SET_NAMES[f] for f in FEATURE_SETS], rows)
+    for task, t in ds.get("tasks", {}).items():
+        doc.heading(f"Task {task} ({t.get('type')}, column '{t.get('column')}')", 3)
+        if t.get("dropped_classes"):
+            doc.para(f"Classes with fewer items than folds, left out of this task: "
+                     f"{', '.join(f'{c} ({n})' for c, n in t['dropped_classes'].items())}.")
+        if t.get("probes"):
+            doc.figure(_score_figure(task, t["probes"]), f"{task} probe scores")
+        if t.get("knn"):
+            doc.table(["features"] + [f"k={k}" for k in next(iter(t["knn"].values()))],
+                      [[SET_NAMES.get(fs, fs)] + [f"{v:.3f}" for v in accs.values()] for fs, accs in t["knn"].items()])
+            doc.figure(_knn_figure(task, t["knn"]), f"{task} k-NN accuracy vs k")
+        if t.get("confusion"):
+            doc.figure(_confusion_figure(task, t["confusion"]), f"{task} confusion matrix")
+        if t.get("tempo"):
+            _tempo_part(doc, task, t["tempo"])
+    loc = ds.get("locality")
+    if loc:
+        doc.heading(f"Locality (k = {loc.get('k')})", 3)
+        attrs = list(loc.get("chance", {}))
+        doc.table(["features"] + attrs,
+                  [[SET_NAMES.get(fs, fs)] + [f"{s.get(a, float('nan')):.3f}" for a in attrs]
+                   for fs, s in loc["scores"].items()] + [["chance"] + [f"{loc['chance'][a]:.3f}" for a in attrs]])
+        doc.figure(_bars(attrs, {SET_NAMES.get(fs, fs): [s.get(a, np.nan) for a in attrs]
+                                 for fs, s in loc["scores"].items()}, f"{name}: locality per attribute",
+                         "share of neighbours", marks=[loc["chance"][a] for a in attrs]), "locality")
+    if ds.get("projection"):
+        doc.heading("Embedding projection", 3)
+        doc.figure(_projection_figure(name, ds["projection"]), "2-D projection")
+    skipped = ds.get("skipped", [])
+    doc.heading(f"Skipped files: {len(skipped)}", 3)
+    if skipped:
+        doc.bullets([f"{p}: {r}" for p, r in skipped])
+
+
+def _tempo_part(doc: Doc, task: str, tempo: dict) -> None:
+    systems = [s for s in ("model", "librosa") if s in tempo]
+    doc.table(["system", "Acc1", "Acc2", "n"],
+              [[s, f"{tempo[s]['acc1']:.3f}", f"{tempo[s]['acc2']:.3f}", str(tempo.get("n", ""))] for s in systems])
+    if "model_error" in tempo:
+        doc.para(f"Tempo head not evaluated: {tempo['model_error']}")
+    if systems:
+        doc.figure(_bars(["Acc1", "Acc2"], {s: [tempo[s]["acc1"], tempo[s]["acc2"]] for s in systems},
+                         f"{task}: tempo accuracy", "accuracy"), f"{task} tempo accuracy")
+
+
+def _json_default(o: Any):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def summary_rows(results: dict, knn_k: str = "5") -> list[dict]:
+    """Terminal summary: per task, the first probe's metrics and k-NN accuracy at ``knn_k``, as
+    ``{task, metric, model, random_init, mfcc_chroma}`` (NaN where a feature set was not run)."""
+    rows = []
+    for ds in results.get("datasets", {}).values():
+        for task, t in ds.get("tasks", {}).items():
+            for probe, sets in list(t.get("probes", {}).items())[:1]:
+                for metric in next(iter(sets.values()), {}):
+                    rows.append({"task": task, "metric": f"{probe} {metric}",
+                                 **{fs: sets[fs][metric]["mean"] if fs in sets else float("nan") for fs in FEATURE_SETS}})
+            knn = t.get("knn", {})
+            if any(knn_k in v for v in knn.values()):
+                rows.append({"task": task, "metric": f"knn@{knn_k}",
+                             **{fs: knn.get(fs, {}).get(knn_k, float("nan")) for fs in FEATURE_SETS}})
+            tempo = t.get("tempo", {})
+            if "model" in tempo:
+                rows.append({"task": task, "metric": "tempo acc1",
+                             **{fs: tempo["model"]["acc1"] if fs == "model" else float("nan") for fs in FEATURE_SETS}})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ compare
+def comparison_rows(results: dict) -> dict[str, float]:
+    """Flatten one run's headline numbers (model features only) into {row label: value}."""
+    rows: dict[str, float] = {}
+    for ds_name, ds in results.get("datasets", {}).items():
+        for task, t in ds.get("tasks", {}).items():
+            for probe, sets in t.get("probes", {}).items():
+                for metric, s in sets.get("model", {}).items():
+                    rows[f"{ds_name}/{task}/{probe} {metric}"] = s["mean"]
+            for k, acc in t.get("knn", {}).get("model", {}).items():
+                rows[f"{ds_name}/{task}/knn@{k}"] = acc
+            for m in ("acc1", "acc2"):
+                if "model" in t.get("tempo", {}):
+                    rows[f"{ds_name}/{task}/tempo {m}"] = t["tempo"]["model"][m]
+        for attr, share in ds.get("locality", {}).get("scores", {}).get("model", {}).items():
+            rows[f"{ds_name}/locality/{attr}"] = share
+    return rows
+
+
+def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
+    """One table (rows = headline numbers, columns = runs, best per row ★) and one set of plots."""
+    names, per_run = [], []
+    for d in run_dirs:
+        path = Path(d) / "results.json"
+        if not path.is_file():
+            raise SSLMusicError(f"{d}: no results.json (run `ssl-music evaluate` there first)")
+        res = json.loads(path.read_text())
+        name = str(res.get("run") or Path(d).name)
+        names.append(name if name not in names else f"{name} ({Path(d)})")
+        per_run.append(comparison_rows(res))
+    labels = list(dict.fromkeys(k for r in per_run for k in r))
+    table = {lab: {n: r.get(lab) for n, r in zip(names, per_run)} for lab in labels}
+    best = {}
+    for lab, vals in table.items():
+        finite = {n: v for n, v in vals.items() if _finite(v)}
+        if finite:
+            top = max(finite.values())
+            best[lab] = [n for n, v in finite.items() if v == top]  # ties share the mark
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = Doc(f"ssl_music comparison of {len(names)} runs", out / "figures")
+    doc.para("Model features only; higher is better in every row; ★ / bold = best run per row.")
+    rows, marks = [], set()
+    for r, lab in enumerate(labels):
+        rows.append([lab] + [f"{table[lab][n]:.3f}" if _finite(table[lab][n]) else "—" for n in names])
+        marks |= {(r, 1 + names.index(n)) for n in best.get(lab, [])}
+    doc.table(["row"] + names, rows, best=marks)
+    groups: dict[str, list[str]] = {}
+    for lab in labels:
+        groups.setdefault(lab.rsplit("/", 1)[0], []).append(lab)
+    for group, labs in groups.items():
+        doc.figure(_bars([lab.rsplit("/", 1)[1] for lab in labs],
+                         {n: [table[lab][n] if _finite(table[lab][n]) else np.nan for lab in labs] for n in names},
+                         group, "score"), group)
+    summary = {"runs": names, "dirs": [str(d) for d in run_dirs], "table": table, "best": best}
+    (out / "compare.json").write_text(json.dumps(summary, indent=1, default=_json_default))
+    doc.write(out, "compare")
+    return summary
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    summary = compare_runs(args.runs, args.out)
+    print(f"compared {len(summary['runs'])} runs over {len(summary['table'])} rows -> {Path(args.out) / 'compare.html'}")
+    return 0
+
+
+def add_cli(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="report_command")
+    p = sub.add_parser("compare", help="one table + plots over several evaluated runs",
+                       description="Compare runs evaluated with `ssl-music evaluate` (each RUN_DIR holds a "
+                                   "results.json). Writes compare.md, compare.html (self-contained) and compare.json.")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_cmd_compare)

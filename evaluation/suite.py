@@ -1,0 +1,320 @@
+"""Evaluation suites: one YAML names the datasets, tasks and protocol; ``run_suite`` runs it on a checkpoint.
+
+Order of work (every check a user can act on comes before the first embedding):
+  1. suite YAML + overrides -> structured config (unknown keys / bad values -> ConfigError naming the key)
+  2. checkpoint -> encoder (not an ssl_music checkpoint -> SSLMusicError naming the file)
+  3. datasets loaded; label columns, locality attributes and class counts vs folds checked
+  4. embeddings (cached) for the model and the baselines -> probes, k-NN, locality, tempo, projection
+  5. results.json + report.md + report.html
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, List, Optional, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from ssl_music.config import ConfigError
+from ssl_music.errors import SSLMusicError
+
+DATASET_KINDS = ("synthetic", "csv", "folder", "tags", "giantsteps")
+TASK_TYPES = ("multiclass", "multilabel", "tempo")
+
+
+@dataclass
+class TaskSpec:
+    name: str = ""
+    column: str = ""            # label column (tempo tasks: the BPM column)
+    type: str = "multiclass"    # multiclass | multilabel | tempo
+
+
+@dataclass
+class DatasetSpec:
+    name: str = ""
+    kind: str = "synthetic"     # synthetic | csv | folder | tags | giantsteps
+    path: str = ""              # labels.csv | manifest CSV | class-folder root | tags CSV | GiantSteps root
+    audio_root: str = ""        # where relative audio paths resolve (default: beside the CSV)
+    annotations: str = ""       # giantsteps: folder with <id>.LOFI.bpm / .key files (default: path)
+    tags_col: str = ""          # tags: one column of joined tags instead of one 0/1 column per tag
+    top_n: int = 0              # tags: keep the N most frequent tags (MagnaTagATune: 50); 0 = all
+    tasks: List[TaskSpec] = field(default_factory=list)
+
+
+@dataclass
+class ProbesSpec:
+    linear: bool = True
+    mlp: bool = False
+
+
+@dataclass
+class KnnSpec:
+    ks: List[int] = field(default_factory=lambda: [1, 5, 20])
+
+
+@dataclass
+class LocalitySpec:
+    k: int = 10
+    attributes: List[str] = field(default_factory=list)   # empty: every multiclass task's column
+
+
+@dataclass
+class TempoSpec:
+    reference: str = "click"    # click | drums reference clips
+    min_bpm: float = 60.0
+    max_bpm: float = 200.0
+    step: float = 0.02          # relative grid step
+    windows: int = 4            # target windows averaged per file
+    octave_correction: bool = True
+    librosa: bool = True
+    max_items: int = 0          # 0 = all
+
+
+@dataclass
+class BaselinesSpec:
+    random_init: bool = True
+    mfcc_chroma: bool = True
+
+
+@dataclass
+class EmbedSpec:
+    hop_s: Optional[float] = None   # window hop; None = crop length (non-overlapping)
+    batch_size: int = 8
+    cache_dir: str = ""             # "" = <out>/cache
+
+
+@dataclass
+class SuiteConfig:
+    name: str = "suite"
+    datasets: List[DatasetSpec] = field(default_factory=list)
+    probes: ProbesSpec = field(default_factory=ProbesSpec)
+    seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
+    folds: int = 5
+    knn: KnnSpec = field(default_factory=KnnSpec)
+    locality: LocalitySpec = field(default_factory=LocalitySpec)
+    tempo: TempoSpec = field(default_factory=TempoSpec)
+    baselines: BaselinesSpec = field(default_factory=BaselinesSpec)
+    embed: EmbedSpec = field(default_factory=EmbedSpec)
+    projection: str = "pca"         # pca | tsne
+    rare_classes: str = "error"     # a class with fewer items than folds: error | drop (from that task, noted)
+    device: str = "cpu"
+
+
+# ------------------------------------------------------------------------------------------- config
+def _describe(exc: OmegaConfBaseException, source: str) -> str:
+    key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
+    if isinstance(exc, ConfigKeyError) or "not in struct" in str(exc) or "Key '" in str(exc):
+        return f"unknown suite key '{key}' ({source})"
+    return f"invalid value for suite key '{key}' ({source}): {str(exc).splitlines()[0]}"
+
+
+def _parse_value(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def load_suite(path: str | Path, overrides: Sequence[str] = (), data: Sequence[str] = ()) -> DictConfig:
+    """Suite YAML <- ``key=value`` overrides (list items by index: ``datasets.0.path=...``) <- ``data``
+    entries (``PATH`` for the first dataset or ``NAME=PATH``), then validated."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"suite file not found: {path}")
+    try:
+        raw = OmegaConf.load(path)
+    except Exception as exc:
+        raise ConfigError(f"cannot parse suite {path}: {exc}") from None
+    cfg = OmegaConf.structured(SuiteConfig)
+    try:
+        cfg = OmegaConf.merge(cfg, raw)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_describe(exc, f"in {path}")) from None
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+        try:
+            if OmegaConf.select(cfg, key, default="__missing__") == "__missing__":
+                raise ConfigError(f"unknown suite key '{key}' (command-line override)")
+            OmegaConf.update(cfg, key, _parse_value(value), merge=True)
+        except OmegaConfBaseException as exc:
+            raise ConfigError(_describe(exc, "command-line override")) from None
+    for entry in data:
+        name, sep, p = entry.rpartition("=") if "=" in entry else ("", "", entry)
+        idx = next((i for i, d in enumerate(cfg.datasets) if d.name == name), None) if name else 0
+        if idx is None or not cfg.datasets:
+            raise ConfigError(f"--data {entry}: suite has no dataset named '{name or '(first)'}'")
+        cfg.datasets[idx].path = p
+    validate_suite(cfg)
+    return cfg
+
+
+def _check(cond: bool, key: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"invalid value for suite key '{key}': {msg}")
+
+
+def validate_suite(cfg: DictConfig) -> None:
+    _check(len(cfg.datasets) > 0, "datasets", "the suite names no dataset")
+    names = [d.name for d in cfg.datasets]
+    _check(len(set(names)) == len(names), "datasets", f"dataset names must be unique, got {names}")
+    for i, d in enumerate(cfg.datasets):
+        key = f"datasets.{i}"
+        _check(bool(d.name), f"{key}.name", "required")
+        _check(d.kind in DATASET_KINDS, f"{key}.kind", f"must be one of {DATASET_KINDS}, got '{d.kind}'")
+        _check(bool(d.path), f"{key}.path", "required (or pass --data PATH)")
+        _check(len(d.tasks) > 0, f"{key}.tasks", "list at least one task")
+        for j, t in enumerate(d.tasks):
+            _check(bool(t.name) and bool(t.column), f"{key}.tasks.{j}", "needs name and column")
+            _check(t.type in TASK_TYPES, f"{key}.tasks.{j}.type", f"must be one of {TASK_TYPES}, got '{t.type}'")
+    _check(cfg.folds >= 2, "folds", f"must be >= 2, got {cfg.folds}")
+    _check(len(cfg.seeds) > 0, "seeds", "list at least one seed")
+    _check(all(k >= 1 for k in cfg.knn.ks) and len(cfg.knn.ks) > 0, "knn.ks", f"need ks >= 1, got {list(cfg.knn.ks)}")
+    _check(cfg.locality.k >= 1, "locality.k", f"must be >= 1, got {cfg.locality.k}")
+    _check(cfg.probes.linear or cfg.probes.mlp, "probes", "enable linear and/or mlp")
+    _check(cfg.tempo.reference in ("click", "drums"), "tempo.reference", f"must be click or drums, got '{cfg.tempo.reference}'")
+    _check(0 < cfg.tempo.min_bpm < cfg.tempo.max_bpm, "tempo.min_bpm", "need 0 < min_bpm < max_bpm")
+    _check(0 < cfg.tempo.step < 0.04, "tempo.step", f"must be in (0, 0.04) to resolve the 4 % tolerance, got {cfg.tempo.step}")
+    _check(cfg.tempo.windows >= 1, "tempo.windows", "must be >= 1")
+    _check(cfg.projection in ("pca", "tsne"), "projection", f"must be pca or tsne, got '{cfg.projection}'")
+    _check(cfg.rare_classes in ("error", "drop"), "rare_classes", f"must be error or drop, got '{cfg.rare_classes}'")
+    _check(cfg.embed.batch_size >= 1, "embed.batch_size", "must be >= 1")
+    _check(cfg.embed.hop_s is None or cfg.embed.hop_s > 0, "embed.hop_s", "must be > 0")
+
+
+# ------------------------------------------------------------------------------------------- datasets
+def load_dataset(spec: DictConfig):
+    """Suite dataset entry -> EvalDataset, through the loaders of evaluation.datasets."""
+    from evaluation import datasets as D
+
+    root = spec.audio_root or None
+    first = spec.tasks[0].column
+    loaders = {
+        "synthetic": lambda: D.load_synthetic(spec.path),
+        "csv": lambda: D.load_csv_manifest(spec.path, {t.column: t.type for t in spec.tasks}, audio_root=root),
+        "folder": lambda: D.load_folder_per_class(spec.path, task=first),
+        "tags": lambda: D.load_tag_csv(spec.path, audio_root=root, tags_col=spec.tags_col or None,
+                                       top_n=spec.top_n or None, task=first),
+        "giantsteps": lambda: D.load_giantsteps(spec.path, spec.annotations or spec.path),
+    }
+    try:
+        ds = loaders[spec.kind]()
+    except SSLMusicError as exc:
+        raise ConfigError(f"dataset '{spec.name}' (kind {spec.kind}, path {spec.path}): {exc}") from None
+    ds.name = spec.name
+    return ds
+
+
+def has_fixed_splits(ds) -> bool:
+    return any(getattr(it, "split", None) for it in ds.items)
+
+
+def _labels(items, column: str) -> list:
+    return [it.labels.get(column) for it in items]
+
+
+def check_dataset(spec: DictConfig, index: int, ds, folds: int, locality_attrs: Sequence[str],
+                  rare_classes: str = "error") -> None:
+    """Label columns exist, every multiclass class can be split into ``folds`` folds."""
+    key = f"datasets.{index}"
+    if not ds.items:
+        raise ConfigError(f"{key} ('{spec.name}'): no items found in {spec.path}")
+    columns = set().union(*(it.labels.keys() for it in ds.items))
+    for j, t in enumerate(spec.tasks):
+        if t.column not in columns:
+            raise ConfigError(f"invalid value for suite key '{key}.tasks.{j}.column': dataset '{spec.name}' "
+                              f"({spec.path}) has no label column '{t.column}' (columns: {sorted(columns)})")
+        if t.type == "multiclass" and not has_fixed_splits(ds) and rare_classes == "error":
+            counts = Counter(v for v in _labels(ds.items, t.column) if v not in (None, ""))
+            small = {c: n for c, n in counts.items() if n < folds}
+            if small:
+                raise ConfigError(f"invalid value for suite key 'folds': dataset '{spec.name}' task '{t.name}' has "
+                                  f"classes with fewer than folds={folds} items: {dict(sorted(small.items())[:8])}; "
+                                  f"lower folds, set rare_classes=drop or give the dataset a split column")
+    for a in locality_attrs:
+        if a not in columns:
+            raise ConfigError(f"invalid value for suite key 'locality.attributes': dataset '{spec.name}' has no "
+                              f"label column '{a}' (columns: {sorted(columns)})")
+
+
+def locality_attributes(cfg: DictConfig, spec: DictConfig) -> list[str]:
+    if cfg.locality.attributes:
+        return list(cfg.locality.attributes)
+    return [t.column for t in spec.tasks if t.type == "multiclass"]
+
+
+# ------------------------------------------------------------------------------------------- running
+def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Path, overrides: Sequence[str] = (),
+              *, data: Sequence[str] = (), model: Any = None, random_model: Any = None, progress: bool = True) -> dict:
+    """Evaluate ``checkpoint`` on every dataset of the suite; writes the report into ``out_dir``.
+
+    ``model`` / ``random_model`` replace the encoders loaded from the checkpoint (tests, notebooks).
+    """
+    cfg = load_suite(suite_path, overrides, data)
+    if model is None:
+        from ssl_music.api import load_encoder
+
+        model = load_encoder(checkpoint, device=cfg.device)
+    loaded = []
+    for i, spec in enumerate(cfg.datasets):
+        ds = load_dataset(spec)
+        check_dataset(spec, i, ds, cfg.folds, locality_attributes(cfg, spec), cfg.rare_classes)
+        loaded.append((spec, ds))
+    if cfg.baselines.random_init and random_model is None:
+        from ssl_music.api import load_encoder
+
+        random_model = load_encoder(checkpoint, device=cfg.device, random_init=True)
+
+    from evaluation.report import write_report
+    from evaluation.runner import evaluate_dataset, protocol
+
+    out = Path(out_dir)
+    cache = Path(cfg.embed.cache_dir) if cfg.embed.cache_dir else out / "cache"
+    results = {
+        "format": "ssl_music.eval/1", "run": out.name, "checkpoint": str(checkpoint),
+        "identity": str(model.identity), "suite": str(suite_path), "overrides": list(overrides) + list(data),
+        "created": _dt.datetime.now().isoformat(timespec="seconds"), "protocol": protocol(cfg, model),
+        "datasets": {spec.name: evaluate_dataset(cfg, spec, ds, model, random_model if cfg.baselines.random_init else None,
+                                                 cache, progress) for spec, ds in loaded},
+    }
+    write_report(results, out)
+    return results
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    results = run_suite(args.checkpoint, args.suite, args.out, args.overrides, data=args.data or (),
+                        progress=not args.quiet)
+    for name, ds in results["datasets"].items():
+        print(f"{name}: {ds['n_embedded']}/{ds['n_items']} files embedded, {len(ds['skipped'])} skipped")
+        for task, t in ds["tasks"].items():
+            for probe, sets in t.get("probes", {}).items():
+                for metric, s in sets.get("model", {}).items():
+                    print(f"  {task:<14} {probe:<6} {metric:<16} {s['mean']:.3f} ± {s['std']:.3f}")
+            if "model" in t.get("tempo", {}):
+                print(f"  {task:<14} tempo  acc1 {t['tempo']['model']['acc1']:.3f} acc2 {t['tempo']['model']['acc2']:.3f}")
+    print(f"report: {Path(args.out) / 'report.html'}")
+    return 0
+
+
+def add_cli(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Run an evaluation suite (configs/eval/*.yaml) on a checkpoint: embeddings (cached), linear/MLP probes, "
+        "k-NN, locality, tempo, against random-init and MFCC+chroma baselines; writes results.json, report.md "
+        "and report.html into --out. Any suite key can be overridden as key=value, list items by index, e.g. "
+        "datasets.0.path=/data/gtzan folds=10 'seeds=[0,1]'.")
+    parser.add_argument("--checkpoint", required=True, help="ssl_music checkpoint (.ckpt)")
+    parser.add_argument("--suite", required=True, help="suite YAML, e.g. configs/eval/synthetic.yaml")
+    parser.add_argument("--out", required=True, help="output folder for results.json and the reports")
+    parser.add_argument("--data", action="append", metavar="[NAME=]PATH",
+                        help="dataset path: PATH replaces the first dataset's path, NAME=PATH the named "
+                             "dataset's (repeatable); same as datasets.<i>.path=PATH")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("overrides", nargs="*", metavar="key=value")
+    parser.set_defaults(func=_cmd_evaluate)
