@@ -98,7 +98,8 @@ def _probe_task(cfg, task, items, feats) -> dict:
             continue
         out["probes"][kind] = {}
         for name, X in feats.items():
-            res = run_probe(X[idx], labels, splits, task.type, kind=kind, seeds=list(cfg.seeds))
+            res = run_probe(X[idx], labels, splits, task.type, kind=kind, seeds=list(cfg.seeds),
+                            n_boot=cfg.probes.bootstrap)
             out["probes"][kind][name] = {k: v for k, v in res.items() if k not in NON_METRIC_KEYS}
             if name == "model" and kind == "linear" and task.type == "multiclass" and res.get("confusion") is not None:
                 out["confusion"] = {"classes": [str(c) for c in res["classes"]],

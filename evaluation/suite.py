@@ -49,6 +49,7 @@ class DatasetSpec:
 class ProbesSpec:
     linear: bool = True
     mlp: bool = False
+    bootstrap: int = 1000     # resamples for the 95 % CIs
 
 
 @dataclass

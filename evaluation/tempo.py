@@ -127,10 +127,17 @@ class TempoEstimator:
         self.grid = bpm_grid(lo, hi, step)
         self.references = reference_clips(self.grid, model.crop_s, model.sample_rate, kind, click_fn)
         self.n_windows, self.octave_correction, self.typical = n_windows, octave_correction, tuple(typical)
+        # Models that expose the head on embeddings embed the references once, not once per target file.
+        self._ref_emb = (model.embed_crops(self.references)
+                         if hasattr(model, "tempo_same_prob_from_embeddings") else None)
 
     def curve(self, wave: np.ndarray, sr: int) -> np.ndarray:
         w = target_windows(wave, sr, self.model.sample_rate, self.model.crop_s, self.n_windows)
-        return same_prob_curve(self.model, w, self.references)
+        if self._ref_emb is None:
+            return same_prob_curve(self.model, w, self.references)
+        ew, G = self.model.embed_crops(w), len(self._ref_emb)
+        probs = self.model.tempo_same_prob_from_embeddings(np.repeat(ew, G, axis=0), np.tile(self._ref_emb, (len(ew), 1)))
+        return np.asarray(probs, dtype=np.float64).reshape(len(ew), G).mean(axis=0)
 
     def estimate(self, wave: np.ndarray, sr: int) -> float:
         return pick_tempo(self.grid, self.curve(wave, sr), self.octave_correction, self.typical)

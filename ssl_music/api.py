@@ -101,13 +101,17 @@ class EmbeddingModel:
     def embed(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
         return self.embed_windows(wave, sample_rate).mean(axis=0)
 
-    @torch.no_grad()
     def tempo_same_prob(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """P(same tempo) for crop pairs at self.sample_rate, each row crop_len samples."""
+        return self.tempo_same_prob_from_embeddings(self.embed_crops(a), self.embed_crops(b))
+
+    @torch.no_grad()
+    def tempo_same_prob_from_embeddings(self, ea: np.ndarray, eb: np.ndarray) -> np.ndarray:
+        """The head alone: comparing W windows with G references costs W + G encoder passes, not W × G."""
         if self.tempo_head is None:
             raise SSLMusicError("this checkpoint has no tempo head (trained without objectives.tempo)")
-        ea = torch.as_tensor(self.embed_crops(a)).to(self.device)
-        eb = torch.as_tensor(self.embed_crops(b)).to(self.device)
+        ea = torch.as_tensor(ea, dtype=torch.float32).to(self.device)
+        eb = torch.as_tensor(eb, dtype=torch.float32).to(self.device)
         return torch.sigmoid(self.tempo_head(ea, eb)).float().cpu().numpy()
 
 

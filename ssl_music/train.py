@@ -87,11 +87,10 @@ def resume_path(root: Path) -> str | None:
     return str(newest)
 
 
-class FinishMarker(pl.Callback):
-    """Saves last.ckpt at the final step and writes DONE, so sweeps and requeues can tell a run is complete.
+class RankRecord(pl.Callback):
+    """Each rank records how many batches it consumed in this process (ranks/rank-N.json).
 
-    Each rank also records how many batches it consumed in this process (ranks/rank-N.json): DDP needs
-    every rank to take the same number of steps, and this is where a user (and the tests) can check it.
+    DDP needs every rank to take the same number of steps; this is where a user (and the tests) can check it.
     """
 
     def __init__(self, root: Path):
@@ -106,12 +105,6 @@ class FinishMarker(pl.Callback):
         ranks.mkdir(parents=True, exist_ok=True)
         record = {"rank": trainer.global_rank, "global_step": trainer.global_step, "batches": self.batches}
         (ranks / f"rank-{trainer.global_rank}.json").write_text(json.dumps(record))
-        if trainer.global_step < trainer.max_steps:
-            return  # interrupted (SIGTERM, requeue): not done
-        trainer.save_checkpoint(str(self.root / "checkpoints" / "last.ckpt"))
-        if trainer.is_global_zero:
-            done = {"global_step": trainer.global_step, "checkpoint": str(self.root / "checkpoints" / "last.ckpt")}
-            (self.root / "DONE").write_text(json.dumps(done))
 
 
 class SaveOnSigterm(pl.Callback):
@@ -136,8 +129,9 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> pl.Tr
     root = Path(t.root_dir)
     callbacks = [
         ModelCheckpoint(dirpath=root / "checkpoints", filename="step-{step}", every_n_train_steps=t.ckpt_every_n_steps,
-                        save_last=True, save_top_k=2, monitor="step", mode="max", auto_insert_metric_name=False),
-        FinishMarker(root),
+                        save_last=True, save_top_k=2, monitor="step", mode="max", auto_insert_metric_name=False,
+                        enable_version_counter=False),  # a restart overwrites, never writes last-v1.ckpt
+        RankRecord(root),
         SaveOnSigterm(root),
     ]
     if t.logger != "none":
@@ -192,6 +186,10 @@ def pretrain(cfg: DictConfig, extra_callbacks: list | None = None) -> pl.Trainer
     if ckpt:
         log.info("resuming from %s", ckpt)
     trainer.fit(model, datamodule=data, ckpt_path=ckpt)
+    # ModelCheckpoint wrote last.ckpt at train end; DONE tells sweeps and requeued jobs the run is complete.
+    if trainer.is_global_zero and trainer.global_step >= cfg.trainer.max_steps:
+        last = root / "checkpoints" / "last.ckpt"
+        (root / "DONE").write_text(json.dumps({"global_step": trainer.global_step, "checkpoint": str(last)}))
     return trainer
 
 

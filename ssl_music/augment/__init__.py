@@ -84,7 +84,7 @@ class ViewAugmenter:
             return self._apply_batch(batch, generator, record)
 
     def _apply_batch(self, batch, generator, record) -> dict:
-        from ssl_music.augment.gpu import tempo_pair
+        from ssl_music.augment.gpu import tempo_draw
 
         chain, tempo_chain = self._chains()
         out = dict(batch)
@@ -96,8 +96,11 @@ class ViewAugmenter:
         if "tempo" in batch:
             x = batch["tempo"].float()
             b = x.shape[0]
-            y, same, rates = tempo_pair(x, self.tempo, generator, self.out_len)
-            out["tempo"] = tempo_chain(y.reshape(b * 2, -1), generator, record).reshape(b, 2, self.out_len)
+            rates, same = tempo_draw(b, self.tempo, generator, x.device)
+            rates, same = rates.to(x.dtype), same.to(x.dtype)
+            # the chain stretches by the rates itself, fused with its pitch_shift when that comes first
+            y = tempo_chain(x.reshape(b * 2, -1), generator, record, rate=rates.reshape(-1))
+            out["tempo"] = y.reshape(b, 2, self.out_len)
             out["tempo_same"], out["tempo_rates"] = same, rates
         return out
 

@@ -1,10 +1,9 @@
 """Batched torch augmentations: one call per batch, independent random parameters per example.
 
-Nothing loops over the batch. Time-stretch is a phase vocoder in which example i's output frame k reads
-source frame k * rate_i (two gathered neighbours, interpolated magnitude, phase advance accumulated with a
-cumulative sum) followed by one iSTFT for the whole batch. Pitch shift stretches by 2^(s/12) and reads
-the result back at per-example positions n * 2^(s/12) with a windowed-sinc kernel (a gather of taps).
-Filters are frequency responses multiplied in the rFFT domain. Works on CPU and CUDA tensors alike.
+Nothing loops over the batch. Time-stretch and pitch shift are in :mod:`ssl_music.augment.vocoder`; a
+time_stretch directly followed by pitch_shift in a chain (and the tempo view's stretch followed by the
+chain's pitch_shift) runs as one stretch and one read-back. Filters are frequency responses multiplied
+in the rFFT domain. Works on CPU and CUDA tensors alike.
 """
 from __future__ import annotations
 
@@ -15,11 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from ssl_music.augment.chain import N_UNIFORMS, draw_params, tempo_rates
+from ssl_music.augment.vocoder import pitch_shift, stretch, stretch_shift
 
-N_FFT = 512           # 32 ms at 16 kHz: short enough to keep onsets sharp (tempo), long enough for pitch
-HOP = N_FFT // 4
-SINC_HALF_TAPS = 4    # 8-tap Lanczos kernel for the pitch-shift resampler
-ONSET_RATIO = 2.0     # frame energy jump (x2 = +3 dB) that counts as an onset for phase reset
 FILTER_PAD = 4096     # zero padding that absorbs the wrap-around of the FFT-domain filters
 
 
@@ -35,97 +31,6 @@ def device_generator(g: Optional[torch.Generator], device) -> Optional[torch.Gen
         return g
     seed = int(torch.randint(0, 2**62, (1,), generator=g, device=g.device))
     return torch.Generator(device=device).manual_seed(seed)
-
-
-# --------------------------------------------------------------------------------- phase vocoder
-def stretch(x: Tensor, rate: Tensor, out_len: int, max_freq: Optional[Tensor] = None,
-            n_fft: int = N_FFT, hop: int = HOP) -> Tensor:
-    """Time-stretch each row of ``x`` [B, S] by ``rate`` [B] (r > 1 faster); returns [B, out_len].
-
-    ``max_freq`` [B] (fraction of Nyquist) zeroes bins above it, the anti-aliasing a later resampler needs.
-    """
-    b, s = x.shape
-    if s < n_fft:
-        x = nn.functional.pad(x, (0, n_fft - s))
-    window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
-    # Zero (not reflect) padding: the phase-accumulation seed is frame 0, and a reflected frame 0 gives
-    # inter-bin phases no real sinusoid has, which then cancel in the overlap-add for every later frame.
-    spec = torch.stft(x, n_fft, hop, window=window, center=True, pad_mode="constant",
-                      return_complex=True)                                            # [B, F, T]
-    n_freq, n_src = spec.shape[1], spec.shape[2]
-    mag, phase = spec.abs(), spec.angle()
-
-    n_out = out_len // hop + 1
-    pos = torch.arange(n_out, device=x.device, dtype=x.dtype)[None] * rate.to(x.dtype)[:, None]
-    pos = pos.clamp(max=n_src - 1)
-    i0 = pos.floor().long()
-    frac = (pos - i0)[:, None, :]
-    idx0 = i0[:, None, :].expand(b, n_freq, n_out)
-    idx1 = (idx0 + 1).clamp(max=n_src - 1)
-    m = torch.lerp(mag.gather(2, idx0), mag.gather(2, idx1), frac)
-    bins = torch.arange(n_freq, device=x.device, dtype=x.dtype)
-    if max_freq is not None:
-        m = m * (bins[None, :, None] < max_freq.to(x.dtype)[:, None, None] * (n_freq - 1))
-    # Per source frame: the phase advance to the next frame. For equal analysis and synthesis hops the
-    # classic "bin advance + wrapped deviation" equals the raw difference modulo 2 pi, so the raw
-    # difference, wrapped to (-pi, pi] to keep the float32 running sum precise, is all that is needed.
-    # (The last source frame has no successor; it reuses the increment before it.)
-    src_inc = torch.remainder(torch.diff(phase, dim=2) + math.pi, 2 * math.pi) - math.pi
-    inc = src_inc.gather(2, idx0.clamp(max=max(0, n_src - 2)))
-    cum = torch.cumsum(inc, 2) - inc                    # exclusive: phase advance since output frame 0
-    # Phase reset at onsets: an output frame that reaches a new source frame whose energy jumps takes that
-    # frame's own phase, so clicks keep their position instead of being smeared (tempo depends on it).
-    # acc_k = phase at the last reset r <= k + advance accumulated since r; frame 0 always resets.
-    energy = mag.pow(2).sum(1)                                                    # [B, T]
-    onset = energy > ONSET_RATIO * torch.cat([energy[:, :1], energy[:, :-1]], 1) + 1e-10
-    near = pos.round().long()
-    reset = onset.gather(1, near) & (near != torch.cat([near[:, :1] - 1, near[:, :-1]], 1))
-    reset[:, 0] = True
-    k = torch.arange(n_out, device=x.device)[None].expand(b, n_out)
-    last = torch.where(reset, k, torch.zeros_like(k)).cummax(1).values[:, None, :].expand(b, n_freq, n_out)
-    start = phase.gather(2, near[:, None, :].expand(b, n_freq, n_out)) - cum
-    acc = start.gather(2, last) + cum
-    return torch.istft(torch.polar(m, acc), n_fft, hop, window=window, center=True, length=out_len)
-
-
-def _sinc_table(half: int, phases: int, device, dtype) -> Tensor:
-    """[phases + 1, 2*half] Lanczos (sinc-windowed sinc) taps for fractional delays k / phases."""
-    frac = torch.arange(phases + 1, device=device, dtype=torch.float64)[:, None] / phases
-    d = frac - torch.arange(-half + 1, half + 1, device=device, dtype=torch.float64)[None]
-    w = torch.sinc(d) * torch.sinc(d / half)
-    return (w / w.sum(1, keepdim=True)).to(dtype)
-
-
-def resample_at(z: Tensor, step: Tensor, out_len: int, half: int = SINC_HALF_TAPS, phases: int = 512,
-                chunk: int = 16384) -> Tensor:
-    """Read each row of ``z`` [B, M] at positions n * step_b (n < out_len) by windowed-sinc interpolation.
-
-    The kernel is a fixed polyphase table (no per-call design); ``z`` must already be band-limited to
-    Nyquist / step where step > 1 (``stretch(max_freq=...)`` does it).
-    """
-    b, m = z.shape
-    table = _sinc_table(half, phases, z.device, z.dtype)
-    zp = nn.functional.pad(z, (half - 1, half + chunk))    # taps left of 0 and right of the end read zeros
-    frames = zp.unfold(1, 2 * half, 1)                      # [B, M', 2*half] view: the taps around each sample
-    rows = torch.arange(b, device=z.device)[:, None]
-    outs = []
-    for start in range(0, out_len, chunk):  # bounds memory to B * chunk * 2*half; the batch stays vectorised
-        n = torch.arange(start, min(out_len, start + chunk), device=z.device, dtype=torch.float64)
-        t = n[None] * step.double()[:, None]                          # [B, n], float64: exact positions
-        base = t.floor()
-        w = table[torch.round((t - base) * phases).long()]            # [B, n, 2*half]
-        taps = frames[rows, base.long().clamp_(0, m)]                 # [B, n, 2*half]
-        outs.append(torch.einsum("bnk,bnk->bn", taps, w))
-    return torch.cat(outs, 1)
-
-
-def pitch_shift(x: Tensor, semitones: Tensor) -> Tensor:
-    ratio = torch.pow(2.0, semitones.to(x.dtype) / 12.0)
-    n = x.shape[1]
-    long_len = int(math.ceil(n * float(ratio.max()))) + SINC_HALF_TAPS + 1
-    # same pitch, ratio times longer, band-limited so that reading it ratio times faster does not alias
-    z = stretch(x, 1.0 / ratio, long_len, max_freq=torch.clamp(0.95 / ratio, max=1.0))
-    return resample_at(z, ratio, n)          # back to n samples: pitch times ratio
 
 
 # ------------------------------------------------------------------------------- spectral filters
@@ -257,6 +162,27 @@ def _apply(name: str, x: Tensor, prm: Dict[str, Tensor], sr: int, g, params: Dic
     raise KeyError(name)
 
 
+def _crop(x: Tensor, n: int) -> Tensor:
+    # a view when x is long enough: a copy of the whole batch costs as much as a cheap transform
+    return x[:, :n] if x.shape[1] >= n else nn.functional.pad(x, (0, n - x.shape[1]))
+
+
+def _on_rows(y: Tensor, mask: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
+    """y with the rows where ``mask`` holds replaced by fn(those row indices); fn sees only those rows."""
+    idx = mask.nonzero().squeeze(1)
+    if idx.numel() == 0:
+        return y
+    if idx.numel() == mask.numel():  # all rows: skip the gather/scatter copies
+        return fn(None)
+    y = y.clone()
+    y[idx] = fn(idx)
+    return y
+
+
+def _sub(t: Tensor, idx: Optional[Tensor]) -> Tensor:
+    return t if idx is None else t[idx]
+
+
 class BatchTransform(nn.Module):
     """One chain entry: applies with probability p per example, parameters drawn per example."""
 
@@ -264,7 +190,8 @@ class BatchTransform(nn.Module):
         super().__init__()
         self.name, self.p, self.params, self.sample_rate, self.out_len = name, p, dict(params), sample_rate, out_len
 
-    def forward(self, x: Tensor, g: Optional[torch.Generator] = None, record: Optional[List] = None) -> Tensor:
+    def draw(self, x: Tensor, g: Optional[torch.Generator], record: Optional[List]):
+        """(applied [N] bool, params {name: [N]}, generator for large random tensors) for a batch like x."""
         n = x.shape[0]
         u = uniforms(n, 1 + N_UNIFORMS[self.name], g, x.device)
         apply = u[:, 0] < self.p
@@ -273,24 +200,29 @@ class BatchTransform(nn.Module):
         big_g = device_generator(g, x.device)
         if record is not None:
             record.append((self.name, apply, prm))
+        return apply, prm, big_g
+
+    def forward(self, x: Tensor, g: Optional[torch.Generator] = None, record: Optional[List] = None) -> Tensor:
+        apply, prm, big_g = self.draw(x, g, record)
+        if self.name in ("gain", "polarity"):  # one pass, factor 1 where not applied: no row copies, no sync
+            one = torch.ones_like(apply, dtype=x.dtype)
+            factor = -one if self.name == "polarity" else 10 ** (prm["gain_db"] / 20)
+            return x * torch.where(apply, factor, one)[:, None]
         if self.name == "time_stretch":   # not stretched = the first out_len samples
-            y = nn.functional.pad(x[:, : self.out_len], (0, max(0, self.out_len - x.shape[1])))
-        else:
-            y = x
-        idx = apply.nonzero().squeeze(1)
-        if idx.numel() == 0:
-            return y
-        if idx.numel() == n:  # all applied: skip the gather/scatter copies
-            if self.name == "time_stretch":
-                return stretch(x, prm["rate"], self.out_len)
-            return _apply(self.name, x, prm, self.sample_rate, big_g, self.params)
-        y = y.clone()
-        sub = {k: v[idx] for k, v in prm.items()}
-        if self.name == "time_stretch":
-            y[idx] = stretch(x[idx], sub["rate"], self.out_len)
-        else:
-            y[idx] = _apply(self.name, x[idx], sub, self.sample_rate, big_g, self.params)
-        return y
+            return _on_rows(_crop(x, self.out_len), apply,
+                            lambda i: stretch(_sub(x, i), _sub(prm["rate"], i), self.out_len))
+        return _on_rows(x, apply, lambda i: _apply(self.name, _sub(x, i), {k: _sub(v, i) for k, v in prm.items()},
+                                                   self.sample_rate, big_g, self.params))
+
+
+def stretch_then_shift(x: Tensor, rate: Tensor, stretched: Tensor, semitones: Tensor, shifted: Tensor,
+                       out_len: int) -> Tensor:
+    """A time_stretch (``rate`` where ``stretched``) followed by a pitch_shift (``semitones`` where
+    ``shifted``), each row through at most one phase vocoder; rows with neither are cropped to out_len."""
+    y = _crop(x, out_len)
+    y = _on_rows(y, stretched & ~shifted, lambda i: stretch(_sub(x, i), _sub(rate, i), out_len))
+    rate = torch.where(stretched, rate, torch.ones_like(rate))
+    return _on_rows(y, shifted, lambda i: stretch_shift(_sub(x, i), _sub(rate, i), _sub(semitones, i), out_len))
 
 
 class BatchChain(nn.Module):
@@ -304,18 +236,43 @@ class BatchChain(nn.Module):
             BatchTransform(name, spec["p"], spec["params"], sample_rate, out_len) for name, spec in chain.items())
         self.has_stretch = "time_stretch" in chain
 
-    def forward(self, x: Tensor, g: Optional[torch.Generator] = None, record: Optional[List] = None) -> Tensor:
-        if not self.has_stretch:
-            x = nn.functional.pad(x[:, : self.out_len], (0, max(0, self.out_len - x.shape[1])))
-        for t in self.transforms:
-            x = t(x, g, record)
+    def forward(self, x: Tensor, g: Optional[torch.Generator] = None, record: Optional[List] = None,
+                rate: Optional[Tensor] = None) -> Tensor:
+        """``rate`` [N]: x is a source to stretch by it first (the tempo view); the chain has no time_stretch."""
+        ts = list(self.transforms)
+        i = 0
+        if rate is not None:
+            everywhere = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+            if ts and ts[0].name == "pitch_shift":
+                apply, prm, _ = ts[0].draw(x, g, record)
+                x = stretch_then_shift(x, rate, everywhere, prm["semitones"], apply, self.out_len)
+                i = 1
+            else:
+                x = stretch(x, rate, self.out_len)
+        elif not self.has_stretch:
+            x = _crop(x, self.out_len)
+        while i < len(ts):
+            if ts[i].name == "time_stretch" and i + 1 < len(ts) and ts[i + 1].name == "pitch_shift":
+                # drawn in chain order, so the random stream is the same as applying them one by one
+                s_apply, s_prm, _ = ts[i].draw(x, g, record)
+                p_apply, p_prm, _ = ts[i + 1].draw(x, g, record)
+                x = stretch_then_shift(x, s_prm["rate"], s_apply, p_prm["semitones"], p_apply, self.out_len)
+                i += 2
+                continue
+            x = ts[i](x, g, record)
+            i += 1
         return x
+
+
+def tempo_draw(b: int, tempo: Dict[str, float], g: Optional[torch.Generator], device):
+    """(rates [B, 2], same [B]) for the tempo view; ``tempo`` as data.tempo."""
+    u = uniforms(b, 3, g, device).double()
+    return tempo_rates(u, xp=torch, **tempo)
 
 
 def tempo_pair(x: Tensor, tempo: Dict[str, float], g: Optional[torch.Generator], out_len: int):
     """x [B, 2, S] -> (stretched [B, 2, out_len], same [B], rates [B, 2]); ``tempo`` as data.tempo."""
     b = x.shape[0]
-    u = uniforms(b, 3, g, x.device).double()
-    rates, same = tempo_rates(u, xp=torch, **tempo)
+    rates, same = tempo_draw(b, tempo, g, x.device)
     y = stretch(x.reshape(b * 2, -1), rates.reshape(-1).to(x.dtype), out_len)
     return y.reshape(b, 2, out_len), same.to(x.dtype), rates.to(x.dtype)
