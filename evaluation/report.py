@@ -290,14 +290,15 @@ def _json_default(o: Any):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def summary_rows(results: dict, knn_k: str = "5") -> list[dict]:
-    """Terminal summary: per task, the first probe's metrics and k-NN accuracy at ``knn_k``, as
-    ``{task, metric, model, random_init, mfcc_chroma}`` (NaN where a feature set was not run)."""
+def summary_rows(results: dict, knn_k: str = "5", metric: str = "accuracy") -> list[dict]:
+    """Terminal summary: per task, each probe's ``metric`` and k-NN accuracy at ``knn_k``, as
+    ``{task, metric, model, random_init, mfcc_chroma}`` (NaN where a feature set was not run). Tempo rows
+    put librosa's classical estimate in the ``mfcc_chroma`` (classical baseline) column."""
     rows = []
     for ds in results.get("datasets", {}).values():
         for task, t in ds.get("tasks", {}).items():
-            for probe, sets in list(t.get("probes", {}).items())[:1]:
-                for metric in next(iter(sets.values()), {}):
+            for probe, sets in t.get("probes", {}).items():
+                if metric in next(iter(sets.values()), {}):
                     rows.append({"task": task, "metric": f"{probe} {metric}",
                                  **{fs: sets[fs][metric]["mean"] if fs in sets else float("nan") for fs in FEATURE_SETS}})
             knn = t.get("knn", {})
@@ -306,8 +307,10 @@ def summary_rows(results: dict, knn_k: str = "5") -> list[dict]:
                              **{fs: knn.get(fs, {}).get(knn_k, float("nan")) for fs in FEATURE_SETS}})
             tempo = t.get("tempo", {})
             if "model" in tempo:
-                rows.append({"task": task, "metric": "tempo acc1",
-                             **{fs: tempo["model"]["acc1"] if fs == "model" else float("nan") for fs in FEATURE_SETS}})
+                for m in ("acc1", "acc2"):
+                    rows.append({"task": task, "metric": f"head {m} (librosa)", "model": tempo["model"][m],
+                                 "random_init": float("nan"),
+                                 "mfcc_chroma": tempo.get("librosa", {}).get(m, float("nan"))})
     return rows
 
 

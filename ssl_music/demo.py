@@ -75,10 +75,11 @@ def summary_table(results: dict) -> str:
         from evaluation.report import summary_rows
 
         rows = summary_rows(results)
-    header = f"{'task':<12} {'metric':<18} {'model':>8} {'random':>8} {'mfcc+chroma':>12}"
+    header = f"{'task':<12} {'metric':<22} {'model':>8} {'random':>8} {'classical':>10}"
     lines = [header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{r['task']:<12} {r['metric']:<18} {r['model']:>8.3f} {r['random_init']:>8.3f} {r['mfcc_chroma']:>12.3f}")
+        lines.append(f"{r['task']:<12} {r['metric']:<22} {r['model']:>8.3f} {r['random_init']:>8.3f} {r['mfcc_chroma']:>10.3f}")
+    lines.append("classical = MFCC+chroma statistics for probes and k-NN, librosa.feature.tempo for tempo")
     return "\n".join(lines)
 
 
