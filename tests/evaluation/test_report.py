@@ -94,4 +94,5 @@ def test_summary_rows_for_the_terminal():
     assert rows[("genre", "linear accuracy")]["model"] == 0.8
     assert rows[("genre", "linear accuracy")]["mfcc_chroma"] == 0.6
     assert rows[("genre", "knn@5")]["random_init"] == 0.35
-    assert rows[("tempo_bpm", "tempo acc1")]["model"] == 0.5
+    assert rows[("tempo_bpm", "head acc1 (librosa)")]["model"] == 0.5
+    assert rows[("tempo_bpm", "head acc2 (librosa)")]["mfcc_chroma"] == 0.95  # librosa in the classical column
