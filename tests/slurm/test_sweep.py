@@ -82,6 +82,7 @@ def test_shipped_sweeps_expand():
     presets = {load_config(CONFIG_DIR / "pretrain" / "multitask.yaml", r.overrides).augment.preset for r in runs}
     assert presets == {"none", "time_stretch", "pitch_shift", "stretch_pitch", "full"}
     assert len(expand(CONFIG_DIR / "sweeps" / "demo.yaml")) >= 3
+    assert len(expand(CONFIG_DIR / "sweeps" / "tiny.yaml")) >= 3
 
 
 def _finish(run_dir: Path, step: int, results: dict | None) -> None:
