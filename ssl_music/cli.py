@@ -46,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     module_name, desc = COMMANDS[name]
     parser = argparse.ArgumentParser(prog=f"ssl-music {name}", description=desc)
     importlib.import_module(module_name).add_cli(parser)
-    args = parser.parse_args(argv[1:])
+    args, extra = parser.parse_known_args(argv[1:])
+    # argparse stops collecting positional overrides at the first option; accept `key=value` anywhere.
+    if extra and all("=" in a and not a.startswith("-") for a in extra) and isinstance(getattr(args, "overrides", None), list):
+        args.overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
