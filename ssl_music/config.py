@@ -88,6 +88,7 @@ class ModelConfig:
     proj_hidden: int = 512
     proj_dim: int = 128
     tempo_hidden: int = 256
+    periodicity: bool = False         # tiny / short_chunk_resnet: add log-lag onset autocorrelation features
 
 
 # ------------------------------------------------------------------------------------------ objectives

@@ -5,6 +5,7 @@ may be ``auto`` to take the encoder's default front-end (``ENCODERS[name][2]``).
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -42,6 +43,8 @@ def validate_model(model_cfg: Any) -> None:
         value = model_cfg[key]
         if not value > 0:
             raise bad(key, f"must be > 0, got {value}")
+    if model_cfg.get("periodicity", False) and "periodicity" not in inspect.signature(ENCODERS[encoder][0]).parameters:
+        raise bad("periodicity", f"encoder '{encoder}' has no periodicity pooling (tiny and short_chunk_resnet do)")
     for key in ("win_ms", "hop_ms"):
         value = model_cfg[key]
         if not value > 0:
@@ -72,5 +75,8 @@ def build_encoder(model_cfg: Any, sample_rate: int) -> Encoder:
     frontend = build_frontend(frontend_name, sample_rate, n_mels=int(model_cfg.n_mels),
                               win_ms=float(model_cfg.win_ms), hop_ms=float(model_cfg.hop_ms))
     cls = ENCODERS[name][0]
-    encoder = cls(in_channels=frontend.out_channels, embed_dim=int(model_cfg.embed_dim), width=int(model_cfg.width))
+    # .get: configs saved before the key existed load as without it
+    kwargs = dict(periodicity=True, hop_ms=float(model_cfg.hop_ms)) if model_cfg.get("periodicity", False) else {}
+    encoder = cls(in_channels=frontend.out_channels, embed_dim=int(model_cfg.embed_dim), width=int(model_cfg.width),
+                  **kwargs)
     return Encoder(frontend, encoder, int(model_cfg.embed_dim), sample_rate, frontend_name, name)

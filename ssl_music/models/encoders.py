@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ssl_music.models.pooling import PeriodicityPool
+
 
 def _temporal_pool(x: torch.Tensor) -> torch.Tensor:
     """[B, C, T] -> [B, 2C]: mean keeps how often a pattern occurs, max whether it occurs at all."""
@@ -47,9 +49,12 @@ class TinyCNN(nn.Module):
     three conv blocks pooling only along frequency, so onsets stay at 20 ms resolution while timbre and
     pitch are summarised; after collapsing frequency, dilated temporal convolutions (dilations 1..16)
     relate onsets up to ~1.3 s apart, which tempo and rhythm need. Mean+max over time, then dense layers.
+    With ``periodicity``, a log-lag onset autocorrelation (``PeriodicityPool``) joins the pooled features:
+    it makes tempo linearly readable, which the tempo-pair objective otherwise fails to learn on CPU budgets.
     """
 
-    def __init__(self, in_channels: int = 1, embed_dim: int = 128, width: int = 32):
+    def __init__(self, in_channels: int = 1, embed_dim: int = 128, width: int = 32, periodicity: bool = False,
+                 hop_ms: float = 10.0):
         super().__init__()
         w = width
         # Non-affine: with no learnable input normalisation, nothing upstream of a log-mel front-end needs a
@@ -62,12 +67,16 @@ class TinyCNN(nn.Module):
             _conv_bn_relu_2d(2 * w, 2 * w),
         )
         self.temporal = nn.Sequential(*[_DilatedTemporal(2 * w, d) for d in (1, 2, 4, 8, 16)])
-        self.head = _Embed(4 * w, 4 * w, embed_dim)
+        self.periodicity = PeriodicityPool(1000.0 / hop_ms, out_dim=w) if periodicity else None
+        self.head = _Embed(4 * w + (w if periodicity else 0), 4 * w, embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.blocks(self.input_bn(x))
+        x = self.input_bn(x)
+        # From the normalised input, not a learned map: no gradient reaches it, so it costs one FFT.
+        extra = [self.periodicity(x)] if self.periodicity is not None else []
+        x = self.blocks(x)
         x = self.temporal(x.amax(dim=2))
-        return self.head(_temporal_pool(x))
+        return self.head(torch.cat([_temporal_pool(x), *extra], dim=1))
 
 
 # ------------------------------------------------------------------------------------ ShortChunkResNet
@@ -95,9 +104,11 @@ class ShortChunkResNet(nn.Module):
 
     96 mel bands shrink to 1 after seven halvings; remaining frequency is max-pooled, then mean+max over
     time feed the dense layers (Won max-pools over time only; the mean adds a cheap density statistic).
+    ``periodicity`` adds the log-lag onset autocorrelation as in ``TinyCNN``.
     """
 
-    def __init__(self, in_channels: int = 1, embed_dim: int = 512, width: int = 64):
+    def __init__(self, in_channels: int = 1, embed_dim: int = 512, width: int = 64, periodicity: bool = False,
+                 hop_ms: float = 10.0):
         super().__init__()
         w = width
         chans = [w, w, 2 * w, 2 * w, 2 * w, 2 * w, 4 * w]
@@ -107,11 +118,15 @@ class ShortChunkResNet(nn.Module):
             layers.append(_Res2d(c_in, c, stride=2))
             c_in = c
         self.layers = nn.Sequential(*layers)
-        self.head = _Embed(2 * c_in, c_in, embed_dim)
+        self.periodicity = PeriodicityPool(1000.0 / hop_ms, out_dim=w) if periodicity else None
+        self.head = _Embed(2 * c_in + (w if periodicity else 0), c_in, embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.layers(self.input_bn(x)).amax(dim=2)
-        return self.head(_temporal_pool(x))
+        x = self.input_bn(x)
+        # detach: the input BN is affine here, and the statistic needs no gradient to be useful
+        extra = [self.periodicity(x.detach())] if self.periodicity is not None else []
+        x = self.layers(x).amax(dim=2)
+        return self.head(torch.cat([_temporal_pool(x), *extra], dim=1))
 
 
 # ------------------------------------------------------------------------------------------ SampleCNN
