@@ -29,6 +29,17 @@ class _Embed(nn.Sequential):
                          nn.Linear(hidden, embed_dim))
 
 
+def _period_dim(width: int, embed_dim: int) -> int:
+    """Embedding dimensions given to the periodicity statistic (at most an eighth of the embedding).
+
+    It joins the embedding itself rather than the dense layers' input: the contrastive projector can learn
+    to ignore it (time-stretch invariance lives in the projector), while the tempo head and downstream
+    probes still see it. Inside the dense layers, contrastive training with time-stretch erased it and the
+    multitask tempo head stayed at chance.
+    """
+    return max(1, min(width, embed_dim // 8))
+
+
 # ------------------------------------------------------------------------------------------- TinyCNN
 class _DilatedTemporal(nn.Module):
     """Residual 1-D conv over time; stacked with growing dilation it sees ~1 s, enough for a beat period."""
@@ -49,7 +60,7 @@ class TinyCNN(nn.Module):
     three conv blocks pooling only along frequency, so onsets stay at 20 ms resolution while timbre and
     pitch are summarised; after collapsing frequency, dilated temporal convolutions (dilations 1..16)
     relate onsets up to ~1.3 s apart, which tempo and rhythm need. Mean+max over time, then dense layers.
-    With ``periodicity``, a log-lag onset autocorrelation (``PeriodicityPool``) joins the pooled features:
+    With ``periodicity``, a log-lag onset autocorrelation (``PeriodicityPool``) fills part of the embedding:
     it makes tempo linearly readable, which the tempo-pair objective otherwise fails to learn on CPU budgets.
     """
 
@@ -67,8 +78,9 @@ class TinyCNN(nn.Module):
             _conv_bn_relu_2d(2 * w, 2 * w),
         )
         self.temporal = nn.Sequential(*[_DilatedTemporal(2 * w, d) for d in (1, 2, 4, 8, 16)])
-        self.periodicity = PeriodicityPool(1000.0 / hop_ms, out_dim=w) if periodicity else None
-        self.head = _Embed(4 * w + (w if periodicity else 0), 4 * w, embed_dim)
+        p = _period_dim(w, embed_dim) if periodicity else 0
+        self.periodicity = PeriodicityPool(1000.0 / hop_ms, out_dim=p) if periodicity else None
+        self.head = _Embed(4 * w, 4 * w, embed_dim - p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_bn(x)
@@ -76,7 +88,7 @@ class TinyCNN(nn.Module):
         extra = [self.periodicity(x)] if self.periodicity is not None else []
         x = self.blocks(x)
         x = self.temporal(x.amax(dim=2))
-        return self.head(torch.cat([_temporal_pool(x), *extra], dim=1))
+        return torch.cat([self.head(_temporal_pool(x)), *extra], dim=1)
 
 
 # ------------------------------------------------------------------------------------ ShortChunkResNet
@@ -118,15 +130,16 @@ class ShortChunkResNet(nn.Module):
             layers.append(_Res2d(c_in, c, stride=2))
             c_in = c
         self.layers = nn.Sequential(*layers)
-        self.periodicity = PeriodicityPool(1000.0 / hop_ms, out_dim=w) if periodicity else None
-        self.head = _Embed(2 * c_in + (w if periodicity else 0), c_in, embed_dim)
+        p = _period_dim(w, embed_dim) if periodicity else 0
+        self.periodicity = PeriodicityPool(1000.0 / hop_ms, out_dim=p) if periodicity else None
+        self.head = _Embed(2 * c_in, c_in, embed_dim - p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_bn(x)
         # detach: the input BN is affine here, and the statistic needs no gradient to be useful
         extra = [self.periodicity(x.detach())] if self.periodicity is not None else []
         x = self.layers(x).amax(dim=2)
-        return self.head(torch.cat([_temporal_pool(x), *extra], dim=1))
+        return torch.cat([self.head(_temporal_pool(x)), *extra], dim=1)
 
 
 # ------------------------------------------------------------------------------------------ SampleCNN
