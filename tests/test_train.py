@@ -140,3 +140,29 @@ def test_two_process_cpu_ddp_same_steps_on_both_ranks(tiny_shards, tmp_path):
     assert [r["rank"] for r in ranks] == [0, 1]
     assert {r["global_step"] for r in ranks} == {6}
     assert ranks[0]["batches"] == ranks[1]["batches"] == 6
+
+
+@pytest.mark.slow
+def test_sigterm_saves_last_checkpoint_and_restart_resumes_from_it(tiny_shards, tmp_path):
+    import torch
+
+    root = tmp_path / "run"
+    # no periodic checkpoint can happen before the signal: any last.ckpt is the one SIGTERM wrote
+    args = _cli("pretrain", "--config", str(CONFIG_DIR / "pretrain" / "tempo.yaml"),
+                *tiny_overrides(tiny_shards, root, **{"trainer.max_steps": 5000, "trainer.ckpt_every_n_steps": 5000}))
+    proc = subprocess.Popen(args, env=_clean_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (root / "config.yaml").is_file():
+        time.sleep(0.5)
+    time.sleep(15.0)  # start-up plus some steps
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    last = root / "checkpoints" / "last.ckpt"
+    assert last.is_file(), "SIGTERM did not leave a last.ckpt"
+    step = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+    assert 0 < step < 5000
+    rerun = [a if not a.startswith("trainer.max_steps=") else f"trainer.max_steps={step + 3}" for a in args]
+    out = subprocess.run(rerun, env=_clean_env(), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"resuming from {last}" in out.stdout + out.stderr
+    assert json.loads((root / "DONE").read_text())["global_step"] == step + 3
