@@ -107,25 +107,34 @@ def _cli(*args):
     return [sys.executable, "-m", "ssl_music.cli", *args]
 
 
+def _signal_when(args, ready, sig, settle_s):
+    """Start the command, wait until ready() (4 min at most), let it run settle_s more, then send sig."""
+    proc = subprocess.Popen(args, env=_clean_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not ready():
+        time.sleep(0.5)
+    time.sleep(settle_s)
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+
+
+def _rerun_until(args, max_steps):
+    """The same command, with max_steps shortened so the restart finishes quickly."""
+    rerun = [a if not a.startswith("trainer.max_steps=") else f"trainer.max_steps={max_steps}" for a in args]
+    out = subprocess.run(rerun, env=_clean_env(), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout + out.stderr
+
+
 @pytest.mark.slow
 def test_sigkill_after_checkpoint_then_restart_continues(tiny_shards, tmp_path):
     root = tmp_path / "run"
     args = _cli("pretrain", "--config", str(CONFIG_DIR / "pretrain" / "tempo.yaml"),
                 *tiny_overrides(tiny_shards, root, **{"trainer.max_steps": 400, "trainer.ckpt_every_n_steps": 5}))
-    proc = subprocess.Popen(args, env=_clean_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 240
-    while time.time() < deadline and not list((root / "checkpoints").glob("step-*.ckpt")):
-        time.sleep(0.5)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _signal_when(args, lambda: list((root / "checkpoints").glob("step-*.ckpt")), signal.SIGKILL, 1.0)
     ckpts = sorted(int(p.stem.split("-")[1]) for p in (root / "checkpoints").glob("step-*.ckpt"))
     assert ckpts, "no checkpoint was written before the kill"
-    # the same command, with max_steps shortened so the restart finishes quickly
-    rerun = [a if not a.startswith("trainer.max_steps=") else f"trainer.max_steps={ckpts[-1] + 5}" for a in args]
-    out = subprocess.run(rerun, env=_clean_env(), cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "resuming from" in out.stdout + out.stderr
+    assert "resuming from" in _rerun_until(args, ckpts[-1] + 5)
     assert json.loads((root / "DONE").read_text())["global_step"] == ckpts[-1] + 5
 
 
@@ -150,19 +159,10 @@ def test_sigterm_saves_last_checkpoint_and_restart_resumes_from_it(tiny_shards, 
     # no periodic checkpoint can happen before the signal: any last.ckpt is the one SIGTERM wrote
     args = _cli("pretrain", "--config", str(CONFIG_DIR / "pretrain" / "tempo.yaml"),
                 *tiny_overrides(tiny_shards, root, **{"trainer.max_steps": 5000, "trainer.ckpt_every_n_steps": 5000}))
-    proc = subprocess.Popen(args, env=_clean_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 240
-    while time.time() < deadline and not (root / "config.yaml").is_file():
-        time.sleep(0.5)
-    time.sleep(15.0)  # start-up plus some steps
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=120)
+    _signal_when(args, (root / "config.yaml").is_file, signal.SIGTERM, 15.0)  # start-up plus some steps
     last = root / "checkpoints" / "last.ckpt"
     assert last.is_file(), "SIGTERM did not leave a last.ckpt"
     step = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
     assert 0 < step < 5000
-    rerun = [a if not a.startswith("trainer.max_steps=") else f"trainer.max_steps={step + 3}" for a in args]
-    out = subprocess.run(rerun, env=_clean_env(), cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert f"resuming from {last}" in out.stdout + out.stderr
+    assert f"resuming from {last}" in _rerun_until(args, step + 3)
     assert json.loads((root / "DONE").read_text())["global_step"] == step + 3
