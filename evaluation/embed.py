@@ -22,6 +22,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ssl_music.data.audio import load_audio  # noqa: F401  (evaluation.tempo imports it from here)
 from ssl_music.errors import AudioError, SSLMusicError
 
 CACHE_VERSION = 1
@@ -66,24 +67,6 @@ def cache_key(model: Any, paths: Sequence[str], settings: dict) -> str:
                "architecture": _architecture(model),
                "files": [_file_stamp(p) for p in paths], "settings": settings}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
-    """Decode with soundfile, mix to mono, resample to ``sample_rate``. Raises AudioError naming the file."""
-    import torch
-    import torchaudio.functional as AF
-
-    from ssl_music.data.audio import decode_file, to_mono
-
-    x, sr = decode_file(path)
-    x = to_mono(x)
-    if x.size == 0:
-        raise AudioError(f"{path}: no audio samples")
-    if not np.all(np.isfinite(x)):
-        raise AudioError(f"{path}: contains NaN or Inf samples")
-    if sr != sample_rate:
-        x = AF.resample(torch.from_numpy(x), sr, sample_rate).numpy().astype(np.float32)
-    return x
 
 
 def _decode(path: str, sample_rate: int) -> tuple[np.ndarray | None, str | None]:

@@ -79,10 +79,9 @@ def target_windows(wave: np.ndarray, sr: int, sample_rate: int, crop_s: float, n
     x = np.asarray(wave, dtype=np.float32)
     x = x.mean(axis=0) if x.ndim == 2 else x
     if sr != sample_rate:
-        import torch
-        import torchaudio.functional as AF
+        from ssl_music.data.audio import resample
 
-        x = AF.resample(torch.from_numpy(np.ascontiguousarray(x)), int(sr), int(sample_rate)).numpy()
+        x = resample(x, int(sr), int(sample_rate))
     length = int(round(crop_s * sample_rate))
     if x.size <= length:
         return _fit(x, length)[None]

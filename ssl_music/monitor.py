@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
-import soundfile as sf
 import torch
 
+from ssl_music.data.audio import load_audio
 from ssl_music.errors import SSLMusicError
 
 log = logging.getLogger(__name__)
@@ -32,15 +32,10 @@ def load_monitor_set(labels_csv: str | Path, labels: list[str], sample_rate: int
     for row in rows[:max_items]:
         path = (labels_csv.parent / row["path"]).resolve()
         try:
-            x, sr = sf.read(path, dtype="float32", always_2d=True)
-        except Exception as exc:
+            x = torch.from_numpy(load_audio(path, sample_rate))
+        except SSLMusicError as exc:
             log.warning("k-NN monitor skips %s: %s", path, exc)
             continue
-        x = torch.from_numpy(x.mean(axis=1))
-        if sr != sample_rate:
-            import torchaudio.functional as AF
-
-            x = AF.resample(x, sr, sample_rate)
         if x.numel() < crop_len:
             x = torch.nn.functional.pad(x, (0, crop_len - x.numel()))
         starts = np.linspace(0, x.numel() - crop_len, crops_per_item).astype(int)

@@ -12,7 +12,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from ssl_music.config import AugmentConfig, ConfigError, DataConfig, load_config
-from ssl_music.errors import AudioError
+from ssl_music.data.audio import load_audio
 
 
 def load_augment(cfg_path: str, overrides=()):
@@ -32,24 +32,6 @@ def load_augment(cfg_path: str, overrides=()):
         return aug, data
     cfg = load_config(cfg_path, overrides)
     return cfg.augment, cfg.data
-
-
-def _read_audio(path: str, sample_rate: int) -> np.ndarray:
-    import soundfile as sf
-
-    try:
-        y, sr = sf.read(path, dtype="float32", always_2d=True)
-    except Exception as exc:
-        raise AudioError(f"cannot decode {path}: {exc}") from None
-    y = y.mean(1)
-    if sr != sample_rate:
-        from scipy.signal import resample_poly
-
-        g = np.gcd(sr, sample_rate)
-        y = resample_poly(y, sample_rate // g, sr // g).astype(np.float32)
-    if not len(y):
-        raise AudioError(f"{path} has no samples")
-    return y
 
 
 def _title(entries) -> str:
@@ -109,7 +91,7 @@ def preview(args) -> int:
     augment_cfg, data_cfg = load_augment(args.config, args.override)
     aug = ViewAugmenter(augment_cfg, data_cfg)
     sr = aug.sample_rate
-    y = _read_audio(args.audio, sr)
+    y = load_audio(args.audio, sr)
     need = aug.source_len("contrastive")
     src = np.pad(y, (0, max(0, need - len(y))))[:need]
     clips, titles = _draw(aug, src, args.n, args.backend or aug.backend, args.seed)

@@ -111,6 +111,18 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return y.astype(np.float32, copy=False)
 
 
+def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """A whole file as mono float32 [N] at ``sample_rate``: what evaluation, the k-NN monitor and the
+    augmentation preview read. Raises AudioError naming the file (undecodable, empty, NaN/Inf)."""
+    x, sr = decode_file(path)
+    x = to_mono(x)
+    if x.size == 0:
+        raise AudioError(f"{path}: no audio samples")
+    if not np.all(np.isfinite(x)):
+        raise AudioError(f"{path}: contains NaN or Inf samples")
+    return resample(x, sr, sample_rate)
+
+
 def check_audio(x: np.ndarray, sr: int, min_seconds: float = 1.0, source: str = "<audio>") -> None:
     """Raise AudioError naming ``source`` when audio is unusable: empty, too short, silent or non-finite."""
     n = x.shape[-1] if x.ndim else 0

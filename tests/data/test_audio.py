@@ -99,3 +99,18 @@ def test_check_audio():
     bad[5] = np.nan
     with pytest.raises(AudioError, match="NaN"):
         check_audio(bad, sr, 1.0, "nan.wav")
+
+
+def test_load_audio_is_mono_at_the_asked_rate_and_names_bad_files(tmp_path):
+    from ssl_music.data.audio import load_audio
+
+    sr = 44100
+    t = np.arange(sr) / sr
+    stereo = np.stack([np.sin(2 * np.pi * 1000 * t), np.sin(2 * np.pi * 1000 * t)], axis=1).astype(np.float32)
+    sf.write(tmp_path / "tone.wav", stereo, sr)
+    y = load_audio(tmp_path / "tone.wav", 16000)
+    assert y.ndim == 1 and y.shape[0] == 16000 and y.dtype == np.float32
+    assert abs(np.argmax(np.abs(np.fft.rfft(y))) * 16000 / len(y) - 1000) < 2
+    (tmp_path / "garbage.wav").write_bytes(b"not audio at all" * 10)
+    with pytest.raises(AudioError, match="garbage.wav"):
+        load_audio(tmp_path / "garbage.wav", 16000)
