@@ -89,12 +89,16 @@ def target_windows(wave: np.ndarray, sr: int, sample_rate: int, crop_s: float, n
     return np.stack([x[s:s + length] for s in starts])
 
 
-def same_prob_curve(model: Any, windows: np.ndarray, references: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Mean P(same) of the target windows [W, L] against each reference [G, L] -> [G]."""
-    W, G = len(windows), len(references)
-    a = np.repeat(windows, G, axis=0)
+def same_prob_curve(prob_fn: Callable, targets: np.ndarray, references: np.ndarray,
+                    batch_size: int = 256) -> np.ndarray:
+    """Mean P(same) of the W targets against each of the G references -> [G].
+
+    ``prob_fn(a, b)`` scores row pairs: crops with ``model.tempo_same_prob``, or embeddings with
+    ``model.tempo_same_prob_from_embeddings``."""
+    W, G = len(targets), len(references)
+    a = np.repeat(targets, G, axis=0)
     b = np.tile(references, (W, 1))
-    probs = np.concatenate([np.asarray(model.tempo_same_prob(a[i:i + batch_size], b[i:i + batch_size]),
+    probs = np.concatenate([np.asarray(prob_fn(a[i:i + batch_size], b[i:i + batch_size]),
                                        dtype=np.float64).reshape(-1) for i in range(0, len(a), batch_size)])
     return probs.reshape(W, G).mean(axis=0)
 
@@ -133,10 +137,8 @@ class TempoEstimator:
     def curve(self, wave: np.ndarray, sr: int) -> np.ndarray:
         w = target_windows(wave, sr, self.model.sample_rate, self.model.crop_s, self.n_windows)
         if self._ref_emb is None:
-            return same_prob_curve(self.model, w, self.references)
-        ew, G = self.model.embed_crops(w), len(self._ref_emb)
-        probs = self.model.tempo_same_prob_from_embeddings(np.repeat(ew, G, axis=0), np.tile(self._ref_emb, (len(ew), 1)))
-        return np.asarray(probs, dtype=np.float64).reshape(len(ew), G).mean(axis=0)
+            return same_prob_curve(self.model.tempo_same_prob, w, self.references)
+        return same_prob_curve(self.model.tempo_same_prob_from_embeddings, self.model.embed_crops(w), self._ref_emb)
 
     def estimate(self, wave: np.ndarray, sr: int) -> float:
         return pick_tempo(self.grid, self.curve(wave, sr), self.octave_correction, self.typical)

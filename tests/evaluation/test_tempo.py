@@ -78,3 +78,21 @@ def test_tempo_cli_prints_bpm_per_file(tmp_path, capsys):
     no_head = tiny_checkpoint(tmp_path / "nohead.ckpt", tempo=False)
     assert main(["tempo", "estimate", "--checkpoint", no_head, str(tmp_path / "c.wav")]) == 2
     assert "tempo head" in capsys.readouterr().err
+
+
+def test_embedding_path_matches_crop_path_for_a_real_model():
+    """TempoEstimator embeds references once; its curve must equal pairing the raw crops."""
+    from evaluation.tempo import TempoEstimator, same_prob_curve, target_windows
+    from ssl_music.api import EmbeddingModel
+    from ssl_music.config import CONFIG_DIR, load_config
+    from ssl_music.data.synth import click_track
+
+    cfg = load_config(CONFIG_DIR / "pretrain" / "tempo.yaml",
+                      ["model.encoder=tiny", "model.width=8", "model.embed_dim=16", "model.tempo_hidden=8",
+                       "data.crop_s=1.0"])
+    model = EmbeddingModel.from_config(cfg, seed=0)
+    est = TempoEstimator(model, lo=90, hi=130, step=0.04)
+    wave = click_track(110.0, 4.0, 16000, kind="click")
+    crops = target_windows(wave, 16000, model.sample_rate, model.crop_s, est.n_windows)
+    np.testing.assert_allclose(est.curve(wave, 16000), same_prob_curve(model.tempo_same_prob, crops, est.references),
+                               rtol=1e-5, atol=1e-6)
