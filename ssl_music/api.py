@@ -70,15 +70,13 @@ class EmbeddingModel:
 
     # ---------------------------------------------------------------------------------------- embedding
     def _prepare(self, wave: np.ndarray, sample_rate: int) -> torch.Tensor:
-        x = torch.as_tensor(np.asarray(wave, dtype=np.float32))
-        if x.ndim == 2:  # [C, N] -> mono
-            x = x.mean(dim=0)
-        if x.ndim != 1:
-            raise SSLMusicError(f"expected a waveform of shape [N] or [C, N], got {tuple(x.shape)}")
-        if sample_rate != self.sample_rate:
-            import torchaudio.functional as AF
+        from ssl_music.data.audio import resample, to_mono
 
-            x = AF.resample(x, sample_rate, self.sample_rate)
+        x = np.asarray(wave, dtype=np.float32)
+        if x.ndim not in (1, 2):
+            raise SSLMusicError(f"expected a waveform of shape [N] or [C, N], got {tuple(x.shape)}")
+        # the resampler the shards were built with, so training and embedding see the same band limit
+        x = torch.from_numpy(np.ascontiguousarray(resample(to_mono(x), sample_rate, self.sample_rate)))
         if x.numel() < self.crop_len:  # short clips: zero-pad to one window rather than refuse
             x = torch.nn.functional.pad(x, (0, self.crop_len - x.numel()))
         return x
