@@ -7,7 +7,6 @@ Every stage is skipped when its output is already complete, so a second `make de
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 

@@ -9,9 +9,12 @@ chain without its time_stretch.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 from ssl_music.augment.chain import resolve_chain, source_factor, tempo_rates, without
 
