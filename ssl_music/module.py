@@ -31,8 +31,12 @@ class PretrainModule(pl.LightningModule):
         self.objectives = enabled_objectives(cfg)
         self.encoder = build_encoder(cfg.model, cfg.data.sample_rate)
         dim = self.encoder.embed_dim
+        # The projector reads only the learned part of the embedding. Given the periodicity block too, it
+        # told tracks apart by their rhythm statistic, and the learned layers were left to encode timbre
+        # alone; k-NN on the whole embedding then ranked neighbours by timbre and lost on tempo and style.
+        self.content_dim = self.encoder.content_dim
         if {"contrastive", "triplet"} & set(self.objectives):
-            self.projector = ProjectionHead(dim, cfg.model.proj_hidden, cfg.model.proj_dim)
+            self.projector = ProjectionHead(self.content_dim, cfg.model.proj_hidden, cfg.model.proj_dim)
         if "tempo" in self.objectives:
             self.tempo_head = TempoHead(dim, cfg.model.tempo_hidden)
         self.augmenter = ViewAugmenter(cfg.augment, cfg.data)
@@ -67,10 +71,10 @@ class PretrainModule(pl.LightningModule):
             e = emb[offset: offset + b * v].view(b, v, -1)
             offset += b * v
             if name == "contrastive":
-                z = self.projector(e.reshape(b * v, -1)).view(b, v, -1)
+                z = self.projector(e[..., :self.content_dim].reshape(b * v, -1)).view(b, v, -1)
                 losses[name] = nt_xent(z, o.contrastive.temperature)
             elif name == "triplet":
-                z = self.projector(e.reshape(b * v, -1)).view(b, v, -1)
+                z = self.projector(e[..., :self.content_dim].reshape(b * v, -1)).view(b, v, -1)
                 losses[name] = triplet_loss(z[:, 0], z[:, 1], z[:, 2], o.triplet.margin, hardest=o.triplet.hardest)
             else:
                 logits = self.tempo_head(e[:, 0], e[:, 1])

@@ -64,6 +64,16 @@ class Encoder(nn.Module):
         self.frontend_name = frontend_name
         self.encoder_name = encoder_name
 
+    @property
+    def content_dim(self) -> int:
+        """Leading embedding dimensions that come from the learned layers.
+
+        The trailing ``embed_dim - content_dim`` hold the periodicity statistic when the encoder has one; the
+        contrastive and triplet projector reads only the leading part (see ``PretrainModule``).
+        """
+        periodicity = getattr(self.encoder, "periodicity", None)
+        return self.embed_dim - (periodicity.out_dim if periodicity is not None else 0)
+
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.frontend(wave))
 

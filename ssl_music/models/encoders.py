@@ -32,10 +32,10 @@ class _Embed(nn.Sequential):
 def _period_dim(width: int, embed_dim: int) -> int:
     """Embedding dimensions given to the periodicity statistic (at most an eighth of the embedding).
 
-    It joins the embedding itself rather than the dense layers' input: the contrastive projector can learn
-    to ignore it (time-stretch invariance lives in the projector), while the tempo head and downstream
-    probes still see it. Inside the dense layers, contrastive training with time-stretch erased it and the
-    multitask tempo head stayed at chance.
+    It joins the embedding itself rather than the dense layers' input, as its trailing dimensions: the tempo
+    head and downstream probes see it, the contrastive and triplet projector does not (``Encoder.content_dim``).
+    Inside the dense layers, contrastive training with time-stretch erased it and the multitask tempo head
+    stayed at chance.
     """
     return max(1, min(width, embed_dim // 8))
 
