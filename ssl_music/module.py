@@ -9,12 +9,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ssl_music.augment import ViewAugmenter
+from ssl_music.errors import SSLMusicError
 from ssl_music.models import build_encoder
 from ssl_music.models.heads import ProjectionHead, TempoHead
 from ssl_music.objectives import nt_xent, tempo_bce, triplet_loss
 
 OBJECTIVES = ("contrastive", "triplet", "tempo")
-CHECKPOINT_FORMAT = "ssl_music.checkpoint/1"
+CHECKPOINT_FORMAT = "ssl_music.checkpoint/2"  # /2: the projector reads Encoder.content_dim inputs
 
 
 def enabled_objectives(cfg: DictConfig) -> list[str]:
@@ -125,6 +126,16 @@ class PretrainModule(pl.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Resuming: refuse, with the reason, a /1 checkpoint whose projector read the whole embedding."""
+        saved = checkpoint.get("state_dict", {}).get("projector.0.weight")
+        if saved is not None and hasattr(self, "projector") and saved.shape != self.projector[0].weight.shape:
+            fmt = checkpoint.get("ssl_music", {}).get("format", "unknown")
+            raise SSLMusicError(
+                f"cannot resume from a {fmt} checkpoint: its projector reads {saved.shape[1]} embedding dims, this "
+                f"version's reads {self.projector[0].weight.shape[1]} (the periodicity block is no longer projected). "
+                "Start a new trainer.root_dir; ssl_music.load_encoder and evaluation still read the old checkpoint.")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ssl_music"] = {"format": CHECKPOINT_FORMAT, "config": self.hparams["config"]}

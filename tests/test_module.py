@@ -4,6 +4,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ssl_music.config import CONFIG_DIR, load_config
+from ssl_music.errors import SSLMusicError
 from ssl_music.module import PretrainModule
 
 
@@ -46,3 +47,12 @@ def test_tempo_objective_trains_both_blocks():
 def test_without_periodicity_the_projector_reads_the_whole_embedding():
     module = _module("model.periodicity=false", "objectives.tempo.weight=0")
     assert module.encoder.content_dim == module.encoder.embed_dim == module.projector[0].in_features
+
+
+def test_resuming_a_checkpoint_whose_projector_read_the_whole_embedding_is_refused_with_the_reason():
+    module = _module()
+    old = {k: v.clone() for k, v in module.state_dict().items()}
+    old["projector.0.weight"] = torch.zeros(module.projector[0].out_features, module.encoder.embed_dim)
+    with pytest.raises(SSLMusicError, match="ssl_music.checkpoint/1 checkpoint.*new trainer.root_dir"):
+        module.on_load_checkpoint({"state_dict": old, "ssl_music": {"format": "ssl_music.checkpoint/1"}})
+    module.on_load_checkpoint({"state_dict": module.state_dict(), "ssl_music": {"format": "ssl_music.checkpoint/2"}})
