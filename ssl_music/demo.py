@@ -14,7 +14,7 @@ from ssl_music.config import CONFIG_DIR
 
 # scale -> (train tracks, eval tracks, seconds per track, pretrain overrides)
 SCALES: dict[str, dict] = {
-    "small": {"train_tracks": 192, "eval_tracks": 96, "seconds": 30.0, "overrides": []},
+    "small": {"train_tracks": 192, "eval_tracks": 288, "seconds": 30.0, "overrides": []},
     "full": {"train_tracks": 2000, "eval_tracks": 400, "seconds": 60.0,
              "overrides": ["trainer.accelerator=auto", "trainer.devices=auto", "model.encoder=short_chunk_resnet",
                            "model.width=128", "model.embed_dim=512", "model.n_mels=96", "model.hop_ms=10", "data.batch_size=256",
