@@ -32,12 +32,11 @@ class PretrainModule(pl.LightningModule):
         self.objectives = enabled_objectives(cfg)
         self.encoder = build_encoder(cfg.model, cfg.data.sample_rate)
         dim = self.encoder.embed_dim
-        # The projector reads only the learned part of the embedding. Given the periodicity block too, it
-        # told tracks apart by their rhythm statistic, and the learned layers were left to encode timbre
-        # alone; k-NN on the whole embedding then ranked neighbours by timbre and lost on tempo and style.
-        self.content_dim = self.encoder.content_dim
         if {"contrastive", "triplet"} & set(self.objectives):
-            self.projector = ProjectionHead(self.content_dim, cfg.model.proj_hidden, cfg.model.proj_dim)
+            # The projector reads only the learned part of the embedding. Given the periodicity block too, it
+            # told tracks apart by their rhythm statistic, and the learned layers were left to encode timbre
+            # alone; k-NN on the whole embedding then ranked neighbours by timbre and lost on tempo and style.
+            self.projector = ProjectionHead(self.encoder.content_dim, cfg.model.proj_hidden, cfg.model.proj_dim)
         if "tempo" in self.objectives:
             self.tempo_head = TempoHead(dim, cfg.model.tempo_hidden)
         self.augmenter = ViewAugmenter(cfg.augment, cfg.data)
@@ -53,8 +52,7 @@ class PretrainModule(pl.LightningModule):
             # Distinct stream per rank, reproducible from the run's seed.
             self._aug_generator = torch.Generator(device=self.device)
             self._aug_generator.manual_seed(self.cfg.trainer.seed * 1000 + self.global_rank + 1)
-        with torch.no_grad():
-            return self.augmenter.apply_batch(batch, generator=self._aug_generator)
+        return self.augmenter.apply_batch(batch, generator=self._aug_generator)  # runs under no_grad itself
 
     # ---------------------------------------------------------------------------------------- losses
     def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:
@@ -71,18 +69,18 @@ class PretrainModule(pl.LightningModule):
             b, v = shapes[name]
             e = emb[offset: offset + b * v].view(b, v, -1)
             offset += b * v
-            if name == "contrastive":
-                z = self.projector(e[..., :self.content_dim].reshape(b * v, -1)).view(b, v, -1)
-                losses[name] = nt_xent(z, o.contrastive.temperature)
-            elif name == "triplet":
-                z = self.projector(e[..., :self.content_dim].reshape(b * v, -1)).view(b, v, -1)
-                losses[name] = triplet_loss(z[:, 0], z[:, 1], z[:, 2], o.triplet.margin, hardest=o.triplet.hardest)
-            else:
+            if name == "tempo":
                 logits = self.tempo_head(e[:, 0], e[:, 1])
                 losses[name] = tempo_bce(logits, batch["tempo_same"].to(logits.dtype))
                 with torch.no_grad():
                     pred = (logits > 0).to(logits.dtype)
                     losses["tempo_acc"] = (pred == batch["tempo_same"].to(logits.dtype)).float().mean()
+                continue
+            z = self.projector(e[..., :self.encoder.content_dim].reshape(b * v, -1)).view(b, v, -1)
+            if name == "contrastive":
+                losses[name] = nt_xent(z, o.contrastive.temperature)
+            else:
+                losses[name] = triplet_loss(z[:, 0], z[:, 1], z[:, 2], o.triplet.margin, hardest=o.triplet.hardest)
         return losses
 
     def training_step(self, batch, batch_idx):

@@ -39,16 +39,12 @@ def validate_model(model_cfg: Any) -> None:
     if frontend != "auto" and frontend not in compatible:
         raise bad("frontend", f"encoder '{encoder}' takes {' or '.join(compatible)}, got '{frontend}' "
                               f"(set model.frontend={default} or auto)")
-    for key in ("embed_dim", "width", "n_mels", "proj_hidden", "proj_dim", "tempo_hidden"):
+    for key in ("embed_dim", "width", "n_mels", "proj_hidden", "proj_dim", "tempo_hidden", "win_ms", "hop_ms"):
         value = model_cfg[key]
         if not value > 0:
             raise bad(key, f"must be > 0, got {value}")
     if model_cfg.get("periodicity", False) and "periodicity" not in inspect.signature(ENCODERS[encoder][0]).parameters:
         raise bad("periodicity", f"encoder '{encoder}' has no periodicity pooling (tiny and short_chunk_resnet do)")
-    for key in ("win_ms", "hop_ms"):
-        value = model_cfg[key]
-        if not value > 0:
-            raise bad(key, f"must be > 0, got {value}")
 
 
 class Encoder(nn.Module):
