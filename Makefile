@@ -1,21 +1,38 @@
-# Two commands on a fresh clone: `make demo` and `make test`. Each creates .venv on first use.
+# Two commands on a fresh clone: `make demo` and `make test`. Each creates .venv on first use and
+# installs the locked set (requirements.lock: every dependency at an exact version and hash).
 SHELL := /bin/bash
 PY ?= python3.11
-VENV := .venv
+# The default Python gets .venv; another (make test PY=python3.13) gets its own .venv-python3.13.
+VENV ?= $(if $(filter python3.11,$(PY)),.venv,.venv-$(notdir $(PY)))
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+# uv installs the lock; pinned so a new uv release cannot change how the lock is read.
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
 DEMO_SCALE ?= small
 DEMO_OUT ?= demo_out
 
-.PHONY: install test test-slow test-all demo bench clean
+.PHONY: install check-deps lock test test-slow test-all demo bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "is ignored" || true
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
+	$(BIN)/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)" 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
+	$(UV) pip install -q --python $(BIN)/python --require-hashes -r $(LOCK)
+	$(UV) pip install -q --python $(BIN)/python --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ssl_music.deps
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Imports every compiled dependency; names the mismatched pair (e.g. torch vs torchaudio) if any.
+check-deps: $(STAMP)
+	$(BIN)/python -m ssl_music.deps
+
+# Refresh the lock after changing a range in pyproject.toml (see README, "Updating dependencies").
+lock: $(STAMP)
+	$(UV) pip compile pyproject.toml --extra test --universal --python-version 3.11 \
+	    --generate-hashes -o $(LOCK)
 
 test: $(STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -m "not slow" -q
@@ -33,4 +50,4 @@ bench: $(STAMP)
 	for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
+	rm -rf .venv .venv-* $(DEMO_OUT) .pytest_cache

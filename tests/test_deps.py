@@ -1,0 +1,37 @@
+"""The locked set installs compiled dependencies that load together, and a mismatch is named."""
+from ssl_music import deps
+
+
+def test_installed_compiled_dependencies_load_and_match_the_lock():
+    assert deps.problems() == []
+
+
+def test_lock_pins_torchaudio_to_the_torch_release_it_was_built_for():
+    pins = deps.locked_versions()
+    assert pins, "requirements.lock is missing or has no pins"
+    assert pins["torchaudio"] == pins["torch"], pins  # 2.11.1 beside torch 2.11.0 fails at import
+
+
+def test_a_mismatched_pair_is_named_with_versions_and_pins(monkeypatch, tmp_path):
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("torch==2.11.0 \\\n    --hash=sha256:00\ntorchaudio==2.11.0 \\\n")
+    versions = {"torch": "2.11.0", "torchaudio": "2.11.1", "soundfile": "0.14.0"}
+    monkeypatch.setattr(deps, "_installed", lambda name: versions[name])
+    monkeypatch.setattr(deps, "CHECKS", [
+        ("torchaudio", "torch", "raise OSError('libtorchaudio.so: undefined symbol: "
+                                "torch_exception_get_what_without_backtrace')"),
+        ("soundfile", "libsndfile", "pass"),
+    ])
+    found = deps.problems(lock)
+    assert len(found) == 1
+    assert "torchaudio 2.11.1 and torch 2.11.0 do not load together" in found[0]
+    assert "undefined symbol" in found[0]
+    assert "torchaudio==2.11.0, torch==2.11.0" in found[0]
+
+
+def test_a_version_that_loads_but_differs_from_the_lock_is_reported(monkeypatch, tmp_path):
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("soundfile==0.14.0 \\\n")
+    monkeypatch.setattr(deps, "_installed", lambda name: "0.13.1")
+    monkeypatch.setattr(deps, "CHECKS", [("soundfile", "libsndfile", "pass")])
+    assert deps.problems(lock) == ["soundfile 0.13.1 is installed but requirements.lock pins soundfile==0.14.0"]
