@@ -22,9 +22,15 @@ def nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:
     """
     if z.dim() != 3 or z.shape[1] < 2:
         raise ValueError(f"nt_xent expects z of shape [B, K >= 2, D], got {tuple(z.shape)}")
+    # float32 with autocast off: under bf16-mixed the matmul would cast back to bf16 (cosine resolution
+    # ~0.004, ~0.04 in logits at t = 0.1), blurring near-identical positives against hard negatives.
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        return _nt_xent_fp32(z.float(), temperature)
+
+
+def _nt_xent_fp32(z: torch.Tensor, temperature: float) -> torch.Tensor:
     b, k, d = z.shape
-    # float32: bf16 similarities divided by a small temperature saturate the softmax.
-    local = F.normalize(z.float().reshape(b * k, d), dim=1)
+    local = F.normalize(z.reshape(b * k, d), dim=1)
     everyone, offset = gather_rows(local)
     logits = local @ everyone.T / temperature                                       # [b*k, N]
     rows = torch.arange(b * k, device=z.device)

@@ -122,4 +122,30 @@ def test_tempo_bce_known_values():
 
 
 def test_registry_names_match_config_sections():
-    assert OBJECTIVES == {"contrastive": nt_xent, "triplet": triplet_loss, "tempo": tempo_bce}
+    # Every registered objective has its config sections (objectives.<name> with a weight, data.<name>
+    # for its views), and every objectives.<name> section has a registered loss.
+    from ssl_music.config import load_config
+
+    cfg = load_config()
+    assert set(OBJECTIVES) == set(cfg.objectives.keys())
+    for name, loss in OBJECTIVES.items():
+        assert callable(loss), name
+        assert "weight" in cfg.objectives[name], f"objectives.{name} has no weight"
+        assert name in cfg.data, f"data.{name} (the objective's views) is missing"
+
+
+def test_nt_xent_runs_in_float32_under_bf16_autocast():
+    # Near-identical positives (cos ~ 0.999) and hard negatives: bf16 similarities (resolution ~0.004)
+    # would move the loss by ~0.04 / t; the loss must match the float32 reference.
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(8, 1, 64, generator=g)
+    z = base + 0.03 * torch.randn(8, 2, 64, generator=g)       # two views per track, cos ~ 0.999
+    z = z + 2.0 * torch.randn(1, 1, 64, generator=g)           # a shared direction: hard negatives
+    z.requires_grad_(True)
+    reference = nt_xent(z.detach(), 0.1)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        loss = nt_xent(z, 0.1)
+    assert loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-5)
+    loss.backward()
+    assert torch.isfinite(z.grad).all()
