@@ -333,9 +333,21 @@ def comparison_rows(results: dict) -> dict[str, float]:
     return rows
 
 
+def _run_chain(run_dir: Path) -> str:
+    """The augmentation chain a run trained with, from the config.yaml its pretraining saved."""
+    cfg = run_dir / "config.yaml"
+    if not cfg.is_file():
+        return "unknown (no config.yaml in the run folder)"
+    from omegaconf import OmegaConf
+
+    from ssl_music.augment.chain import describe_chain
+
+    return describe_chain(OmegaConf.select(OmegaConf.load(cfg), "augment.chain", default=None) or {})
+
+
 def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
     """One table (rows = headline numbers, columns = runs, best per row ★) and one set of plots."""
-    names, per_run = [], []
+    names, per_run, chains = [], [], []
     for d in run_dirs:
         path = Path(d) / "results.json"
         if not path.is_file():
@@ -344,6 +356,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
         name = str(res.get("run") or Path(d).name)
         names.append(name if name not in names else f"{name} ({Path(d)})")
         per_run.append(comparison_rows(res))
+        chains.append(_run_chain(Path(d)))
     labels = list(dict.fromkeys(k for r in per_run for k in r))
     table = {lab: {n: r.get(lab) for n, r in zip(names, per_run)} for lab in labels}
     best = {}
@@ -355,6 +368,10 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     doc = Doc(f"ssl_music comparison of {len(names)} runs", out / "figures")
+    doc.heading("Runs")
+    doc.table(["run", "augmentation chain (as trained: transform, p, params)"],
+              [[n, c] for n, c in zip(names, chains)])
+    doc.heading("Results")
     doc.para("Model features only; higher is better in every row; ★ / bold = best run per row.")
     rows, marks = [], set()
     for r, lab in enumerate(labels):
@@ -368,7 +385,8 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
         doc.figure(_bars([lab.rsplit("/", 1)[1] for lab in labs],
                          {n: [table[lab][n] if _finite(table[lab][n]) else np.nan for lab in labs] for n in names},
                          group, "score"), group)
-    summary = {"runs": names, "dirs": [str(d) for d in run_dirs], "table": table, "best": best}
+    summary = {"runs": names, "dirs": [str(d) for d in run_dirs], "chains": dict(zip(names, chains)),
+               "table": table, "best": best}
     (out / "compare.json").write_text(json.dumps(summary, indent=1, default=_json_default))
     doc.write(out, "compare")
     return summary

@@ -208,6 +208,23 @@ def _preset_name(*layers: DictConfig) -> Optional[str]:
     return name
 
 
+def _check_chain_edits(preset: str, preset_chain: set[str], layers: Sequence[tuple[str, DictConfig]]) -> None:
+    """A preset defines a whole chain; a later layer may change a transform the chain has, or add one
+    *with its p*. An entry without ``p`` for a transform the chain lacks is refused: it would silently
+    add that transform at p=1.0 (an ablation arm named ``none`` that time-stretches every view)."""
+    have = set(preset_chain)
+    for where, layer in layers:
+        for name, spec in (OmegaConf.select(layer, "augment.chain", default=None) or {}).items():
+            if name in have:
+                continue
+            if not isinstance(spec, DictConfig) or "p" not in spec:
+                raise ConfigError(
+                    f"invalid config key 'augment.chain.{name}' ({where}): augment preset '{preset}' has no "
+                    f"{name}, so this entry would add it at p=1.0; add it with its p "
+                    f"(augment.chain.{name}.p=...) or choose a preset that has it")
+            have.add(name)
+
+
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:
     """Defaults ← augment preset ← YAML file ← dotlist overrides, then validated."""
     base = OmegaConf.structured(Config)
@@ -222,9 +239,13 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
 
     preset = _preset_name(base, file_cfg, dot)
     cfg = base
+    preset_chain: set[str] = set()
     if preset and preset != "none":
         preset_cfg = _read_yaml(preset_path(preset), f"augment preset '{preset}' (augment.preset)")
         cfg = _merge(cfg, {"augment": preset_cfg}, f"augment preset {preset_path(preset)}")
+        preset_chain = set(OmegaConf.select(preset_cfg, "chain", default=None) or {})
+    _check_chain_edits(preset or "none", preset_chain,
+                       [(f"in {path}" if path else "defaults", file_cfg), ("command-line override", dot)])
     cfg = _merge(cfg, file_cfg, f"in {path}" if path else "defaults")
     cfg = _merge(cfg, dot, "command-line override")
     validate(cfg)

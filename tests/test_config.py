@@ -78,3 +78,33 @@ def test_saved_config_round_trips(tmp_path):
     save_config(cfg, tmp_path / "config.yaml")
     again = load_config(tmp_path / "config.yaml")
     assert OmegaConf.to_container(again) == OmegaConf.to_container(cfg)
+
+
+def test_chain_entry_without_p_for_a_transform_the_preset_lacks_is_refused(tmp_path):
+    # Merged into preset 'none', params alone would add time_stretch at p=1.0.
+    with pytest.raises(ConfigError, match=r"'augment.chain.time_stretch' \(command-line override\).*preset 'none'"):
+        load_config(None, ["augment.preset=none", "augment.chain.time_stretch.params.min_rate=0.9"])
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("augment:\n  preset: pitch_shift\n  chain:\n    time_stretch: {params: {min_rate: 0.9}}\n")
+    with pytest.raises(ConfigError, match=r"'augment.chain.time_stretch' \(in .*c.yaml\)"):
+        load_config(cfg_file)
+    # the same entry is refused when a later layer switches to a preset without it
+    cfg_file.write_text("augment:\n  preset: time_stretch\n  chain:\n    time_stretch: {params: {min_rate: 0.9}}\n")
+    assert load_config(cfg_file).augment.chain.time_stretch.params.min_rate == 0.9
+    with pytest.raises(ConfigError, match="augment.chain.time_stretch"):
+        load_config(cfg_file, ["augment.preset=none"])
+
+
+def test_chain_entry_with_p_adds_a_transform_and_params_change_one_the_preset_has():
+    cfg = load_config(None, ["augment.preset=none", "augment.chain.gain.p=0.5",
+                             "augment.chain.gain.params.min_gain_db=-6"])
+    assert list(cfg.augment.chain) == ["gain"] and cfg.augment.chain.gain.p == 0.5
+    cfg = load_config(None, ["augment.preset=pitch_shift", "augment.chain.pitch_shift.params.max_semitones=2"])
+    assert list(cfg.augment.chain) == ["pitch_shift"] and cfg.augment.chain.pitch_shift.p == 0.8
+
+
+@pytest.mark.parametrize("name", ["contrastive", "triplet", "tempo", "multitask", "demo"])
+@pytest.mark.parametrize("preset", ["none", "time_stretch", "pitch_shift"])
+def test_every_shipped_config_under_an_ablation_preset_runs_exactly_that_chain(name, preset):
+    cfg = load_config(PRETRAIN / f"{name}.yaml", ["monitor.every_n_steps=0", f"augment.preset={preset}"])
+    assert list(cfg.augment.chain) == ([] if preset == "none" else [preset])

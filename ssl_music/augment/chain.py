@@ -76,6 +76,16 @@ def resolve_chain(chain: Any) -> Dict[str, Dict[str, Any]]:
     return out
 
 
+def describe_chain(chain: Any) -> str:
+    """One line, in application order: ``time_stretch p=0.8 (min_rate=0.8, max_rate=1.25) → ...``."""
+    parts = []
+    for name, spec in resolve_chain(chain).items():
+        params = ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"
+                           for k, v in spec["params"].items())
+        parts.append(f"{name} p={spec['p']:g}" + (f" ({params})" if params else ""))
+    return " → ".join(parts) if parts else "none (no augmentation)"
+
+
 def _fail(key: str, msg: str) -> None:
     raise ConfigError(f"invalid value for config key '{key}': {msg}")
 

@@ -138,6 +138,20 @@ def validate(sweep: Sweep, launcher_overrides: Sequence[str] = ()) -> dict[str, 
     return {run.name: run_config(sweep, run, launcher_overrides) for run in sweep.runs}
 
 
+def chain_lines(configs: dict[str, DictConfig]) -> list[str]:
+    """Each run's effective augmentation chain (transform, p, params), as it will run."""
+    from ssl_music.augment.chain import describe_chain
+
+    width = max(len(n) for n in configs)
+    return [f"{name:<{width}}  augment: {describe_chain(cfg.augment.chain)}" for name, cfg in configs.items()]
+
+
+def _announce(sweep: Sweep, configs: dict[str, DictConfig]) -> None:
+    print(f"[sweep {sweep.name}] effective augmentation chains:", flush=True)
+    for line in chain_lines(configs):
+        print("  " + line, flush=True)
+
+
 def expand(sweep_path: str | Path, out: str | Path | None = None, extra_overrides: Sequence[str] = ()) -> list[Run]:
     """The sweep's runs, each validated (unknown key -> ConfigError naming it and the run)."""
     sweep = load_sweep(sweep_path, out, extra_overrides)
@@ -177,9 +191,12 @@ def status_lines(sweep: Sweep) -> list[str]:
     return lines
 
 
-def prepare(sweep: Sweep, launcher_overrides: Sequence[str] = ()) -> list[Run]:
-    """Validate every run, then write config.yaml for each unfinished one; returns the unfinished runs."""
-    configs = validate(sweep, launcher_overrides)
+def prepare(sweep: Sweep, launcher_overrides: Sequence[str] = (),
+            configs: dict[str, DictConfig] | None = None) -> list[Run]:
+    """Validate every run (unless ``configs`` already holds them), print its augmentation chain, then write
+    config.yaml for each unfinished one; returns the unfinished runs."""
+    configs = validate(sweep, launcher_overrides) if configs is None else configs
+    _announce(sweep, configs)
     todo = [r for r in sweep.runs if run_state(r.dir)[0] != "evaluated"]
     for run in todo:
         if not (run.dir / "DONE").is_file():  # a finished pretraining keeps the config it ran with
@@ -215,7 +232,7 @@ def _step(cmd: list[str], log: Path) -> int:
 def run_local(sweep: Sweep, dry_run: bool = False) -> int:
     """Pretrain + evaluate each unfinished run in turn, then the comparison report. Returns an exit status."""
     if dry_run:
-        validate(sweep)
+        _announce(sweep, validate(sweep))
         for run in sweep.runs:
             state = run_state(run.dir)[0]
             if state == "evaluated":
@@ -294,12 +311,13 @@ def run_slurm(sweep: Sweep, res: slurm.Resources, dry_run: bool = False) -> str:
     """Submit the array (unfinished runs) and the dependent report job. Returns the ids, or the scripts."""
     overrides = res.trainer_overrides()
     if dry_run:
-        validate(sweep, overrides)
+        _announce(sweep, validate(sweep, overrides))
         todo = [r for r in sweep.runs if run_state(r.dir)[0] != "evaluated"]
         array, report = slurm_scripts(sweep, res, todo)
         return (array or "") + "\n# --- comparison report (sbatch --dependency=afterok:<array job>)\n" + report
+    configs = validate(sweep, overrides)  # a bad key is the first thing to hear about
     slurm.sbatch_path()  # fail before writing anything
-    todo = prepare(sweep, overrides)
+    todo = prepare(sweep, overrides, configs)
     array, report = slurm_scripts(sweep, res, todo)
     (sweep.out / "logs").mkdir(parents=True, exist_ok=True)
     if array is None:

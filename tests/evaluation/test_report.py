@@ -96,3 +96,14 @@ def test_summary_rows_for_the_terminal():
     assert rows[("genre", "knn@5")]["random_init"] == 0.35
     assert rows[("tempo_bpm", "head acc1 (librosa)")]["model"] == 0.5
     assert rows[("tempo_bpm", "head acc2 (librosa)")]["mfcc_chroma"] == 0.95  # librosa in the classical column
+
+
+def test_compare_shows_each_runs_augmentation_chain(tmp_path):
+    for name, chain in (("a", "{}"), ("b", "{pitch_shift: {p: 0.8, params: {min_semitones: -2.0, max_semitones: 2.0}}}")):
+        write_report(make_results(f"run_{name}"), tmp_path / name)
+        (tmp_path / name / "config.yaml").write_text(f"augment:\n  chain: {chain}\n")
+    summary = compare_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "cmp")
+    assert summary["chains"] == {"run_a": "none (no augmentation)",
+                                 "run_b": "pitch_shift p=0.8 (min_semitones=-2, max_semitones=2)"}
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "| run_b | pitch_shift p=0.8 (min_semitones=-2, max_semitones=2) |" in md

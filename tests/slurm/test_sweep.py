@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -195,3 +196,37 @@ def test_slurm_launcher_submits_array_then_dependent_report(tmp_path, monkeypatc
     assert submitted[1][1] == ["--dependency=afterok:101", "--kill-on-invalid-dep=yes"]
     cfg = load_config(tmp_path / "out" / "fast-triplet" / "config.yaml")
     assert cfg.trainer.devices == 2 and cfg.trainer.strategy == "ddp" and cfg.trainer.accelerator == "cpu"
+
+
+@pytest.mark.parametrize("path", sorted((CONFIG_DIR / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_sweep_arms_are_what_their_names_say(path):
+    # An arm named `none` trains with an empty chain, an arm named after one transform with only that
+    # transform (at p > 0); the sweep prints that chain before anything runs.
+    from ssl_music.augment.chain import TRANSFORMS
+
+    s = load_sweep(path)
+    configs = sweep.validate(s)
+    checked = 0
+    for run in s.runs:
+        chain = configs[run.name].augment.chain
+        for choice in run.name.split("-"):
+            if choice == "none":
+                assert dict(chain) == {}, run.name
+                checked += 1
+            elif choice in TRANSFORMS:
+                assert list(chain) == [choice] and chain[choice].p > 0, (run.name, dict(chain))
+                checked += 1
+    assert checked >= 1
+    lines = sweep.chain_lines(configs)
+    assert any("none (no augmentation)" in line for line in lines)
+
+
+def test_sweep_prints_each_arms_chain_before_running(tmp_path, monkeypatch, capsys):
+    grid = "  augment: {none: [augment.preset=none], pitch_shift: [augment.preset=pitch_shift]}\n"
+    s = load_sweep(_write_sweep(tmp_path, grid))
+    monkeypatch.setattr(sweep, "_step", lambda cmd, log: 1)
+    sweep.run_local(s)
+    out = capsys.readouterr().out
+    assert out.index("effective augmentation chains") < out.index(": pretrain")
+    assert re.search(r"none +augment: none \(no augmentation\)", out)
+    assert "pitch_shift  augment: pitch_shift p=0.8 (min_semitones=-4, max_semitones=4)" in out
