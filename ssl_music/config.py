@@ -244,11 +244,11 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         preset_cfg = _read_yaml(preset_path(preset), f"augment preset '{preset}' (augment.preset)")
         cfg = _merge(cfg, {"augment": preset_cfg}, f"augment preset {preset_path(preset)}")
         preset_chain = set(OmegaConf.select(preset_cfg, "chain", default=None) or {})
-    _check_chain_edits(preset or "none", preset_chain,
-                       [(f"in {path}" if path else "defaults", file_cfg), ("command-line override", dot)])
     cfg = _merge(cfg, file_cfg, f"in {path}" if path else "defaults")
     cfg = _merge(cfg, dot, "command-line override")
-    validate(cfg)
+    validate(cfg)  # first, so that a bad value is named by its own key
+    _check_chain_edits(preset or "none", preset_chain,
+                       [(f"in {path}" if path else "defaults", file_cfg), ("command-line override", dot)])
     return cfg
 
 
