@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ssl_music.config import DataConfig  # noqa: E402
+from ssl_music.config import schema  # noqa: E402
 from ssl_music.data import stream  # noqa: E402
 from ssl_music.data.audio import decode_bytes  # noqa: E402
 
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         blobs = build(root, args.segments, args.seconds)
-        cfg = OmegaConf.structured(DataConfig)
+        cfg = schema().data
         cfg.merge_with({"shards": str(root), "sample_rate": SR, "crop_s": args.crop_s,
                         "batch_size": args.batch_size, "num_workers": 0,
                         "batches_per_epoch": args.batches + 1, "shuffle_buffer": 8})

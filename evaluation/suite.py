@@ -19,8 +19,7 @@ from typing import Any, List, Optional, Sequence
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from ssl_music.config import ConfigError
-from ssl_music.errors import SSLMusicError
+from ssl_music.errors import ConfigError, SSLMusicError
 
 DATASET_KINDS = ("synthetic", "csv", "folder", "tags", "giantsteps")
 TASK_TYPES = ("multiclass", "multilabel", "tempo")

@@ -11,41 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from ssl_music.errors import SSLMusicError
+from ssl_music.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
-class ConfigError(SSLMusicError, ValueError):
-    """A config problem; the message names the offending key."""
-
-
-# ----------------------------------------------------------------------------------------- data / views
-@dataclass
-class ContrastiveViewConfig:
-    n_views: int = 2          # K crops of one track
-    max_gap_s: float = 5.0    # crop starts at most this far apart (McCallum et al. 2024: ±5 s)
-
-
-@dataclass
-class TripletViewConfig:
-    pos_max_s: float = 4.0     # positive starts within this many seconds of the anchor
-    neg_min_s: float = 10.0    # same-track negative at least this far ...
-    neg_max_s: float = 40.0    # ... and at most this far from the anchor
-    negative: str = "same_track"  # same_track | other_track
-
-
-@dataclass
-class TempoViewConfig:
-    min_rate: float = 0.8      # stretch rates drawn in [min_rate, max_rate]; r > 1 makes music faster
-    max_rate: float = 1.25
-    tolerance: float = 1.04    # "same" iff |log(r1/r2)| <= log(tolerance)  (Acc1)
-    same_p: float = 0.5        # share of "same" pairs (balanced classes)
-
-
+# ----------------------------------------------------------------------------------------------- data
 @dataclass
 class DataConfig:
     shards: str = ""                 # folder with manifest.json and *.tar shards
@@ -56,9 +30,7 @@ class DataConfig:
     batches_per_epoch: int = 100     # every rank yields exactly this many batches per epoch
     shuffle_buffer: int = 64         # samples; shuffling happens before decoding
     seed: int = 0
-    contrastive: ContrastiveViewConfig = field(default_factory=ContrastiveViewConfig)
-    triplet: TripletViewConfig = field(default_factory=TripletViewConfig)
-    tempo: TempoViewConfig = field(default_factory=TempoViewConfig)
+    # + one section per registered objective, data.<name>: how its views are sampled (see schema())
 
 
 # ---------------------------------------------------------------------------------------- augmentation
@@ -89,32 +61,6 @@ class ModelConfig:
     proj_dim: int = 128
     tempo_hidden: int = 256
     periodicity: bool = False         # tiny / short_chunk_resnet: add log-lag onset autocorrelation features
-
-
-# ------------------------------------------------------------------------------------------ objectives
-@dataclass
-class ContrastiveObjectiveConfig:
-    weight: float = 1.0
-    temperature: float = 0.1
-
-
-@dataclass
-class TripletObjectiveConfig:
-    weight: float = 0.0
-    margin: float = 0.2
-    hardest: bool = False     # hardest negative in batch instead of the sampled one
-
-
-@dataclass
-class TempoObjectiveConfig:
-    weight: float = 0.0
-
-
-@dataclass
-class ObjectivesConfig:
-    contrastive: ContrastiveObjectiveConfig = field(default_factory=ContrastiveObjectiveConfig)
-    triplet: TripletObjectiveConfig = field(default_factory=TripletObjectiveConfig)
-    tempo: TempoObjectiveConfig = field(default_factory=TempoObjectiveConfig)
 
 
 # -------------------------------------------------------------------------------------------- training
@@ -161,7 +107,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    objectives: ObjectivesConfig = field(default_factory=ObjectivesConfig)
+    objectives: Dict[str, Any] = field(default_factory=dict)   # objectives.<name> per registered objective
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
@@ -225,9 +171,23 @@ def _check_chain_edits(preset: str, preset_chain: set[str], layers: Sequence[tup
             have.add(name)
 
 
+def schema() -> DictConfig:
+    """The defaults: :class:`Config` plus, for every registered objective, its ``objectives.<name>`` and
+    ``data.<name>`` sections (typed, unknown keys refused like everywhere else)."""
+    from ssl_music.objectives import OBJECTIVES
+
+    cfg = OmegaConf.structured(Config)
+    with open_dict(cfg.objectives), open_dict(cfg.data):
+        for name, spec in OBJECTIVES.items():
+            cfg.objectives[name] = OmegaConf.structured(spec.config)
+            cfg.data[name] = OmegaConf.structured(spec.views)
+    OmegaConf.set_struct(cfg.objectives, True)  # a section for an unregistered objective is an unknown key
+    return cfg
+
+
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:
     """Defaults ← augment preset ← YAML file ← dotlist overrides, then validated."""
-    base = OmegaConf.structured(Config)
+    base = schema()
     file_cfg = _read_yaml(Path(path), "config file") if path else OmegaConf.create({})
     for item in overrides:
         if "=" not in item:
@@ -277,17 +237,6 @@ def validate(cfg: DictConfig) -> None:
     _check(d.batch_size > 0, "data.batch_size", f"must be > 0, got {d.batch_size}")
     _check(d.num_workers >= 0, "data.num_workers", f"must be >= 0, got {d.num_workers}")
     _check(d.batches_per_epoch > 0, "data.batches_per_epoch", f"must be > 0, got {d.batches_per_epoch}")
-    _check(d.contrastive.n_views >= 2, "data.contrastive.n_views", f"must be >= 2, got {d.contrastive.n_views}")
-    _check(d.contrastive.max_gap_s >= 0, "data.contrastive.max_gap_s", "must be >= 0")
-    t = d.triplet
-    _check(t.pos_max_s >= 0, "data.triplet.pos_max_s", "must be >= 0")
-    _check(t.neg_min_s >= t.pos_max_s, "data.triplet.neg_min_s", f"must be >= pos_max_s ({t.pos_max_s}), got {t.neg_min_s}")
-    _check(t.neg_max_s >= t.neg_min_s, "data.triplet.neg_max_s", f"must be >= neg_min_s ({t.neg_min_s}), got {t.neg_max_s}")
-    _check(t.negative in ("same_track", "other_track"), "data.triplet.negative", f"must be same_track or other_track, got '{t.negative}'")
-    tp = d.tempo
-    _check(0 < tp.min_rate <= tp.max_rate, "data.tempo.min_rate", f"need 0 < min_rate <= max_rate, got {tp.min_rate}, {tp.max_rate}")
-    _check(tp.tolerance > 1, "data.tempo.tolerance", f"must be > 1, got {tp.tolerance}")
-    _check(0 <= tp.same_p <= 1, "data.tempo.same_p", f"must be in [0, 1], got {tp.same_p}")
 
     _check(cfg.augment.backend in ("cpu", "gpu"), "augment.backend", f"must be cpu or gpu, got '{cfg.augment.backend}'")
     from ssl_music.augment.chain import validate_chain  # lazy: keeps `--help` fast
@@ -298,14 +247,14 @@ def validate(cfg: DictConfig) -> None:
 
     validate_model(cfg.model)
 
+    from ssl_music.objectives import OBJECTIVES
+
     o = cfg.objectives
-    for name in ("contrastive", "triplet", "tempo"):
+    for name, spec in OBJECTIVES.items():
         w = o[name].weight
         _check(w >= 0, f"objectives.{name}.weight", f"must be >= 0, got {w}")
-    _check(any(o[n].weight > 0 for n in ("contrastive", "triplet", "tempo")), "objectives",
-           "at least one objective needs weight > 0")
-    _check(o.contrastive.temperature > 0, "objectives.contrastive.temperature", "must be > 0")
-    _check(o.triplet.margin >= 0, "objectives.triplet.margin", "must be >= 0")
+        spec.validate(o[name], d[name])
+    _check(any(o[n].weight > 0 for n in OBJECTIVES), "objectives", "at least one objective needs weight > 0")
 
     _check(cfg.optim.lr > 0, "optim.lr", f"must be > 0, got {cfg.optim.lr}")
     _check(cfg.optim.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")

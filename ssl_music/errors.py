@@ -11,3 +11,7 @@ class AudioError(SSLMusicError):
 
 class ShardError(SSLMusicError):
     """Missing, malformed or corrupt shards or manifest."""
+
+
+class ConfigError(SSLMusicError, ValueError):
+    """A config problem; the message names the offending key."""

@@ -11,18 +11,15 @@ from omegaconf import DictConfig, OmegaConf
 from ssl_music.augment import ViewAugmenter
 from ssl_music.errors import SSLMusicError
 from ssl_music.models import build_encoder
-from ssl_music.models.heads import ProjectionHead, TempoHead
-from ssl_music.objectives import nt_xent, tempo_bce, triplet_loss
+from ssl_music.objectives import OBJECTIVES, enabled_objectives
 
-OBJECTIVES = ("contrastive", "triplet", "tempo")
 CHECKPOINT_FORMAT = "ssl_music.checkpoint/2"  # /2: the projector reads Encoder.content_dim inputs
 
 
-def enabled_objectives(cfg: DictConfig) -> list[str]:
-    return [name for name in OBJECTIVES if cfg.objectives[name].weight > 0]
-
-
 class PretrainModule(pl.LightningModule):
+    """The encoder, the heads of the enabled objectives (attributes named by ``Objective.head``, shared
+    where objectives name the same one) and their weighted losses."""
+
     def __init__(self, config: dict):
         super().__init__()
         # A plain dict, so the checkpoint's hyper-parameters rebuild this exact module (load_encoder).
@@ -31,14 +28,10 @@ class PretrainModule(pl.LightningModule):
         cfg = self.cfg
         self.objectives = enabled_objectives(cfg)
         self.encoder = build_encoder(cfg.model, cfg.data.sample_rate)
-        dim = self.encoder.embed_dim
-        if {"contrastive", "triplet"} & set(self.objectives):
-            # The projector reads only the learned part of the embedding. Given the periodicity block too, it
-            # told tracks apart by their rhythm statistic, and the learned layers were left to encode timbre
-            # alone; k-NN on the whole embedding then ranked neighbours by timbre and lost on tempo and style.
-            self.projector = ProjectionHead(self.encoder.content_dim, cfg.model.proj_hidden, cfg.model.proj_dim)
-        if "tempo" in self.objectives:
-            self.tempo_head = TempoHead(dim, cfg.model.tempo_hidden)
+        for name in self.objectives:  # registry order: also the order parameters are created in
+            spec = OBJECTIVES[name]
+            if spec.head is not None and not hasattr(self, spec.head):
+                setattr(self, spec.head, spec.build_head(cfg.model, self.encoder))
         self.augmenter = ViewAugmenter(cfg.augment, cfg.data)
         self._aug_generator: torch.Generator | None = None
         self._t_batch_end: float | None = None
@@ -64,23 +57,13 @@ class PretrainModule(pl.LightningModule):
             chunks.append(x.reshape(-1, x.shape[-1]))
         emb = self.encoder(torch.cat(chunks).float())
         losses, offset = {}, 0
-        o = self.cfg.objectives
         for name in self.objectives:
             b, v = shapes[name]
             e = emb[offset: offset + b * v].view(b, v, -1)
             offset += b * v
-            if name == "tempo":
-                logits = self.tempo_head(e[:, 0], e[:, 1])
-                losses[name] = tempo_bce(logits, batch["tempo_same"].to(logits.dtype))
-                with torch.no_grad():
-                    pred = (logits > 0).to(logits.dtype)
-                    losses["tempo_acc"] = (pred == batch["tempo_same"].to(logits.dtype)).float().mean()
-                continue
-            z = self.projector(e[..., :self.encoder.content_dim].reshape(b * v, -1)).view(b, v, -1)
-            if name == "contrastive":
-                losses[name] = nt_xent(z, o.contrastive.temperature)
-            else:
-                losses[name] = triplet_loss(z[:, 0], z[:, 1], z[:, 2], o.triplet.margin, hardest=o.triplet.hardest)
+            spec = OBJECTIVES[name]
+            head = getattr(self, spec.head) if spec.head is not None else None
+            losses.update(spec.step(head, self.encoder, e, batch, self.cfg.objectives[name]))
         return losses
 
     def training_step(self, batch, batch_idx):

@@ -172,7 +172,8 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> pl.Tr
 def pretrain(cfg: DictConfig, extra_callbacks: list | None = None) -> pl.Trainer:
     """Train (or resume) the run in cfg.trainer.root_dir. Returns the fitted Trainer."""
     from ssl_music.data.datamodule import ShardDataModule
-    from ssl_music.module import PretrainModule, enabled_objectives
+    from ssl_music.module import PretrainModule
+    from ssl_music.objectives import enabled_objectives
 
     root = Path(cfg.trainer.root_dir)
     root.mkdir(parents=True, exist_ok=True)

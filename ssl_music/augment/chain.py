@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Mapping, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
-from ssl_music.config import ConfigError
+from ssl_music.errors import ConfigError
 
 # Param checks: name -> (predicate(value, nyquist), message). The nyquist argument lets frequency checks
 # depend on the run's sample rate.
@@ -125,15 +125,6 @@ def validate_chain(chain: Any, sample_rate: int) -> None:
 def has_time_stretch(chain: Any) -> bool:
     spec = resolve_chain(chain).get("time_stretch")
     return spec is not None and spec["p"] > 0
-
-
-def source_factor(chain: Any, view: str, tempo_max_rate: float) -> float:
-    """Source length / output length for a view (>= 1): a stretch by r reads crop_s * r seconds."""
-    if view == "tempo":
-        return max(1.0, float(tempo_max_rate))
-    if has_time_stretch(chain):
-        return max(1.0, float(resolve_chain(chain)["time_stretch"]["params"]["max_rate"]))
-    return 1.0
 
 
 def without(chain: Dict[str, Dict[str, Any]], name: str) -> Dict[str, Dict[str, Any]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from ssl_music.config import AugmentConfig, ConfigError, DataConfig, load_config
+from ssl_music.config import AugmentConfig, ConfigError, load_config, schema
 from ssl_music.data.audio import load_audio
 
 
@@ -27,7 +27,7 @@ def load_augment(cfg_path: str, overrides=()):
             aug = OmegaConf.merge(OmegaConf.structured(AugmentConfig), raw, OmegaConf.from_dotlist(list(overrides)))
         except Exception as exc:
             raise ConfigError(f"invalid augment preset {cfg_path}: {exc}") from None
-        data = OmegaConf.structured(DataConfig)
+        data = schema().data
         validate_chain(aug.chain, data.sample_rate)
         return aug, data
     cfg = load_config(cfg_path, overrides)

@@ -24,7 +24,7 @@ def resolve_frontend(model_cfg: Any) -> str:
 
 def validate_model(model_cfg: Any) -> None:
     """Raise ConfigError naming the offending ``model.*`` key."""
-    from ssl_music.config import ConfigError  # config imports this module lazily; avoid the cycle
+    from ssl_music.errors import ConfigError
 
     def bad(key: str, msg: str) -> ConfigError:
         return ConfigError(f"invalid value for config key 'model.{key}': {msg}")

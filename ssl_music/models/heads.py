@@ -27,3 +27,16 @@ class TempoHead(nn.Module):
 
     def forward(self, e1: torch.Tensor, e2: torch.Tensor) -> torch.Tensor:
         return self.mlp(torch.cat([e1, e2, (e1 - e2).abs(), e1 * e2], dim=1)).squeeze(1)
+
+
+def projector(model_cfg, encoder: nn.Module) -> ProjectionHead:
+    """The projection head of the view-matching objectives (contrastive, triplet), which share it. It reads
+    only the learned part of the embedding: given the periodicity block too, it told tracks apart by
+    their rhythm statistic, the learned layers were left to encode timbre alone, and k-NN on the whole
+    embedding then ranked neighbours by timbre and lost on tempo and style."""
+    return ProjectionHead(encoder.content_dim, model_cfg.proj_hidden, model_cfg.proj_dim)
+
+
+def tempo_head(model_cfg, encoder: nn.Module) -> TempoHead:
+    """The same-vs-different tempo classifier; it reads the whole embedding, periodicity block included."""
+    return TempoHead(encoder.embed_dim, model_cfg.tempo_hidden)

@@ -1,10 +1,45 @@
-"""NT-Xent (SimCLR) generalised to K >= 2 views per track, with negatives from every rank."""
+"""Contrastive objective (SimCLR / COLA / MULE): K crops of one track, at most ``max_gap_s`` apart, each
+augmented by the chain; NT-Xent generalised to K >= 2 views per track, with negatives from every rank."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ssl_music.data.crops import last_start, read_crops, seconds_to_frames
+from ssl_music.models.heads import projector
+from ssl_music.objectives.base import Objective, check
 from ssl_music.objectives.distributed import gather_rows
+
+
+@dataclass
+class ContrastiveObjectiveConfig:
+    weight: float = 1.0
+    temperature: float = 0.1
+
+
+@dataclass
+class ContrastiveViewConfig:
+    n_views: int = 2          # K crops of one track
+    max_gap_s: float = 5.0    # crop starts at most this far apart (McCallum et al. 2024: ±5 s)
+
+
+def contrastive_starts(n_frames: int, length: int, n_views: int, max_gap: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """K starts pairwise at most ``max_gap`` frames apart: a window of width ``max_gap`` (clipped to the
+    segment) is placed uniformly, then every start is drawn uniformly inside it."""
+    hi = last_start(n_frames, length)
+    width = min(max_gap, hi)
+    w0 = int(rng.integers(0, hi - width + 1))
+    return w0 + rng.integers(0, width + 1, size=n_views)
+
+
+def sample_contrastive(n_frames: int, read, length: int, n_views: int, max_gap: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """[n_views, length]"""
+    return read_crops(read, contrastive_starts(n_frames, length, n_views, max_gap, rng), length)
 
 
 def nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -41,3 +76,28 @@ def _nt_xent_fp32(z: torch.Tensor, temperature: float) -> torch.Tensor:
     positive[rows, global_rows] = False
     log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     return -(log_prob.masked_fill(~positive, 0.0).sum(dim=1) / (k - 1)).mean()
+
+
+# ------------------------------------------------------------------------------------------- the spec
+def _sampler(views, sample_rate: int):
+    n_views, max_gap = int(views.n_views), seconds_to_frames(views.max_gap_s, sample_rate)
+    return lambda track_id, n_frames, read, length, rng: sample_contrastive(n_frames, read, length, n_views,
+                                                                           max_gap, rng)
+
+
+def _step(head, encoder, e: torch.Tensor, batch: dict, cfg) -> dict:
+    # The projector reads only the learned part of the embedding (Encoder.content_dim), not the
+    # periodicity block; see ssl_music.models.encoders.
+    b, v = e.shape[:2]
+    z = head(e[..., :encoder.content_dim].reshape(b * v, -1)).view(b, v, -1)
+    return {"contrastive": nt_xent(z, cfg.temperature)}
+
+
+def _validate(obj, views) -> None:
+    check(views.n_views >= 2, "data.contrastive.n_views", f"must be >= 2, got {views.n_views}")
+    check(views.max_gap_s >= 0, "data.contrastive.max_gap_s", "must be >= 0")
+    check(obj.temperature > 0, "objectives.contrastive.temperature", "must be > 0")
+
+
+SPEC = Objective("contrastive", ContrastiveObjectiveConfig, ContrastiveViewConfig, _sampler, _step,
+                 head="projector", build_head=projector, validate=_validate)

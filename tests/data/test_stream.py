@@ -12,7 +12,7 @@ import soundfile as sf
 import webdataset as wds
 from omegaconf import OmegaConf
 
-from ssl_music.config import DataConfig
+from ssl_music.config import schema
 from ssl_music.data.datamodule import ShardDataModule
 from ssl_music.data.stream import assign_shards, make_loader, resampled_shards, shard_urls
 from ssl_music.errors import ShardError
@@ -55,7 +55,7 @@ def write_shards(root: Path, sizes, sr=SR, seconds=SECONDS, corrupt=(), no_json=
 
 
 def cfg_for(root, **kw):
-    cfg = OmegaConf.structured(DataConfig)
+    cfg = schema().data
     base = {"shards": str(root), "crop_s": 0.25, "batch_size": 2, "num_workers": 0,
             "batches_per_epoch": 4, "shuffle_buffer": 4}
     base.update(kw)

@@ -5,11 +5,14 @@ import pytest
 import soundfile as sf
 from omegaconf import OmegaConf
 
-from ssl_music.config import DataConfig
+from ssl_music.config import schema
 from ssl_music.data.audio import decode_bytes
 from ssl_music.data.stream import segment_reader
-from ssl_music.data.views import (ViewSampler, contrastive_starts, read_crops, source_lengths,
-                                  tempo_starts, triplet_starts)
+from ssl_music.data.crops import read_crops
+from ssl_music.data.views import ViewSampler, source_lengths
+from ssl_music.objectives.contrastive import contrastive_starts
+from ssl_music.objectives.tempo import tempo_starts
+from ssl_music.objectives.triplet import triplet_starts
 
 SR = 16000
 
@@ -21,7 +24,7 @@ def _flac(x, sr=SR):
 
 
 def _cfg(**kw):
-    cfg = OmegaConf.structured(DataConfig)
+    cfg = schema().data
     cfg.merge_with(OmegaConf.from_dotlist([f"{k}={v}" for k, v in kw.items()]))
     return cfg
 
@@ -156,7 +159,7 @@ class _Aug:
     backend = "cpu"
 
     def source_factor(self, view):
-        return {"contrastive": 1.25, "tempo": 1.5}[view]
+        return {"contrastive": 1.25, "triplet": 1.25, "tempo": 1.5}[view]  # chain views share a factor
 
 
 def test_source_lengths_follow_contract():

@@ -128,8 +128,8 @@ def test_registry_names_match_config_sections():
 
     cfg = load_config()
     assert set(OBJECTIVES) == set(cfg.objectives.keys())
-    for name, loss in OBJECTIVES.items():
-        assert callable(loss), name
+    for name, spec in OBJECTIVES.items():
+        assert spec.name == name and callable(spec.step), name
         assert "weight" in cfg.objectives[name], f"objectives.{name} has no weight"
         assert name in cfg.data, f"data.{name} (the objective's views) is missing"
 

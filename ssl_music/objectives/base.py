@@ -1,0 +1,75 @@
+"""What an objective is, in one place.
+
+An :class:`Objective` holds everything the pipeline needs to know about one training objective: its two
+config sections (``objectives.<name>``: weight and loss settings; ``data.<name>``: how its views are
+sampled), the view sampler, the augmentation treatment of its views, its head, and the step that turns
+the encoder's embeddings of its views into losses (through its pure loss function) and logs. The config,
+the loader, the augmenter, the LightningModule and the API iterate :data:`ssl_music.objectives.OBJECTIVES`
+and never name an objective, so a new objective is one module plus one registry line (or one
+``register`` call from outside the package).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+
+import numpy as np
+
+from ssl_music.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+# read(start_frame, frames) -> float32 [<= frames]: seek-decodes frames of the current segment
+Reader = Callable[[int, int], np.ndarray]
+# (track_id, n_frames, read, length, rng) -> float32 [V, length]: the views of one example
+Sampler = Callable[[str, int, Reader, int, np.random.Generator], np.ndarray]
+
+
+def check(cond: bool, key: str, msg: str) -> None:
+    """Raise ConfigError naming ``key`` unless ``cond``."""
+    if not cond:
+        raise ConfigError(f"invalid value for config key '{key}': {msg}")
+
+
+@dataclass(frozen=True)
+class PairStretch:
+    """Augmentation treatment of a two-view example whose views are time-stretched by a drawn pair of
+    rates (r1, r2) with a same/different label (the tempo pair, DESIGN §3). The views then go through
+    the chain without its time_stretch; the augmenter adds ``<name>_same`` [B] and ``<name>_rates`` [B, 2]
+    to the batch. Built from the objective's ``data.<name>`` section."""
+
+    min_rate: float
+    max_rate: float
+    tolerance: float
+    same_p: float
+
+    @property
+    def source_factor(self) -> float:
+        return max(1.0, float(self.max_rate))
+
+    def as_kwargs(self) -> dict[str, float]:
+        return dict(min_rate=float(self.min_rate), max_rate=float(self.max_rate),
+                    tolerance=float(self.tolerance), same_p=float(self.same_p))
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    config: type                      # dataclass of objectives.<name>; must have ``weight``
+    views: type                       # dataclass of data.<name>
+    sampler: Callable[[Any, int], Sampler]  # (data.<name>, sample_rate) -> a sampler (may keep state)
+    step: Callable[..., dict]         # (head, encoder, emb [B, V, D], batch, objectives.<name>) -> {log name: value}
+    head: Optional[str] = None        # module attribute holding its head; objectives may share one
+    build_head: Optional[Callable[[Any, "torch.nn.Module"], "torch.nn.Module"]] = None  # (model cfg, encoder)
+    pair: Optional[Callable[[Any], PairStretch]] = None  # views stretched as a rate pair; None: the chain
+    validate: Callable[[Any, Any], None] = lambda obj_cfg, view_cfg: None  # (objectives.<name>, data.<name>)
+
+    def treatment(self, view_cfg: Any) -> Optional[PairStretch]:
+        return self.pair(view_cfg) if self.pair is not None else None
+
+
+def enabled(cfg: Any, registry: Mapping[str, Objective]) -> list[str]:
+    """Names of the objectives with weight > 0, in registry order (which is also the order of the
+    random draws and of the heads' construction)."""
+    return [name for name in registry if cfg.objectives[name].weight > 0]
