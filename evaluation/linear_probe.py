@@ -3,8 +3,8 @@
 Both standardise features with statistics of the training split only, pick their hyper-parameter on the
 validation split by the task's primary metric (accuracy / macro ROC-AUC, see ``metrics.PRIMARY``), and
 report every metric on the test split. ``run_probe`` repeats a probe over splits and seeds and
-summarises: mean and std over all (seed, fold) runs, and a bootstrap interval over the test items of
-the first seed's pooled (out-of-fold) predictions.
+summarises with ``metrics.cv_summary``: mean and std over all (seed, fold) runs, and a bootstrap interval
+of that same mean (test items resampled within each fold, scored by every seed's fitted probe).
 
 Labels: ``y`` is an int array ``[N]`` (multi-class) or a 0/1 matrix ``[N, T]`` (multi-label); ``run_probe``
 also takes raw strings / tag lists and encodes them with ``datasets.encode_labels``.
@@ -23,7 +23,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import StandardScaler
 
 from evaluation.datasets import encode_labels
-from evaluation.metrics import METRICS, PRIMARY, bootstrap_ci, classification_metrics, summarise
+from evaluation.metrics import METRICS, PRIMARY, ci_method, classification_metrics, cv_summary, summarise
 
 DEFAULT_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 SMALL_MLP_ITEMS = 5000
@@ -173,7 +173,7 @@ def run_probe(X: np.ndarray, y, splits: list[dict], task: str, kind: str = "line
         raise ValueError(f"unknown probe kind '{kind}' (choose from {', '.join(PROBES)})")
     X = np.asarray(X, dtype=np.float32)
     y_enc, classes = encode_labels(y, task)
-    runs, per_seed, pooled = [], [], None
+    per_seed, fold_scores, pooled = [], [], None
     for seed in seeds:
         folds, idx_all, proba_all = [], [], []
         for split in splits:
@@ -186,19 +186,17 @@ def run_probe(X: np.ndarray, y, splits: list[dict], task: str, kind: str = "line
             if task == "multiclass" and proba.shape[1] < len(classes):
                 proba = np.pad(proba, ((0, 0), (0, len(classes) - proba.shape[1])))
             folds.append(res)
-            runs.append(res["metrics"])
             idx_all.append(te)
             proba_all.append(proba)
         seed_metrics = {m: summarise([f["metrics"][m] for f in folds])["mean"] for m in METRICS[task]}
         per_seed.append({"seed": int(seed), "metrics": seed_metrics, "folds": folds})
+        fold_scores.append(proba_all)
         if pooled is None:
             pooled = (np.concatenate(idx_all), np.concatenate(proba_all))
-    out: dict = {}
+    # Estimate and interval of the same statistic: the mean over seeds x folds of each fold's test metric.
+    out: dict = cv_summary(y_enc, [split["test"] for split in splits], fold_scores, task, n_boot=n_boot,
+                           seed=int(seeds[0]))
     idx, proba = pooled
-    for name, fn in METRICS[task].items():
-        stats = summarise([r[name] for r in runs])
-        low, high = bootstrap_ci(y_enc[idx], proba, fn, n=n_boot, seed=int(seeds[0]))
-        out[name] = {**stats, "ci_low": low, "ci_high": high}
     out["per_seed"] = per_seed
     out["classes"] = list(classes)
     if task == "multiclass":
@@ -206,6 +204,6 @@ def run_probe(X: np.ndarray, y, splits: list[dict], task: str, kind: str = "line
         np.add.at(conf, (y_enc[idx], proba.argmax(axis=1)), 1)
         out["confusion"] = conf.tolist()
     out["protocol"] = {"kind": kind, "task": task, "seeds": [int(s) for s in seeds], "n_splits": len(splits),
-                       "n_boot": n_boot, "val": "fixed" if splits[0].get("val") is not None
-                       else f"{val_fraction:.0%} of train, per seed", **{k: v for k, v in probe_kwargs.items()}}
+                       "n_boot": n_boot, "interval": ci_method(n_boot),
+                       "val": "fixed" if splits[0].get("val") is not None else f"{val_fraction:.0%} of train, per seed", **{k: v for k, v in probe_kwargs.items()}}
     return out

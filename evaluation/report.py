@@ -197,7 +197,12 @@ def protocol_lines(p: dict) -> list[str]:
         f"at {p.get('sample_rate')} Hz, hop {p.get('hop_s') or p.get('crop_s')} s.",
         f"Probes: {', '.join(p.get('probes', []))} on standardised frozen features (logistic regression / "
         f"MLP-512, regularisation chosen on a validation split); {p.get('folds')} folds "
-        f"(or the dataset's fixed split), seeds {p.get('seeds')}; mean ± std over seeds and folds, 95 % CI.",
+        f"(or the dataset's fixed split), seeds {p.get('seeds')}; mean ± std over seeds and folds of each "
+        f"fold's test score [95 % CI].",
+        "Intervals: " + (p["interval"] if p.get("interval") else
+                         "method not recorded in these results (written by an older version, whose intervals "
+                         "were of another statistic than the mean)") +
+        " k-NN, locality and tempo scores are single values over all items, without an interval.",
         f"k-NN: cosine, distance-weighted vote, k ∈ {p.get('knn_ks')}. Locality: share of the "
         f"{p.get('locality_k')} nearest neighbours (other tracks) sharing each label.",
         f"Baselines on the same splits: {', '.join(SET_NAMES[b] for b in p.get('baselines', []))}.",

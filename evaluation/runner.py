@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.embed import embed_dataset
+from evaluation.metrics import ci_method
 
 NON_METRIC_KEYS = ("per_seed", "confusion", "classes", "protocol")
 
@@ -35,6 +36,7 @@ def protocol(cfg, model: Any) -> dict:
     t = cfg.tempo
     return {
         "probes": [p for p in ("linear", "mlp") if cfg.probes[p]], "seeds": list(cfg.seeds), "folds": int(cfg.folds),
+        "bootstrap": int(cfg.probes.bootstrap), "interval": ci_method(int(cfg.probes.bootstrap)),
         "knn_ks": list(cfg.knn.ks), "locality_k": int(cfg.locality.k), "crop_s": float(model.crop_s),
         "sample_rate": int(model.sample_rate), "hop_s": cfg.embed.hop_s,
         "baselines": [b for b in ("random_init", "mfcc_chroma") if cfg.baselines[b]],

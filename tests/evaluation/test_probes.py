@@ -84,3 +84,56 @@ def test_validation_is_carved_from_training_only():
     tr, va = carve_validation(train, y, "multiclass", seed=0, fraction=0.2)
     assert set(tr) | set(va) == set(train) and not set(tr) & set(va)
     assert len(set(y[va])) == 3
+
+
+def _weak(seed=0, n=240, d=16, c=6, signal=0.6):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, c, n)
+    X = np.eye(c, d)[y] * signal + rng.standard_normal((n, d))
+    return X, np.array([f"k{v}" for v in y])
+
+
+def _assert_intervals_contain_means(res, metrics):
+    for m in metrics:
+        r = res[m]
+        assert np.isfinite([r["ci_low"], r["ci_high"]]).all(), m
+        assert r["ci_low"] <= r["mean"] <= r["ci_high"], (m, r)
+        per_fold = [f["metrics"][m] for s in res["per_seed"] for f in s["folds"]]
+        assert r["mean"] == pytest.approx(np.mean(per_fold), abs=1e-12)  # the interval is of the reported mean
+
+
+def test_every_interval_contains_its_mean_when_fold_models_are_calibrated_differently(monkeypatch):
+    """Fold models that rank their own test items well but on different score scales (as separately fitted
+    probes do), and seeds of different quality: the reported mean is over seeds x folds, so its interval must
+    be too (a bootstrap of one seed's pooled out-of-fold scores ranks across folds and misses it)."""
+    import evaluation.linear_probe as lp
+    from evaluation.metrics import classification_metrics
+
+    calls = []
+
+    def calibrated_per_fold(X_tr, y_tr, X_va, y_va, X_te, y_te, task="multiclass", seed=0):
+        rng = np.random.default_rng(100 * seed + len(calls))
+        noise = 1.0 if seed == 0 else 0.3  # seed 0 is the worst seed
+        proba = np.eye(4)[y_te] + noise * rng.random((len(y_te), 4)) + 3.0 * (len(calls) % 3)
+        calls.append(seed)
+        return {"metrics": classification_metrics(y_te, proba, task), "proba": proba}
+
+    monkeypatch.setitem(lp.PROBES, "calibrated_per_fold", calibrated_per_fold)
+    X, y = _separable(5)
+    res = run_probe(X, y, make_splits(y, n_folds=3, seed=0), "multiclass", kind="calibrated_per_fold",
+                    seeds=(0, 1, 2), n_boot=200)
+    _assert_intervals_contain_means(res, ("accuracy", "balanced_accuracy", "roc_auc", "pr_auc"))
+    assert "bootstrap" in res["protocol"]["interval"] and "seeds × folds" in res["protocol"]["interval"]
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+def test_linear_probe_intervals_contain_their_means_over_seeds_and_folds(task):
+    if task == "multiclass":
+        X, y = _weak(1)
+        metrics = ("accuracy", "balanced_accuracy", "roc_auc", "pr_auc")
+    else:
+        X, y = _multilabel(3, n=180, informative=True)
+        X = X + np.random.default_rng(3).standard_normal(X.shape) * 2.0  # a weak probe: AUCs well below 1
+        metrics = ("roc_auc", "pr_auc")
+    res = run_probe(X, y, make_splits(y, n_folds=3, seed=0), task, seeds=(0, 1, 2), n_boot=200, **FAST_LINEAR)
+    _assert_intervals_contain_means(res, metrics)

@@ -107,3 +107,18 @@ def test_compare_shows_each_runs_augmentation_chain(tmp_path):
                                  "run_b": "pitch_shift p=0.8 (min_semitones=-2, max_semitones=2)"}
     md = (tmp_path / "cmp" / "compare.md").read_text()
     assert "| run_b | pitch_shift p=0.8 (min_semitones=-2, max_semitones=2) |" in md
+
+
+def test_protocol_names_the_interval_method(tmp_path):
+    from evaluation.metrics import ci_method
+
+    results = make_results()
+    results["protocol"]["interval"] = ci_method(300)
+    write_report(results, tmp_path / "new")
+    md = (tmp_path / "new" / "report.md").read_text()
+    protocol = md.split("## Protocol")[1].split("## Dataset")[0]
+    assert "Intervals: 95 % CI = the reported mean ± 1.96 × its bootstrap standard error" in protocol
+    assert "300 resamples of the test items" in protocol and "seeds × folds" in protocol
+    # results.json from before the method was recorded: the report says so instead of claiming one
+    write_report(make_results(), tmp_path / "old")
+    assert "Intervals: method not recorded" in (tmp_path / "old" / "report.md").read_text()

@@ -80,10 +80,38 @@ def test_suite_end_to_end_and_cache_reuse(tmp_path, click_corpus):
     assert saved["protocol"]["folds"] == 2 and saved["protocol"]["seeds"] == [0]
     page = (tmp_path / "run" / "report.html").read_text()
     assert all(f"Task {t}" in page for t in ("tempo_bpm", "timbre"))
+    assert_every_interval_contains_its_estimate(saved)
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert "Intervals: 95 % CI = the reported mean ± 1.96 × its bootstrap standard error" in md
 
     calls = model.calls
     run_suite("fake.ckpt", suite, tmp_path / "run", model=model, random_model=rand, progress=False)
     assert model.calls == calls, "second evaluation of the same checkpoint must reuse cached embeddings"
+
+
+def assert_every_interval_contains_its_estimate(results):
+    rows = 0
+    for ds in results["datasets"].values():
+        for task, t in ds["tasks"].items():
+            for probe, sets in t.get("probes", {}).items():
+                for fs, metrics in sets.items():
+                    for metric, s in metrics.items():
+                        rows += 1
+                        assert s["ci_low"] <= s["mean"] <= s["ci_high"], (task, probe, fs, metric, s)
+    assert rows > 0
+
+
+def test_suite_probe_intervals_contain_their_estimates(tmp_path, click_corpus):
+    """Every row of the report: 3 seeds x 3 folds, linear and MLP probes, all three feature sets."""
+    suite = write_suite(tmp_path / "suite.yaml", click_corpus)
+    model, rand = SpectralModel(identity="ckpt-2", crop_s=2.0), SpectralModel(identity="random-1", crop_s=2.0)
+    rand.has_tempo_head = False
+    res = run_suite("fake.ckpt", suite, tmp_path / "run", ["seeds=[0,1,2]", "folds=3", "probes.mlp=true",
+                                                           "probes.bootstrap=200", "datasets.0.tasks.0.type=multiclass",
+                                                           "datasets.0.tasks.0.column=tempo_class", "tempo.librosa=false"],
+                    model=model, random_model=rand, progress=False)
+    assert_every_interval_contains_its_estimate(res)
+    assert res["protocol"]["bootstrap"] == 200 and "200 resamples" in res["protocol"]["interval"]
 
 
 def test_unknown_key_fails_before_any_work(tmp_path, click_corpus):
