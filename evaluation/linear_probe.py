@@ -204,6 +204,7 @@ def run_probe(X: np.ndarray, y, splits: list[dict], task: str, kind: str = "line
         np.add.at(conf, (y_enc[idx], proba.argmax(axis=1)), 1)
         out["confusion"] = conf.tolist()
     out["protocol"] = {"kind": kind, "task": task, "seeds": [int(s) for s in seeds], "n_splits": len(splits),
-                       "n_boot": n_boot, "interval": ci_method(n_boot),
-                       "val": "fixed" if splits[0].get("val") is not None else f"{val_fraction:.0%} of train, per seed", **{k: v for k, v in probe_kwargs.items()}}
+                       "n_boot": n_boot, "val": "fixed" if splits[0].get("val") is not None
+                       else f"{val_fraction:.0%} of train, per seed", "interval": ci_method(n_boot),
+                       **{k: v for k, v in probe_kwargs.items()}}
     return out
