@@ -22,10 +22,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ssl_music.data.audio import load_audio  # noqa: F401  (evaluation.tempo imports it from here)
+from ssl_music.data import audio as _audio
 from ssl_music.errors import AudioError, SSLMusicError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: silent files are skipped (version 1 caches embedded them as music)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif", ".au", ".opus")
 
 
@@ -67,6 +67,24 @@ def cache_key(model: Any, paths: Sequence[str], settings: dict) -> str:
                "architecture": _architecture(model),
                "files": [_file_stamp(p) for p in paths], "settings": settings}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """A whole file as mono float32 ``[N]`` at ``sample_rate``, for everything evaluation reads (embeddings,
+    tempo). Like ``ssl_music.data.audio.load_audio``, but digital silence (and an empty file) is refused
+    the way the shard builder refuses it: AudioError "<path>: silent (peak ... dBFS < -80 dBFS)". A
+    silent file has no music to embed or tempo to estimate; it is reported and skipped, not scored."""
+    x = _audio.load_audio(path, sample_rate)
+    # min_seconds=0: a clip shorter than a window is zero-padded by the models, not refused
+    _audio.check_audio(x, int(sample_rate), min_seconds=0.0, source=str(path))
+    return x
+
+
+def bare_reason(path: str, reason: str) -> str:
+    """A skip reason without the leading "<path>: " that AudioError messages carry, for lines that name
+    the path already."""
+    prefix = f"{path}: "
+    return reason[len(prefix):] if reason.startswith(prefix) else reason
 
 
 def _decode(path: str, sample_rate: int) -> tuple[np.ndarray | None, str | None]:
@@ -141,7 +159,7 @@ def embed_dataset(model: Any, dataset: Any, cache_dir: str | Path | None = None,
     """Embed every file of ``dataset`` (an EvalDataset, or any sequence of Items / paths).
 
     Returns ``(X [n_kept, D] float32, kept_items, skipped)`` where ``skipped`` is a list of
-    ``(path, reason)`` for missing or undecodable files; with ``keep_windows=True`` a fourth element,
+    ``(path, reason)`` for missing, undecodable, empty or silent files; with ``keep_windows=True`` a fourth element,
     the list of per-file window embeddings ``[W_i, D]``, is appended. ``cache_dir=None`` disables caching.
     """
     items = _items_of(dataset)
@@ -204,7 +222,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
              identity=np.asarray(str(model.identity)))
     print(f"embedded {len(kept)} files -> {out}  (X {tuple(X.shape)}); skipped {len(skipped)}")
     for path, reason in skipped:
-        print(f"  skipped {path}: {reason}")
+        print(f"  skipped {path}: {bare_reason(path, reason)}")
     return 0 if kept else 1
 
 

@@ -271,7 +271,8 @@ def _dataset_section(doc: Doc, name: str, ds: dict) -> None:
     skipped = ds.get("skipped", [])
     doc.heading(f"Skipped files: {len(skipped)}", 3)
     if skipped:
-        doc.bullets([f"{p}: {r}" for p, r in skipped])
+        # reasons from the decoder start with the path already ("<path>: silent (...)"): name it once
+        doc.bullets([r if str(r).startswith(f"{p}: ") else f"{p}: {r}" for p, r in skipped])
 
 
 def _tempo_part(doc: Doc, task: str, tempo: dict) -> None:

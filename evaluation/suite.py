@@ -22,6 +22,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from ssl_music.errors import ConfigError, SSLMusicError
 
 DATASET_KINDS = ("synthetic", "csv", "folder", "tags", "giantsteps")
+SKIPS_SHOWN = 10  # skipped files `ssl-music evaluate` names on the terminal (the report lists them all)
 TASK_TYPES = ("multiclass", "multilabel", "tempo")
 
 
@@ -289,10 +290,16 @@ def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Pat
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from evaluation.embed import bare_reason
+
     results = run_suite(args.checkpoint, args.suite, args.out, args.overrides, data=args.data or (),
                         progress=not args.quiet)
     for name, ds in results["datasets"].items():
         print(f"{name}: {ds['n_embedded']}/{ds['n_items']} files embedded, {len(ds['skipped'])} skipped")
+        for path, reason in ds["skipped"][:SKIPS_SHOWN]:
+            print(f"  skipped {path}: {bare_reason(path, reason)}")
+        if len(ds["skipped"]) > SKIPS_SHOWN:
+            print(f"  ... and {len(ds['skipped']) - SKIPS_SHOWN} more (all listed in the report)")
         for task, t in ds["tasks"].items():
             for probe, sets in t.get("probes", {}).items():
                 for metric, s in sets.get("model", {}).items():

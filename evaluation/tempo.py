@@ -152,7 +152,7 @@ def estimate_tempo(model: Any, wave: np.ndarray, sr: int, **kwargs) -> float:
 def evaluate_tempo(estimator: TempoEstimator | None, paths: Sequence[str], ref_bpm: Sequence[float],
                    with_librosa: bool = True, progress: bool = False) -> dict:
     """Acc1/Acc2 of the head (when ``estimator`` is given) and of librosa over files with known tempo.
-    Undecodable files are listed under ``skipped``."""
+    Undecodable, empty and silent files are listed under ``skipped`` as ``(path, reason)``, not scored."""
     from evaluation.embed import load_audio
 
     sr = estimator.model.sample_rate if estimator is not None else 22050
@@ -184,32 +184,35 @@ def evaluate_tempo(estimator: TempoEstimator | None, paths: Sequence[str], ref_b
 
 # ------------------------------------------------------------------------------------------------ CLI
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    from evaluation.embed import load_audio
+    from evaluation.embed import bare_reason, load_audio
     from ssl_music.api import load_encoder
 
     model = load_encoder(args.checkpoint, device=args.device)
     est = TempoEstimator(model, lo=args.min_bpm, hi=args.max_bpm, step=args.step, kind=args.reference,
                          n_windows=args.windows, octave_correction=not args.no_octave_correction)
-    status = 0
+    estimated = 0
     for path in args.audio:
         try:
             wave = load_audio(path, model.sample_rate)
         except SSLMusicError as exc:
-            print(f"{path}\tskipped: {exc}")
-            status = 1
+            # e.g. "x.wav<TAB>skipped: silent (peak -inf dBFS < -80 dBFS)": silence has no tempo to print
+            print(f"{path}\tskipped: {bare_reason(path, str(exc))}")
             continue
         line = f"{path}\t{est.estimate(wave, model.sample_rate):.1f}"
         if args.librosa:
             line += f"\tlibrosa {librosa_tempo(wave, model.sample_rate):.1f}"
         print(line)
-    return status
+        estimated += 1
+    return 0 if estimated else 1  # like `embed`: a skipped file is reported, the others still count
 
 
 def add_cli(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="tempo_command")
     p = sub.add_parser("estimate", help="print the estimated BPM of each file (tab-separated)",
                        description="Estimate tempo with the checkpoint's same-vs-different tempo head against "
-                                   "synthetic reference clips on a geometric BPM grid.")
+                                   "synthetic reference clips on a geometric BPM grid. A file that cannot be "
+                                   "read, is empty or is digital silence gets 'PATH<TAB>skipped: REASON' instead "
+                                   "of a BPM; the exit status is 1 only when no file could be estimated.")
     p.add_argument("audio", nargs="+", metavar="AUDIO")
     p.add_argument("--checkpoint", required=True, help="ssl_music checkpoint trained with the tempo objective")
     p.add_argument("--device", default="cpu")

@@ -78,3 +78,9 @@ def tiny_checkpoint(path, tempo: bool = True):
         state.update({f"tempo_head.{k}": v for k, v in m.tempo_head.state_dict().items()})
     torch.save({"ssl_music": {"config": to_container(cfg)}, "state_dict": state}, str(path))
     return str(path)
+
+
+def write_silence(path, seconds=10.0, sr=16000, level=0.0):
+    """Digital silence (``level=0``) or a constant DC level, written as float WAV so tiny levels survive."""
+    sf.write(str(path), np.full(int(seconds * sr), level, dtype=np.float32), sr, subtype="FLOAT")
+    return str(path)

@@ -97,3 +97,43 @@ def test_embed_cli_with_real_checkpoint(tmp_path, capsys):
     bogus = tmp_path / "bogus.ckpt"
     bogus.write_bytes(b"xx")
     assert main(["embed", "--checkpoint", str(bogus), paths[0], "--out", str(out)]) == 2
+
+
+def test_silent_and_empty_files_are_skipped_with_the_reason(tmp_path):
+    from tests.evaluation.fakes import write_silence
+
+    paths = _files(tmp_path, 2)
+    silent = write_silence(tmp_path / "silent.wav", seconds=10.0)
+    near = write_silence(tmp_path / "near.wav", seconds=3.0, level=5e-5)  # -86 dBFS: below the shard builder's -80
+    quiet = write_silence(tmp_path / "quiet.wav", seconds=3.0, level=1e-3)  # -60 dBFS: quiet, not silent: kept
+    empty = str(tmp_path / "empty.wav")
+    sf.write(empty, np.zeros(0, dtype=np.float32), 16000)  # a valid header and no samples
+    m = SpectralModel()
+    X, kept, skipped = embed_dataset(m, paths + [silent, near, quiet, empty], cache_dir=tmp_path / "c",
+                                     progress=False)
+    assert kept == paths + [quiet] and X.shape == (3, m.embed_dim)
+    reasons = dict(skipped)
+    assert set(reasons) == {silent, near, empty}
+    assert "silent" in reasons[silent] and "dBFS" in reasons[silent] and silent in reasons[silent]
+    assert "silent" in reasons[near]
+    assert m.calls == 3, "a silent file must not reach the model"
+    _, kept2, skipped2 = embed_dataset(SpectralModel(), paths + [silent, near, quiet, empty],
+                                       cache_dir=tmp_path / "c", progress=False)
+    assert kept2 == kept and skipped2 == skipped
+
+
+def test_embed_cli_leaves_silent_files_out_and_says_why(tmp_path, capsys):
+    from ssl_music.cli import main
+    from tests.evaluation.fakes import tiny_checkpoint, write_silence
+
+    ckpt = tiny_checkpoint(tmp_path / "tiny.ckpt")
+    tone = write_tone(tmp_path / "tone.wav", seconds=2.5)
+    silent = write_silence(tmp_path / "silent.wav", seconds=10.0)
+    out = tmp_path / "emb.npz"
+    assert main(["embed", "--checkpoint", ckpt, tone, silent, "--out", str(out), "--quiet"]) == 0
+    z = np.load(out)
+    assert z["X"].shape == (1, 16) and z["paths"].tolist() == [tone]
+    assert z["skipped_paths"].tolist() == [silent] and "silent" in z["skipped_reasons"][0]
+    printed = capsys.readouterr().out
+    assert f"skipped {silent}: silent (peak -inf dBFS < -80 dBFS)" in printed
+    assert main(["embed", "--checkpoint", ckpt, silent, "--out", str(tmp_path / "none.npz"), "--quiet"]) == 1

@@ -106,10 +106,9 @@ def test_suite_probe_intervals_contain_their_estimates(tmp_path, click_corpus):
     suite = write_suite(tmp_path / "suite.yaml", click_corpus)
     model, rand = SpectralModel(identity="ckpt-2", crop_s=2.0), SpectralModel(identity="random-1", crop_s=2.0)
     rand.has_tempo_head = False
-    res = run_suite("fake.ckpt", suite, tmp_path / "run", ["seeds=[0,1,2]", "folds=3", "probes.mlp=true",
-                                                           "probes.bootstrap=200", "datasets.0.tasks.0.type=multiclass",
-                                                           "datasets.0.tasks.0.column=tempo_class", "tempo.librosa=false"],
-                    model=model, random_model=rand, progress=False)
+    overrides = ["seeds=[0,1,2]", "folds=3", "probes.mlp=true", "probes.bootstrap=200", "tempo.librosa=false",
+                 "datasets.0.tasks.0.type=multiclass", "datasets.0.tasks.0.column=tempo_class"]
+    res = run_suite("fake.ckpt", suite, tmp_path / "run", overrides, model=model, random_model=rand, progress=False)
     assert_every_interval_contains_its_estimate(res)
     assert res["protocol"]["bootstrap"] == 200 and "200 resamples" in res["protocol"]["interval"]
 
@@ -174,3 +173,40 @@ def test_rare_classes_drop_passes_the_check(tmp_path, click_corpus):
     check_dataset(cfg.datasets[0], 0, ds, 7, ["timbre"], "drop")
     with pytest.raises(ConfigError, match="rare_classes=drop"):
         check_dataset(cfg.datasets[0], 0, ds, 7, ["timbre"], "error")
+
+
+def test_silent_item_is_reported_by_path_and_not_evaluated(tmp_path, click_corpus, capsys, monkeypatch):
+    import evaluation.suite as suite_mod
+    from tests.evaluation.fakes import write_silence
+
+    silent = write_silence(tmp_path / "silent.wav", seconds=4.0)
+    with open(click_corpus, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r["path"] = str(click_corpus.parent / r["path"])
+    rows.append({**rows[1], "path": silent, "track_id": "silent"})
+    labels = tmp_path / "labels.csv"
+    with open(labels, "w", newline="") as fh:
+        w = csv.DictWriter(fh, COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    suite = write_suite(tmp_path / "suite.yaml", labels)
+    model, rand = SpectralModel(identity="ckpt-s", crop_s=2.0), SpectralModel(identity="random-s", crop_s=2.0)
+    rand.has_tempo_head = False
+    res = run_suite("fake.ckpt", suite, tmp_path / "run", model=model, random_model=rand, progress=False)
+    ds = res["datasets"]["clicks"]
+    assert ds["n_items"] == 14 and ds["n_embedded"] == 12  # 12 tracks; the missing file and the silent one out
+    reasons = dict(ds["skipped"])
+    assert set(reasons) == {silent, str(click_corpus.parent / "audio" / "gone.wav")}
+    assert "silent (peak -inf dBFS < -80 dBFS)" in reasons[silent]
+    assert ds["tasks"]["tempo_bpm"]["n"] == 12 and ds["tasks"]["timbre"]["n"] == 12
+    assert len(ds["projection"]["xy"]) == 12
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert f"- {silent}: silent (peak -inf dBFS < -80 dBFS)" in md
+
+    monkeypatch.setattr(suite_mod, "run_suite", lambda *a, **k: res)  # the CLI's summary of those results
+    assert main(["evaluate", "--checkpoint", "x.ckpt", "--suite", str(suite), "--out", str(tmp_path / "run"),
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "clicks: 12/14 files embedded, 2 skipped" in out
+    assert f"  skipped {silent}: silent (peak -inf dBFS < -80 dBFS)" in out

@@ -96,3 +96,40 @@ def test_embedding_path_matches_crop_path_for_a_real_model():
     crops = target_windows(wave, 16000, model.sample_rate, model.crop_s, est.n_windows)
     np.testing.assert_allclose(est.curve(wave, 16000), same_prob_curve(model.tempo_same_prob, crops, est.references),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_tempo_cli_says_a_silent_file_is_silent_and_keeps_going(tmp_path, capsys):
+    import soundfile as sf
+
+    from ssl_music.cli import main
+    from tests.evaluation.fakes import tiny_checkpoint, write_silence
+
+    ckpt = tiny_checkpoint(tmp_path / "tiny.ckpt")
+    silent = write_silence(tmp_path / "silent.wav", seconds=10.0)
+    clicks = str(tmp_path / "c.wav")
+    sf.write(clicks, click_track(100.0, 2.0, 16000), 16000)
+    empty = str(tmp_path / "empty.wav")
+    sf.write(empty, np.zeros(0, dtype=np.float32), 16000)
+    args = ["tempo", "estimate", "--checkpoint", ckpt, "--windows", "1", "--step", "0.03"]
+    assert main(args + [silent, clicks, empty]) == 0  # one file estimated
+    lines = dict(line.split("\t", 1) for line in capsys.readouterr().out.strip().splitlines())
+    assert lines[silent] == "skipped: silent (peak -inf dBFS < -80 dBFS)"  # no BPM for silence
+    assert 60.0 <= float(lines[clicks].split("\t")[0]) <= 200.0
+    assert lines[empty].startswith("skipped: ")
+    assert main(args + [silent]) == 1  # nothing could be estimated
+    assert capsys.readouterr().out.strip() == f"{silent}\tskipped: silent (peak -inf dBFS < -80 dBFS)"
+
+
+def test_evaluate_tempo_skips_silent_files(tmp_path):
+    import soundfile as sf
+
+    from evaluation.tempo import evaluate_tempo
+    from tests.evaluation.fakes import write_silence
+
+    silent = write_silence(tmp_path / "silent.wav", seconds=6.0)
+    clicks = str(tmp_path / "c.wav")
+    sf.write(clicks, click_track(92.5, 6.0, 16000, kind="click"), 16000)
+    est = TempoEstimator(SpectralModel(crop_s=3.0), n_windows=1)
+    res = evaluate_tempo(est, [silent, clicks], [92.5, 92.5], with_librosa=False)
+    assert res["n"] == 1 and res["paths"] == [clicks] and res["model"]["acc1"] == 1.0
+    assert [p for p, _ in res["skipped"]] == [silent] and "silent" in res["skipped"][0][1]
