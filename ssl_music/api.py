@@ -5,37 +5,14 @@
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ssl_music.checkpoint import read_checkpoint
 from ssl_music.errors import SSLMusicError
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
-def read_checkpoint(path: str | Path) -> tuple[dict, DictConfig]:
-    """Load a checkpoint and its ssl_music config; anything else is refused with the path in the message."""
-    path = Path(path)
-    if not path.is_file():
-        raise SSLMusicError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise SSLMusicError(f"cannot read checkpoint {path}: {exc}") from None
-    meta = ckpt.get("ssl_music") if isinstance(ckpt, dict) else None
-    if not isinstance(meta, dict) or "config" not in meta:
-        raise SSLMusicError(f"{path} is not an ssl_music checkpoint (no 'ssl_music' section)")
-    return ckpt, OmegaConf.create(meta["config"])
 
 
 class EmbeddingModel:
@@ -60,13 +37,9 @@ class EmbeddingModel:
     @classmethod
     def from_config(cls, cfg: DictConfig, seed: int = 0, device="cpu") -> "EmbeddingModel":
         """The same architecture at random initialisation: the baseline every report shows."""
-        from ssl_music.models import build_encoder
-        from ssl_music.models.heads import TempoHead
-
         torch.manual_seed(seed)
-        encoder = build_encoder(cfg.model, cfg.data.sample_rate)
-        head = TempoHead(encoder.embed_dim, cfg.model.tempo_hidden) if cfg.objectives.tempo.weight > 0 else None
-        return cls(cfg, encoder, head, identity=f"random-{seed}", device=device)
+        encoder, heads = _build(cfg)
+        return cls(cfg, encoder, heads.get("tempo_head"), identity=f"random-{seed}", device=device)
 
     # ---------------------------------------------------------------------------------------- embedding
     def _prepare(self, wave: np.ndarray, sample_rate: int) -> torch.Tensor:
@@ -117,23 +90,35 @@ def _sub_state(state: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
+def _build(cfg: DictConfig) -> tuple[torch.nn.Module, dict[str, torch.nn.Module]]:
+    """The encoder and the heads that outlive pretraining (``Objective.keep_head``: the tempo head, not
+    the projector, which downstream never sees) of the objectives the config enables."""
+    from ssl_music.models import build_encoder
+    from ssl_music.objectives import OBJECTIVES, enabled_objectives
+
+    encoder = build_encoder(cfg.model, cfg.data.sample_rate)
+    heads: dict[str, torch.nn.Module] = {}
+    for name in enabled_objectives(cfg):
+        spec = OBJECTIVES[name]
+        if spec.keep_head and spec.head not in heads:
+            heads[spec.head] = spec.build_head(cfg.model, encoder)
+    return encoder, heads
+
+
 def load_encoder(checkpoint: str | Path, device: str = "cpu", random_init: bool = False) -> EmbeddingModel:
     """Rebuild the encoder (and tempo head) a pretraining checkpoint was trained with.
 
     random_init=True gives the same architecture untrained (seed 0): the report's random-init baseline.
     """
+    from ssl_music.data.files import file_sha256
+
     ckpt, cfg = read_checkpoint(checkpoint)
     if random_init:
         return EmbeddingModel.from_config(cfg, seed=0, device=device)
-    from ssl_music.models import build_encoder
-    from ssl_music.models.heads import TempoHead
-
-    encoder = build_encoder(cfg.model, cfg.data.sample_rate)
+    encoder, heads = _build(cfg)
     state = ckpt["state_dict"]
     encoder.load_state_dict(_sub_state(state, "encoder."))
-    head = None
-    head_state = _sub_state(state, "tempo_head.")
-    if head_state:
-        head = TempoHead(encoder.embed_dim, cfg.model.tempo_hidden)
-        head.load_state_dict(head_state)
-    return EmbeddingModel(cfg, encoder, head, identity=_file_digest(Path(checkpoint)), device=device)
+    head = heads.get("tempo_head")
+    if head is not None:
+        head.load_state_dict(_sub_state(state, "tempo_head."))
+    return EmbeddingModel(cfg, encoder, head, identity=file_sha256(Path(checkpoint))[:16], device=device)

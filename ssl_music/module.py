@@ -8,12 +8,11 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ssl_music import checkpoint as ssl_checkpoint
 from ssl_music.augment import ViewAugmenter
 from ssl_music.errors import SSLMusicError
 from ssl_music.models import build_encoder
 from ssl_music.objectives import OBJECTIVES, enabled_objectives
-
-CHECKPOINT_FORMAT = "ssl_music.checkpoint/2"  # /2: the projector reads Encoder.content_dim inputs
 
 
 class PretrainModule(pl.LightningModule):
@@ -119,4 +118,4 @@ class PretrainModule(pl.LightningModule):
                 "Start a new trainer.root_dir; ssl_music.load_encoder and evaluation still read the old checkpoint.")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["ssl_music"] = {"format": CHECKPOINT_FORMAT, "config": self.hparams["config"]}
+        checkpoint["ssl_music"] = ssl_checkpoint.metadata(self.hparams["config"])

@@ -63,6 +63,7 @@ class Objective:
     head: Optional[str] = None        # module attribute holding its head; objectives may share one
     build_head: Optional[Callable[[Any, "torch.nn.Module"], "torch.nn.Module"]] = None  # (model cfg, encoder)
     pair: Optional[Callable[[Any], PairStretch]] = None  # views stretched as a rate pair; None: the chain
+    keep_head: bool = False           # the head is part of the trained model (load_encoder rebuilds it)
     validate: Callable[[Any, Any], None] = lambda obj_cfg, view_cfg: None  # (objectives.<name>, data.<name>)
 
     def treatment(self, view_cfg: Any) -> Optional[PairStretch]:

@@ -68,4 +68,4 @@ def _validate(obj, tp) -> None:
 
 
 SPEC = Objective("tempo", TempoObjectiveConfig, TempoViewConfig, _sampler, _step,
-                 head="tempo_head", build_head=tempo_head, pair=_pair, validate=_validate)
+                 head="tempo_head", build_head=tempo_head, pair=_pair, keep_head=True, validate=_validate)

@@ -68,6 +68,7 @@ def tiny_checkpoint(path, tempo: bool = True):
     import torch
 
     from ssl_music.api import EmbeddingModel
+    from ssl_music.checkpoint import metadata
     from ssl_music.config import load_config, to_container
 
     cfg = load_config(overrides=["model.encoder=tiny", "model.width=8", "model.embed_dim=16", "data.crop_s=1.0",
@@ -76,7 +77,7 @@ def tiny_checkpoint(path, tempo: bool = True):
     state = {f"encoder.{k}": v for k, v in m.encoder.state_dict().items()}
     if m.tempo_head is not None:
         state.update({f"tempo_head.{k}": v for k, v in m.tempo_head.state_dict().items()})
-    torch.save({"ssl_music": {"config": to_container(cfg)}, "state_dict": state}, str(path))
+    torch.save({"ssl_music": metadata(to_container(cfg)), "state_dict": state}, str(path))
     return str(path)
 
 
