@@ -19,6 +19,25 @@ from ssl_music.errors import AudioError
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: below this a "track" is digital silence or near it, useless for SSL
 
+# How far a full decode may fall short of the length the header declares before the file counts as cut.
+# Lossless formats (WAV, FLAC, AIFF, ...) store an exact sample count, so any shortfall is a cut file.
+# For lossy codecs the declared length is bookkeeping that routinely disagrees with the decoder:
+#   - MP3 without a Xing/Info/VBRI frame has no sample count at all: mpg123 estimates it from the file
+#     size and the first frame's size, ignoring padding bytes, so a CBR file reads up to ~0.5 % too
+#     long (measured: 0.47 % on a 56 kbps / 44.1 kHz file with 182-183 byte frames, 0.086 % =
+#     250-380 ms on the 80 kbps / 22.05 kHz tracks of asc-music). Encoder delay and padding
+#     (LAME: 1105 samples + up to 1152) are at most ~0.3 s at 8 kHz, 50 ms at 44.1 kHz.
+#   - Ogg Vorbis/Opus lengths come from granule positions, which encoders and muxers set with offsets
+#     (measured 104 frames on Vorbis, 10 on Opus; 5806 frames = 0.064 % on a 207 s orchestral track).
+#     Vorbis priming is half a block: up to 4096 samples, 0.5 s at 8 kHz.
+# A cut file loses whole seconds. So a lossy file may fall short by max(1 s, 1 %) -- twice the worst
+# estimate error and codec delay above -- and is kept with a note; beyond that it is cut. (A cut Ogg
+# file's declared length comes from its last complete page, so it matches what decodes; the missing
+# end-of-stream flag, _truncation_hint, is what gives most of them away.)
+LOSSY_SUBTYPES = frozenset({"VORBIS", "OPUS", "MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III"})
+LENGTH_TOLERANCE_S = 1.0
+LENGTH_TOLERANCE_REL = 0.01
+
 # A WAV whose data chunk claims more bytes than the file holds was cut short (interrupted copy or
 # download). 0 and 0xFFFFFFFF are what streaming writers put there on purpose, so they are not flagged.
 _WAV_DATA_SHORT = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
@@ -35,8 +54,20 @@ def _truncation_hint(info: sf._SoundFileInfo) -> str | None:
     return None
 
 
-def _read(src, name: str, start: int = 0, frames: int = -1) -> tuple[np.ndarray, int]:
-    """soundfile.read with every failure turned into an AudioError naming ``name``; returns [C, N]."""
+def length_tolerance(declared: int, sample_rate: int, subtype: str) -> int:
+    """Frames a full decode may fall short of ``declared`` (the header's count) without the file being
+    cut: 0 for lossless formats, max(1 s, 1 %) for lossy codecs (see LENGTH_TOLERANCE_S)."""
+    if subtype not in LOSSY_SUBTYPES:
+        return 0
+    return int(max(LENGTH_TOLERANCE_S * sample_rate, LENGTH_TOLERANCE_REL * declared))
+
+
+def _read(src, name: str, start: int = 0, frames: int = -1,
+          notes: list[dict] | None = None) -> tuple[np.ndarray, int]:
+    """soundfile.read with every failure turned into an AudioError naming ``name``; returns [C, N].
+
+    A whole-file decode that falls short of the header's length raises when the shortfall exceeds
+    ``length_tolerance``; a smaller one is appended to ``notes`` (when given) as a "length_mismatch"."""
     try:
         info = sf.info(src)
         if hasattr(src, "seek"):
@@ -52,19 +83,28 @@ def _read(src, name: str, start: int = 0, frames: int = -1) -> tuple[np.ndarray,
         if any(s in msg.lower() for s in ("lost sync", "end of file", "malformed")):
             raise AudioError(f"{name}: truncated or corrupt stream ({msg})") from None
         raise AudioError(f"{name}: cannot decode ({msg})") from None
-    if frames < 0 and start == 0 and x.shape[0] < info.frames:
-        raise AudioError(f"{name}: truncated: header declares {info.frames} frames, decoded {x.shape[0]}")
+    short = info.frames - x.shape[0]
+    if frames < 0 and start == 0 and short > 0:
+        tol = length_tolerance(info.frames, int(sr), info.subtype)
+        if short > tol:
+            raise AudioError(f"{name}: truncated: header declares {info.frames} frames, decoded {x.shape[0]} "
+                             f"({short / sr:.3f} s short; {info.subtype} allows {tol / sr:.3f} s)")
+        if notes is not None:
+            notes.append({"kind": "length_mismatch", "format": info.subtype, "sample_rate": int(sr),
+                          "header_frames": int(info.frames), "decoded_frames": int(x.shape[0]),
+                          "seconds_short": round(short / sr, 6)})
     return np.ascontiguousarray(x.T), int(sr)
 
 
-def decode_file(path: str | Path) -> tuple[np.ndarray, int]:
-    """Whole file -> (float32 [C, N], sample_rate). Raises AudioError naming the file."""
+def decode_file(path: str | Path, notes: list[dict] | None = None) -> tuple[np.ndarray, int]:
+    """Whole file -> (float32 [C, N], sample_rate). Raises AudioError naming the file. A lossy file that
+    decodes a little shorter than its header says is kept; the mismatch is appended to ``notes``."""
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: zero-length file")
-    return _read(str(path), str(path))
+    return _read(str(path), str(path), notes=notes)
 
 
 def decode_bytes(b: bytes, start: int = 0, frames: int = -1, mono: bool = True,

@@ -102,10 +102,12 @@ def _inputs_sha256(items: list[dict]) -> str:
 
 # --------------------------------------------------------------------------------------- one track
 def process_track(job: tuple) -> dict:
-    """Decode, resample, check and segment one input; runs in a worker. Never raises for bad audio."""
+    """Decode, resample, check and segment one input; runs in a worker. Never raises for bad audio.
+    Returns {"item", "error"} for a file to skip, else {"item", "samples", "seconds", "notes"}."""
     item, sr, seg_s, mono, min_s = job
+    notes: list[dict] = []
     try:
-        x, sr_in = decode_file(item["path"])
+        x, sr_in = decode_file(item["path"], notes=notes)
         if mono:
             x = to_mono(x)
         elif x.shape[0] == 1:
@@ -128,7 +130,7 @@ def process_track(job: tuple) -> dict:
                 "source": item["rel"], "labels": item["labels"]}
         samples.append({"__key__": f"{item['track_id']}__{j:04d}", "flac": encode_flac(part, sr),
                         "json": json.dumps(meta).encode()})
-    return {"item": item, "samples": samples, "seconds": n / sr}
+    return {"item": item, "samples": samples, "seconds": n / sr, "notes": notes}
 
 
 def _ordered_map(fn, jobs: list, workers: int) -> Iterator[dict]:
@@ -168,11 +170,11 @@ def _warn(msg: str) -> None:
     tqdm.write(f"warning: {msg}", file=sys.stderr)
 
 
-def _resume_point(out: Path, settings: dict) -> tuple[list[dict], list[dict], int]:
-    """Shards of a previous run that are still intact, their skipped inputs, and the next input index."""
+def _resume_point(out: Path, settings: dict) -> tuple[list[dict], list[dict], list[dict], int]:
+    """Shards of a previous run that are still intact, their skipped inputs and notes, and the next input index."""
     path = out / MANIFEST
     if not path.exists():
-        return [], [], 0
+        return [], [], [], 0
     try:
         old = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -191,13 +193,18 @@ def _resume_point(out: Path, settings: dict) -> tuple[list[dict], list[dict], in
         kept.append(s)
     next_input = kept[-1]["inputs"][1] if kept else 0
     skipped = [s for s in old.get("skipped", []) if s.get("index", 0) < next_input]
-    return kept, skipped, next_input
+    notes = [n for n in old.get("notes", []) if n.get("index", 0) < next_input]
+    return kept, skipped, notes, next_input
 
 
 def build_shards(inputs, out_dir: str | Path, sample_rate: int = 16000, segment_seconds: float = 60,
                  shard_size_mb: float = 256, workers: int = 1, mono: bool = True, min_seconds: float = 1.0,
                  progress: bool = True) -> dict:
-    """Shard every usable input under ``out_dir``; returns the manifest (also written to manifest.json)."""
+    """Shard every usable input under ``out_dir``; returns the manifest (also written to manifest.json).
+
+    ``manifest["skipped"]`` lists the inputs left out, with the reason; ``manifest["notes"]`` lists inputs
+    kept despite something worth knowing, e.g. kind "length_mismatch": a lossy file that decodes a little
+    shorter than its header declares (header_frames, decoded_frames, seconds_short)."""
     from tqdm import tqdm
     import webdataset as wds  # lazy: keeps worker start-up and `--help` light
 
@@ -210,11 +217,11 @@ def build_shards(inputs, out_dir: str | Path, sample_rate: int = 16000, segment_
                 "sample_rate": int(sample_rate), "segment_seconds": float(segment_seconds),
                 "shard_size_mb": float(shard_size_mb), "mono": bool(mono), "min_seconds": float(min_seconds),
                 "inputs_sha256": _inputs_sha256(items)}
-    shards, skipped, start = _resume_point(out, settings)
+    shards, skipped, notes, start = _resume_point(out, settings)
     for tmp in out.glob("*.tmp"):
         tmp.unlink()  # left by an interrupted run
     manifest = {"format": FORMAT, "sample_rate": int(sample_rate), "channels": 1 if mono else 2,
-                "settings": settings, "shards": shards, "skipped": skipped, "complete": False}
+                "settings": settings, "shards": shards, "skipped": skipped, "notes": notes, "complete": False}
 
     def save(complete: bool) -> None:
         manifest["complete"] = complete
@@ -245,6 +252,7 @@ def build_shards(inputs, out_dir: str | Path, sample_rate: int = 16000, segment_
             skipped.append({"path": res["item"]["path"], "reason": reason, "index": index})
             _warn(f"skipped {res['item']['path']}: {reason}")
             continue
+        notes += [{"path": res["item"]["path"], "index": index, **n} for n in res["notes"]]
         size = sum(len(s["flac"]) + len(s["json"]) + 1536 for s in res["samples"])  # + tar headers
         if state["writer"] is not None and state["bytes"] + size > limit:
             close(index)
@@ -297,7 +305,19 @@ def inspect_shards(shard_dir: str | Path) -> str:
              f"labels:       {', '.join(sorted(label_cols)) or '(none)'}",
              f"skipped:      {len(m.get('skipped', []))} file(s)"]
     lines += [f"  {s['path']}: {s['reason']}" for s in m.get("skipped", [])[:10]]
+    notes = m.get("notes", [])
+    lines.append(f"notes:        {len(notes)} file(s) kept with a note")
+    lines += [f"  {n['path']}: {_describe_note(n)}" for n in notes[:10]]
+    if len(notes) > 10:
+        lines.append(f"  ... {len(notes) - 10} more in {Path(shard_dir) / MANIFEST}")
     return "\n".join(lines)
+
+
+def _describe_note(n: dict) -> str:
+    if n.get("kind") == "length_mismatch":
+        return (f"length_mismatch: {n.get('format', '?')} header declares {n['header_frames']} frames, decoded "
+                f"{n['decoded_frames']} ({1000 * n['seconds_short']:.1f} ms short)")
+    return ", ".join(f"{k}={v}" for k, v in n.items() if k not in ("path", "index"))
 
 
 def _iter_samples(path: Path) -> Iterator[dict]:
@@ -372,7 +392,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     m = build_shards(args.input, args.out, args.sample_rate, args.segment_seconds, args.shard_size_mb,
                      args.workers, args.mono, args.min_seconds, progress=not args.quiet)
     print(f"{len(m['shards'])} shards, {m['total_samples']} samples, {m['total_hours']:.3f} h in {args.out}; "
-          f"{len(m['skipped'])} file(s) skipped")
+          f"{len(m['skipped'])} file(s) skipped, {len(m['notes'])} kept with a note (see inspect)")
     return 0
 
 

@@ -176,3 +176,60 @@ def test_read_manifest_errors_name_the_path(tmp_path):
     with pytest.raises(ShardError, match="malformed"):
         read_manifest(tmp_path)
     assert main(["shards", "verify", str(tmp_path)]) == 1
+
+
+def test_lossy_files_shorter_than_their_header_are_kept_with_notes(tmp_path, capsys):
+    # the mismatches of real catalogues (mp3 without Info frame, Ogg granule past the end) are kept and
+    # noted; a file cut by seconds, a corrupt and a silent one are still skipped, naming the file
+    from tests.data.lossy import mp3_bytes, mp3_without_info_frame, ogg_vorbis_with_long_last_granule
+    from tests.data.lossy import music as lossy_music
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a_estimated.mp3").write_bytes(mp3_without_info_frame(lossy_music(8.0, 22050), 22050))
+    (src / "b_granule.ogg").write_bytes(ogg_vorbis_with_long_last_granule(lossy_music(5.0, 44100), 44100, 5806))
+    cut = mp3_bytes(lossy_music(8.0, 22050, seed=1), 22050)
+    (src / "c_cut.mp3").write_bytes(cut[: len(cut) // 2])
+    (src / "d_junk.ogg").write_bytes(os.urandom(4000))
+    sf.write(src / "e_silent.wav", np.zeros(SR * 2, np.float32), SR)
+    sf.write(src / "f_good.wav", music(2.0, SR, 0)[0], SR)
+    out = tmp_path / "sh"
+    m = build_shards(src, out, segment_seconds=4.0, workers=2, progress=False)
+    reasons = {os.path.basename(s["path"]): s["reason"] for s in m["skipped"]}
+    assert set(reasons) == {"c_cut.mp3", "d_junk.ogg", "e_silent.wav"}
+    assert "truncated" in reasons["c_cut.mp3"] and "silent" in reasons["e_silent.wav"]
+    assert {k.split("__")[0] for k in samples_of(out)} == {"a_estimated", "b_granule", "f_good"}
+    assert m["total_hours"] * 3600 == pytest.approx(8.0 + 5.0 + 2.0, abs=0.1)
+    notes = {os.path.basename(n["path"]): n for n in m["notes"]}
+    assert set(notes) == {"a_estimated.mp3", "b_granule.ogg"}
+    for name, n in notes.items():
+        info = sf.info(src / name)
+        assert n["kind"] == "length_mismatch" and n["format"] == info.subtype and n["header_frames"] == info.frames
+        assert 0 < n["header_frames"] - n["decoded_frames"] < info.samplerate // 2
+        short = (n["header_frames"] - n["decoded_frames"]) / info.samplerate
+        assert n["seconds_short"] == pytest.approx(short, abs=1e-6)
+    assert json.loads((out / "manifest.json").read_text())["notes"] == m["notes"]
+    assert verify_shards(out) == []
+    summary = inspect_shards(out)
+    assert "notes:        2 file(s)" in summary and "a_estimated.mp3: length_mismatch: MPEG_LAYER_III" in summary
+    assert main(["shards", "build", str(src), "--out", str(out), "--segment-seconds", "4", "--quiet"]) == 0
+    assert "3 file(s) skipped, 2 kept with a note" in capsys.readouterr().out
+
+
+def test_resume_keeps_the_notes_of_finished_shards(tmp_path):
+    from tests.data.lossy import mp3_without_info_frame, music as lossy_music
+
+    src = _corpus(tmp_path, 4)
+    (src / "t1x.mp3").write_bytes(mp3_without_info_frame(lossy_music(3.0, 22050), 22050))
+    out = tmp_path / "sh"
+    full = build_shards(src, out, shard_size_mb=0.1, progress=False)  # ~1 track per shard
+    assert [os.path.basename(n["path"]) for n in full["notes"]] == ["t1x.mp3"] and len(full["shards"]) >= 4
+    m = json.loads((out / "manifest.json").read_text())
+    assert full["shards"][2]["inputs"][1] > full["notes"][0]["index"]  # the mp3 is in the first 3 shards
+    m["shards"], m["complete"] = m["shards"][:3], False  # interrupted after them
+    (out / "manifest.json").write_text(json.dumps(m))
+    for s in full["shards"][3:]:
+        (out / s["name"]).unlink()
+    again = build_shards(src, out, shard_size_mb=0.1, progress=False)
+    assert again["notes"] == full["notes"] and again["skipped"] == full["skipped"]
+    assert [s["sha256"] for s in again["shards"]] == [s["sha256"] for s in full["shards"]]
