@@ -6,7 +6,6 @@ The HTML embeds its figures as base64 PNG data URIs with inline CSS: one file, n
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
@@ -396,19 +395,3 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
     (out / "compare.json").write_text(json.dumps(summary, indent=1, default=_json_default))
     doc.write(out, "compare")
     return summary
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-    summary = compare_runs(args.runs, args.out)
-    print(f"compared {len(summary['runs'])} runs over {len(summary['table'])} rows -> {Path(args.out) / 'compare.html'}")
-    return 0
-
-
-def add_cli(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="report_command")
-    p = sub.add_parser("compare", help="one table + plots over several evaluated runs",
-                       description="Compare runs evaluated with `ssl-music evaluate` (each RUN_DIR holds a "
-                                   "results.json). Writes compare.md, compare.html (self-contained) and compare.json.")
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--out", required=True, help="output folder")
-    p.set_defaults(func=_cmd_compare)

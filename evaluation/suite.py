@@ -9,7 +9,6 @@ Order of work (every check a user can act on comes before the first embedding):
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 from collections import Counter
 from dataclasses import dataclass, field
@@ -287,41 +286,3 @@ def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Pat
     }
     write_report(results, out)
     return results
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from evaluation.embed import bare_reason
-
-    results = run_suite(args.checkpoint, args.suite, args.out, args.overrides, data=args.data or (),
-                        progress=not args.quiet)
-    for name, ds in results["datasets"].items():
-        print(f"{name}: {ds['n_embedded']}/{ds['n_items']} files embedded, {len(ds['skipped'])} skipped")
-        for path, reason in ds["skipped"][:SKIPS_SHOWN]:
-            print(f"  skipped {path}: {bare_reason(path, reason)}")
-        if len(ds["skipped"]) > SKIPS_SHOWN:
-            print(f"  ... and {len(ds['skipped']) - SKIPS_SHOWN} more (all listed in the report)")
-        for task, t in ds["tasks"].items():
-            for probe, sets in t.get("probes", {}).items():
-                for metric, s in sets.get("model", {}).items():
-                    print(f"  {task:<14} {probe:<6} {metric:<16} {s['mean']:.3f} ± {s['std']:.3f}")
-            if "model" in t.get("tempo", {}):
-                print(f"  {task:<14} tempo  acc1 {t['tempo']['model']['acc1']:.3f} acc2 {t['tempo']['model']['acc2']:.3f}")
-    print(f"report: {Path(args.out) / 'report.html'}")
-    return 0
-
-
-def add_cli(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "Run an evaluation suite (configs/eval/*.yaml) on a checkpoint: embeddings (cached), linear/MLP probes, "
-        "k-NN, locality, tempo, against random-init and MFCC+chroma baselines; writes results.json, report.md "
-        "and report.html into --out. Any suite key can be overridden as key=value, list items by index, e.g. "
-        "datasets.0.path=/data/gtzan folds=10 'seeds=[0,1]'.")
-    parser.add_argument("--checkpoint", required=True, help="ssl_music checkpoint (.ckpt)")
-    parser.add_argument("--suite", required=True, help="suite YAML, e.g. configs/eval/synthetic.yaml")
-    parser.add_argument("--out", required=True, help="output folder for results.json and the reports")
-    parser.add_argument("--data", action="append", metavar="[NAME=]PATH",
-                        help="dataset path: PATH replaces the first dataset's path, NAME=PATH the named "
-                             "dataset's (repeatable); same as datasets.<i>.path=PATH")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    parser.set_defaults(func=_cmd_evaluate)

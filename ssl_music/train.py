@@ -1,4 +1,4 @@
-"""Trainer construction, resume, loggers and callbacks; the `ssl-music pretrain` command.
+"""Trainer construction, resume, loggers and callbacks.
 
 Resume rule: a run is identified by ``trainer.root_dir``. Restarting the same command picks the newest
 checkpoint there (periodic ``checkpoints/last.ckpt`` or SLURM's ``hpc_ckpt_*.ckpt``) and continues at its
@@ -7,7 +7,6 @@ itself (``ckpt_path="last"`` would ignore it).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -20,7 +19,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 
-from ssl_music.config import load_config, save_config, to_container
+from ssl_music.config import save_config, to_container
 
 log = logging.getLogger(__name__)
 
@@ -138,12 +137,7 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> pl.Tr
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, t.log_every_n_steps)))
-    m = cfg.monitor
-    if m.every_n_steps > 0:
-        from ssl_music.monitor import KnnMonitor
-
-        callbacks.append(KnnMonitor(m.labels_csv, list(m.labels), m.every_n_steps, m.k, m.max_items))
-    callbacks += extra_callbacks or []
+    callbacks += extra_callbacks or []  # e.g. the online k-NN monitor, wired in by the CLI
     plugins = [SLURMEnvironment(requeue_signal=signal.SIGUSR1, auto_requeue=True)] if on_slurm() else None
     return pl.Trainer(
         default_root_dir=str(root),
@@ -169,8 +163,9 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> pl.Tr
     )
 
 
-def pretrain(cfg: DictConfig, extra_callbacks: list | None = None) -> pl.Trainer:
-    """Train (or resume) the run in cfg.trainer.root_dir. Returns the fitted Trainer."""
+def pretrain(cfg: DictConfig, callbacks: list | None = None) -> pl.Trainer:
+    """Train (or resume) the run in cfg.trainer.root_dir with the given extra Lightning ``callbacks``.
+    Returns the fitted Trainer."""
     from ssl_music.data.datamodule import ShardDataModule
     from ssl_music.module import PretrainModule
     from ssl_music.objectives import enabled_objectives
@@ -180,7 +175,7 @@ def pretrain(cfg: DictConfig, extra_callbacks: list | None = None) -> pl.Trainer
     pl.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     model = PretrainModule(to_container(cfg))
     data = ShardDataModule(cfg.data, enabled_objectives(cfg), augmenter=model.augmenter)
-    trainer = build_trainer(cfg, extra_callbacks)
+    trainer = build_trainer(cfg, callbacks)
     if trainer.is_global_zero:
         save_config(cfg, root / "config.yaml")
     ckpt = resume_path(root)
@@ -192,25 +187,3 @@ def pretrain(cfg: DictConfig, extra_callbacks: list | None = None) -> pl.Trainer
         last = root / "checkpoints" / "last.ckpt"
         (root / "DONE").write_text(json.dumps({"global_step": trainer.global_step, "checkpoint": str(last)}))
     return trainer
-
-
-# ------------------------------------------------------------------------------------------------ CLI
-def add_cli(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="configs/pretrain/<name>.yaml")
-    parser.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. trainer.max_steps=500 augment.preset=full")
-    parser.add_argument("--print-config", action="store_true", help="print the effective config and exit")
-    parser.set_defaults(func=_main)
-
-
-def _main(args) -> int:
-    from omegaconf import OmegaConf
-
-    cfg = load_config(args.config, args.overrides)
-    if args.print_config:
-        print(OmegaConf.to_yaml(cfg, resolve=True))
-        return 0
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    trainer = pretrain(cfg)
-    if trainer.is_global_zero:
-        print(f"pretraining finished at step {trainer.global_step}; checkpoints in {Path(cfg.trainer.root_dir) / 'checkpoints'}")
-    return 0

@@ -2,7 +2,7 @@
 import pytest
 
 from ssl_music.config import CONFIG_DIR, load_config
-from ssl_music.monitor import KnnMonitor
+from evaluation.monitor import KnnMonitor, monitor_callbacks
 from ssl_music.train import pretrain
 
 pytestmark = pytest.mark.slow  # minutes on 2 cores: `make test-slow`
@@ -34,7 +34,7 @@ def test_short_contrastive_pretraining_beats_random_init_on_knn(corpora, tmp_pat
         "trainer.ckpt_every_n_steps=1000",
     ]
     cfg = load_config(CONFIG_DIR / "pretrain" / "demo.yaml", overrides)
-    trainer = pretrain(cfg)
+    trainer = pretrain(cfg, callbacks=monitor_callbacks(cfg))  # as `ssl-music pretrain` wires it
     monitor = next(c for c in trainer.callbacks if isinstance(c, KnnMonitor))
     first, last = monitor.history[0], monitor.history[-1]
     assert first["step"] == 0 and last["step"] == 150

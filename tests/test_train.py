@@ -79,10 +79,10 @@ def test_crash_then_same_command_resumes_at_checkpoint_step(tiny_shards, tmp_pat
     overrides = tiny_overrides(tiny_shards, tmp_path / "run", **{"objectives.triplet.weight": 0})
     cfg = load_config(CONFIG_DIR / "pretrain" / "contrastive.yaml", overrides)
     with pytest.raises(Crash):
-        pretrain(cfg, extra_callbacks=[CrashAt(4)])
+        pretrain(cfg, callbacks=[CrashAt(4)])
     assert not (tmp_path / "run" / "DONE").exists()
     start = StartStep()
-    trainer = pretrain(cfg, extra_callbacks=[start])
+    trainer = pretrain(cfg, callbacks=[start])
     assert start.start == 3  # the step-3 checkpoint; steps after it are the only loss
     assert trainer.global_step == 6
     assert json.loads((tmp_path / "run" / "DONE").read_text())["global_step"] == 6

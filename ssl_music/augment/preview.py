@@ -1,12 +1,13 @@
-"""`ssl-music augment preview`: hear and see what a chain does to one audio file.
+"""Augmentation preview: hear and see what a chain does to one audio file.
 
 Writes ``original.wav``, ``aug_00.wav`` ... and ``grid.png`` (log-mel spectrograms, drawn parameters in
-the titles) to ``--out``. CFG is a pretrain config (its ``augment`` section) or an augment preset YAML.
+the titles). The config is a pretrain config (its ``augment`` section) or an augment preset YAML. The
+clip goes through the chain as a view of a chain-treated objective would (not a rate pair's).
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -42,8 +43,14 @@ def _title(entries) -> str:
     return "; ".join(parts) or "no transform applied"
 
 
+def _chain_view(aug) -> str:
+    """A view name the augmenter puts through the chain itself (the first chain-treated objective)."""
+    return next(name for name, pair in aug.pairs.items() if pair is None)
+
+
 def _draw(aug, src: np.ndarray, n: int, backend: str, seed: int):
     """n augmented crops of src and, per crop, the transforms applied with their parameters."""
+    view = _chain_view(aug)
     views = np.repeat(src[None], n, 0)[:, None]        # [n, 1, S]
     titles = [[] for _ in range(n)]
     if backend == "cpu":
@@ -51,18 +58,18 @@ def _draw(aug, src: np.ndarray, n: int, backend: str, seed: int):
         outs = []
         for i in range(n):
             record = []
-            outs.append(aug.apply_sample({"contrastive": views[i]}, rng, record)["contrastive"][0])
+            outs.append(aug.apply_sample({view: views[i]}, rng, record)[view][0])
             titles[i] = [(name, prm) for _, _, name, applied, prm in record if applied]
         return np.stack(outs), titles
     import torch
 
     record = []
-    out = aug.apply_batch({"contrastive": torch.from_numpy(views)}, torch.Generator().manual_seed(seed), record)
+    out = aug.apply_batch({view: torch.from_numpy(views)}, torch.Generator().manual_seed(seed), record)
     for name, applied, prm in record:
         for i in range(n):
             if applied[i]:
                 titles[i].append((name, {k: float(v[i]) for k, v in prm.items()}))
-    return out["contrastive"][:, 0].cpu().numpy(), titles
+    return out[view][:, 0].cpu().numpy(), titles
 
 
 def _grid(path: Path, clips, titles, sr: int) -> None:
@@ -83,36 +90,24 @@ def _grid(path: Path, clips, titles, sr: int) -> None:
     plt.close(fig)
 
 
-def preview(args) -> int:
+def preview(config: str | Path, audio: str | Path, out: str | Path, n: int = 8, backend: str | None = None,
+            seed: int = 0, overrides: Sequence[str] = ()) -> tuple[Path, int]:
+    """Write ``original.wav``, ``n`` augmented WAVs and ``grid.png`` into ``out``; returns (out, n)."""
     import soundfile as sf
 
     from ssl_music.augment import ViewAugmenter
 
-    augment_cfg, data_cfg = load_augment(args.config, args.override)
+    augment_cfg, data_cfg = load_augment(config, overrides)
     aug = ViewAugmenter(augment_cfg, data_cfg)
     sr = aug.sample_rate
-    y = load_audio(args.audio, sr)
-    need = aug.source_len("contrastive")
+    y = load_audio(audio, sr)
+    need = aug.source_len(_chain_view(aug))
     src = np.pad(y, (0, max(0, need - len(y))))[:need]
-    clips, titles = _draw(aug, src, args.n, args.backend or aug.backend, args.seed)
-    out = Path(args.out)
+    clips, titles = _draw(aug, src, n, backend or aug.backend, seed)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sf.write(out / "original.wav", src[: aug.out_len], sr)
     for i, clip in enumerate(clips):
         sf.write(out / f"aug_{i:02d}.wav", np.clip(clip, -1, 1), sr)
     _grid(out / "grid.png", [src[: aug.out_len], *clips], ["original (crop)", *map(_title, titles)], sr)
-    print(f"wrote {len(clips) + 1} WAVs and grid.png to {out}")
-    return 0
-
-
-def add_cli(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action")
-    p = sub.add_parser("preview", help="write augmented WAVs and a spectrogram grid for one audio file")
-    p.add_argument("--config", required=True, help="pretrain config or configs/augment/<preset>.yaml")
-    p.add_argument("audio", help="audio file (any format soundfile reads)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--n", type=int, default=8, help="number of augmented draws")
-    p.add_argument("--backend", choices=["cpu", "gpu"], default=None, help="default: the config's backend")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("override", nargs="*", default=[], help=argparse.SUPPRESS)
-    p.set_defaults(func=preview)
+    return out, len(clips)

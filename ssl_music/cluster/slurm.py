@@ -6,7 +6,6 @@ loaded and validated before anything is submitted, so a typo fails here and not 
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shlex
@@ -181,43 +180,3 @@ def submit(kind: str, config: str | Path, overrides: Sequence[str] = (), res: Re
 
 
 # ------------------------------------------------------------------------------------------------ CLI
-def add_resource_args(parser: argparse.ArgumentParser) -> None:
-    """The allocation flags shared by `slurm submit` and `sweep run --launcher slurm`."""
-    g = parser.add_argument_group("SLURM allocation")
-    g.add_argument("--nodes", type=int, default=1)
-    g.add_argument("--gpus-per-node", type=int, default=1, help="0 for CPU-only clusters (then see --tasks-per-node)")
-    g.add_argument("--tasks-per-node", type=int, default=None,
-                   help="CPU jobs: DDP processes per node (gloo); with GPUs it equals --gpus-per-node")
-    g.add_argument("--cpus-per-task", type=int, default=4)
-    g.add_argument("--partition", default=None)
-    g.add_argument("--time", default=None, help="e.g. 24:00:00 (cluster default if omitted)")
-    g.add_argument("--setup", default="", help='shell lines run before srun, e.g. "source .venv/bin/activate"')
-    g.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG",
-                   help="extra #SBATCH line, e.g. --sbatch-arg=--account=abc (repeatable)")
-
-
-def resources_from_args(args) -> Resources:
-    return Resources(nodes=args.nodes, gpus_per_node=args.gpus_per_node, tasks_per_node=args.tasks_per_node,
-                     cpus_per_task=args.cpus_per_task, partition=args.partition, time=args.time,
-                     setup=args.setup, sbatch_args=tuple(args.sbatch_arg))
-
-
-def add_cli(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="slurm_command")
-    p = sub.add_parser("submit", help="submit pretraining or evaluation as a SLURM job")
-    p.add_argument("kind", choices=["pretrain", "evaluate"])
-    p.add_argument("config", help="pretrain: configs/pretrain/<name>.yaml; evaluate: the suite YAML")
-    p.add_argument("overrides", nargs="*", help="key=value overrides passed to the command")
-    p.add_argument("--checkpoint", default=None, help="evaluate: checkpoint to evaluate")
-    p.add_argument("--out", default=None, help="evaluate: output folder (results.json)")
-    p.add_argument("--job-name", default=None)
-    p.add_argument("--dry-run", action="store_true", help="print the sbatch script instead of submitting it")
-    add_resource_args(p)
-    p.set_defaults(func=_submit_main)
-
-
-def _submit_main(args) -> int:
-    result = submit(args.kind, args.config, args.overrides, resources_from_args(args), dry_run=args.dry_run,
-                    checkpoint=args.checkpoint, out=args.out, job_name=args.job_name)
-    print(result, end="" if args.dry_run else "\n")
-    return 0

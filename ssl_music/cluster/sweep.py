@@ -17,7 +17,6 @@ FAILED. Runs with results.json are never touched again, so re-running a sweep on
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import re
@@ -325,39 +324,3 @@ def run_slurm(sweep: Sweep, res: slurm.Resources, dry_run: bool = False) -> str:
     array_id = slurm.sbatch(array)
     report_id = slurm.sbatch(report, [f"--dependency=afterok:{array_id}", "--kill-on-invalid-dep=yes"])
     return f"array {array_id} report {report_id}"
-
-
-# ------------------------------------------------------------------------------------------------ CLI
-def add_cli(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="sweep_command")
-    p = sub.add_parser("run", help="pretrain + evaluate every run of a sweep, then compare them")
-    p.add_argument("sweep", help="configs/sweeps/<name>.yaml")
-    p.add_argument("overrides", nargs="*", help="pretraining overrides for every run, e.g. data.shards=DIR")
-    p.add_argument("--launcher", choices=["local", "slurm"], default="local")
-    p.add_argument("--out", default=None, help="sweep folder (default: the file's out, or runs/sweeps/<name>)")
-    p.add_argument("--eval-override", action="append", default=[], metavar="KEY=VALUE",
-                   help="override for the evaluation suite (repeatable)")
-    p.add_argument("--dry-run", action="store_true", help="validate and print what would run; write nothing")
-    slurm.add_resource_args(p)
-    p.set_defaults(func=_run_main)
-
-    s = sub.add_parser("status", help="state of each run: pending | pretrained | evaluated | failed, and its step")
-    s.add_argument("sweep")
-    s.add_argument("overrides", nargs="*")
-    s.add_argument("--out", default=None)
-    s.set_defaults(func=_status_main)
-
-
-def _run_main(args) -> int:
-    sweep = load_sweep(args.sweep, args.out, args.overrides, args.eval_override)
-    if args.launcher == "local":
-        return run_local(sweep, args.dry_run)
-    print(run_slurm(sweep, slurm.resources_from_args(args), args.dry_run))
-    return 0
-
-
-def _status_main(args) -> int:
-    sweep = load_sweep(args.sweep, args.out, args.overrides)
-    print(f"sweep {sweep.name}: {sweep.out}")
-    print("\n".join(status_lines(sweep)))
-    return 0

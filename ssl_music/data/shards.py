@@ -8,7 +8,6 @@ shards whose checksum still matches are kept untouched and the build continues a
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
@@ -385,46 +384,3 @@ def _check_samples(path: Path, m: dict, problems: list[str]) -> Iterator[str]:
             problems.append(f"{where}: sample rate {sr} (json {meta.get('sample_rate')}), manifest {m['sample_rate']}")
         if abs(x.shape[-1] / sr - float(meta.get("duration_s", -1))) > 1.0 / sr:
             problems.append(f"{where}: decodes to {x.shape[-1] / sr:.3f} s, json says {meta.get('duration_s')}")
-
-
-# ---------------------------------------------------------------------------------------------- CLI
-def _cmd_build(args: argparse.Namespace) -> int:
-    m = build_shards(args.input, args.out, args.sample_rate, args.segment_seconds, args.shard_size_mb,
-                     args.workers, args.mono, args.min_seconds, progress=not args.quiet)
-    print(f"{len(m['shards'])} shards, {m['total_samples']} samples, {m['total_hours']:.3f} h in {args.out}; "
-          f"{len(m['skipped'])} file(s) skipped, {len(m['notes'])} kept with a note (see inspect)")
-    return 0
-
-
-def _cmd_inspect(args: argparse.Namespace) -> int:
-    print(inspect_shards(args.dir))
-    return 0
-
-
-def _cmd_verify(args: argparse.Namespace) -> int:
-    problems = verify_shards(args.dir)
-    for p in problems:
-        print(p, file=sys.stderr)
-    print(f"{args.dir}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
-    return 1 if problems else 0
-
-
-def add_cli(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action")
-    b = sub.add_parser("build", help="audio folder or CSV manifest -> shards + manifest.json")
-    b.add_argument("input", nargs="+", help="folder(s) (recursive) and/or CSV manifest(s) with a 'path' column")
-    b.add_argument("--out", required=True)
-    b.add_argument("--sample-rate", type=int, default=16000)
-    b.add_argument("--segment-seconds", type=float, default=60.0)
-    b.add_argument("--shard-size-mb", type=float, default=256.0)
-    b.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
-    b.add_argument("--mono", action=argparse.BooleanOptionalAction, default=True)
-    b.add_argument("--min-seconds", type=float, default=1.0)
-    b.add_argument("--quiet", action="store_true", help="no progress bar")
-    b.set_defaults(func=_cmd_build)
-    i = sub.add_parser("inspect", help="summary of a shard folder")
-    i.add_argument("dir")
-    i.set_defaults(func=_cmd_inspect)
-    v = sub.add_parser("verify", help="check checksums and decode every sample; non-zero exit on problems")
-    v.add_argument("dir")
-    v.set_defaults(func=_cmd_verify)

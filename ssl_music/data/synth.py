@@ -13,7 +13,6 @@ the number of workers.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -320,20 +319,3 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
         w.writeheader()
         w.writerows(rows)
     tmp.replace(path)
-
-
-def _cli(args: argparse.Namespace) -> int:
-    path = generate_corpus(args.out, args.tracks, args.seconds, args.seed, args.sample_rate, args.workers, args.format)
-    print(f"wrote {args.tracks} tracks x {args.seconds:g} s to {Path(args.out) / 'audio'}; labels: {path}")
-    return 0
-
-
-def add_cli(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="output folder (audio/, labels.csv, sections.csv)")
-    parser.add_argument("--tracks", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sample-rate", type=int, default=16000)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--format", choices=["flac", "wav"], default="flac")
-    parser.set_defaults(func=_cli)

@@ -1,11 +1,15 @@
-"""A new objective is one spec registered from outside the package: config sections, views, head-less
-step and loss all come from this file, and pretraining runs with it for two steps."""
+"""A new objective and a new transform are each one definition registered from outside the package: config
+sections, views, head-less step, loss and the transform all come from this file, and pretraining runs
+with both for two steps."""
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 
+from ssl_music.augment.chain import TRANSFORMS, register_transform
+from ssl_music.augment.transforms import Transform
+from ssl_music.augment.transforms.base import DB, lerp
 from ssl_music.config import ConfigError, load_config
 from ssl_music.data.crops import read_crops
 from ssl_music.objectives import OBJECTIVES, Objective, register
@@ -51,11 +55,34 @@ def _validate(obj, views):
 TOY = Objective("variance", VarianceConfig, VarianceViews, _sampler, _step, validate=_validate)
 
 
+class Attenuate(Transform):
+    """Toy transform: a random attenuation, the same on both backends."""
+    name = "attenuate"
+    params = {"min_db": (-12.0, DB), "max_db": (-3.0, DB)}
+    n_uniforms = 1
+
+    def draw(self, cfg, u, xp):
+        return {"db": lerp(cfg["min_db"], cfg["max_db"], u[:, 0])}
+
+    def cpu(self, x, drawn, cfg, sr, rng):
+        return x * np.float32(10 ** (drawn["db"] / 20))
+
+    def gpu(self, x, drawn, cfg, sr, g):
+        return x * 10 ** (drawn["db"][:, None] / 20)
+
+
 @pytest.fixture
 def toy_objective():
     register(TOY)
     yield TOY
     OBJECTIVES.pop(TOY.name)
+
+
+@pytest.fixture
+def toy_transform():
+    register_transform(Attenuate)
+    yield Attenuate
+    del TRANSFORMS[Attenuate.name]
 
 
 def test_pure_toy_loss():
@@ -74,10 +101,13 @@ def test_registered_objective_has_config_sections_and_checks(toy_objective):
         load_config(None, ["objectives.variance.tempo=1"])
 
 
-def test_pretraining_runs_two_steps_with_a_registered_objective(toy_objective, tiny_shards, tmp_path):
+def test_pretraining_runs_two_steps_with_a_registered_objective_and_transform(toy_objective, toy_transform,
+                                                                              tiny_shards, tmp_path):
     cfg = load_config(None, tiny_overrides(tiny_shards, tmp_path / "run", **{
         "objectives.contrastive.weight": 1.0, "objectives.variance.weight": 0.5,
-        "data.variance.n_crops": 2, "trainer.max_steps": 2, "augment.preset": "none"}))
+        "data.variance.n_crops": 2, "trainer.max_steps": 2, "augment.preset": "none",
+        "augment.chain.attenuate.p": 1.0, "augment.chain.attenuate.params.min_db": -6.0}))
+    assert list(cfg.augment.chain) == ["attenuate"]
     trainer = pretrain(cfg)
     assert trainer.global_step == 2
     logged = trainer.logged_metrics

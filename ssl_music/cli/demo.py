@@ -1,6 +1,6 @@
 """`ssl-music demo`: the whole pipeline on the built-in synthetic corpus, no download, no GPU needed.
 
-synth (train + separate eval corpus) → shards → multitask pretraining (stretch_pitch, online k-NN) →
+synth (train + separate eval corpus) → shards → multitask pretraining (mild_stretch_pitch, online k-NN) →
 synthetic evaluation suite (probes, k-NN, locality, tempo; random-init and MFCC+chroma baselines) → report.
 Every stage is skipped when its output is already complete, so a second `make demo` resumes.
 """
@@ -29,10 +29,10 @@ def _stage(name: str, t0: float) -> None:
 
 def run_demo(out: Path, scale: str = "small", extra_overrides: list[str] | None = None) -> dict:
     from evaluation.suite import run_suite
+    from ssl_music.cli.pretrain import monitored_pretrain
     from ssl_music.config import load_config
     from ssl_music.data.shards import build_shards
     from ssl_music.data.synth import generate_corpus
-    from ssl_music.train import pretrain
 
     s = SCALES[scale]
     out = out.resolve()
@@ -50,12 +50,12 @@ def run_demo(out: Path, scale: str = "small", extra_overrides: list[str] | None 
     build_shards(train_dir / "labels.csv", shard_dir, sample_rate=16000, segment_seconds=60,
                  shard_size_mb=8, workers=2, progress=False)
 
-    _stage("3/5 pretraining (multitask: contrastive + triplet + tempo, stretch_pitch augmentation)", t0)
+    _stage("3/5 pretraining (multitask: contrastive + triplet + tempo, mild_stretch_pitch augmentation)", t0)
     overrides = [f"data.shards={shard_dir}", f"trainer.root_dir={run_dir}",
                  f"monitor.labels_csv={eval_dir / 'labels.csv'}"] + s["overrides"] + list(extra_overrides or [])
     cfg = load_config(CONFIG_DIR / "pretrain" / "demo.yaml", overrides)
     if not (run_dir / "DONE").is_file():
-        pretrain(cfg)
+        monitored_pretrain(cfg)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
 
     _stage("4/5 evaluation (synthetic suite, beside random-init and MFCC+chroma baselines)", t0)
@@ -70,11 +70,9 @@ def run_demo(out: Path, scale: str = "small", extra_overrides: list[str] | None 
 
 def summary_table(results: dict) -> str:
     """A short terminal table: per task, the model vs baselines on the linear probe and k-NN (k=5)."""
-    rows = results.get("summary_rows")
-    if rows is None:
-        from evaluation.report import summary_rows
+    from evaluation.report import summary_rows
 
-        rows = summary_rows(results)
+    rows = summary_rows(results)
     header = f"{'task':<12} {'metric':<22} {'model':>8} {'random':>8} {'classical':>10}"
     lines = [header, "-" * len(header)]
     for r in rows:
@@ -88,4 +86,9 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", choices=sorted(SCALES), default="small",
                         help="small: 2 CPU cores, <= 10 min; full: a larger run for a GPU machine")
     parser.add_argument("overrides", nargs="*", help="extra pretraining overrides, e.g. trainer.max_steps=50")
-    parser.set_defaults(func=lambda a: (run_demo(Path(a.out), a.scale, a.overrides), 0)[1])
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    run_demo(Path(args.out), args.scale, args.overrides)
+    return 0

@@ -1,4 +1,7 @@
-"""Online k-NN monitor: representation quality while training, per label, on a small labelled set."""
+"""Online k-NN monitor: representation quality while training, per label, on a small labelled set.
+
+A Lightning callback that the CLI hands to ``ssl_music.train.pretrain`` when ``monitor.every_n_steps > 0``;
+it lives with evaluation because it is one (k-NN on a labelled set), and the library never imports it."""
 from __future__ import annotations
 
 import csv
@@ -9,6 +12,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from evaluation.knn import knn_accuracy
 from ssl_music.data.audio import load_audio
 from ssl_music.errors import SSLMusicError
 
@@ -66,8 +70,6 @@ class KnnMonitor(pl.Callback):
 
     @torch.no_grad()
     def measure(self, encoder: torch.nn.Module, device: torch.device) -> dict[str, float]:
-        from evaluation.knn import knn_accuracy
-
         was_training = encoder.training
         encoder.eval()
         try:
@@ -91,3 +93,11 @@ class KnnMonitor(pl.Callback):
     def on_train_start(self, trainer, pl_module):
         if trainer.is_global_zero and trainer.global_step == 0:
             self._run(trainer, pl_module)  # the random-init reference point
+
+
+def monitor_callbacks(cfg) -> list[pl.Callback]:
+    """The callbacks ``cfg.monitor`` asks for: a KnnMonitor when every_n_steps > 0, else none."""
+    m = cfg.monitor
+    if m.every_n_steps <= 0:
+        return []
+    return [KnnMonitor(m.labels_csv, list(m.labels), m.every_n_steps, m.k, m.max_items)]

@@ -1,0 +1,66 @@
+"""`ssl-music`: the face of the package. Argument parsing lives only here, one module per command
+(``ssl_music/cli/<command>.py``); each defines ``add_cli(parser)``, which adds its arguments (or
+sub-commands) and sets ``func`` via ``parser.set_defaults(func=...)``, and turns the parsed arguments into
+calls of the library's plain functions. ``func(args)`` returns an exit status (or None for 0). Command
+modules are imported only when their command runs, so ``ssl-music --help`` stays instant. This is also
+the one place that composes the library with ``evaluation`` (the online k-NN monitor, the demo).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ssl_music.errors import SSLMusicError
+
+COMMANDS: dict[str, str] = {
+    "synth": "write a synthetic music corpus (audio + labels.csv)",
+    "shards": "build, inspect or verify WebDataset shards",
+    "augment": "preview an augmentation chain (WAVs + spectrogram grid)",
+    "pretrain": "self-supervised pretraining from shards",
+    "embed": "embed audio files with a checkpoint",
+    "evaluate": "run an evaluation suite on a checkpoint and write a report",
+    "tempo": "tempo estimation with the same-vs-different tempo head",
+    "report": "compare several evaluated runs in one report",
+    "sweep": "augmentation ablation sweeps (local or SLURM array)",
+    "slurm": "submit pretraining or evaluation to SLURM",
+    "demo": "the whole pipeline on the built-in synthetic corpus",
+}
+
+
+def _top_help() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: ssl-music COMMAND [options]   (ssl-music COMMAND --help for details)", "", "commands:"]
+    lines += [f"  {name:<{width}}  {desc}" for name, desc in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_top_help())
+        return 0 if argv else 2
+    name = argv[0]
+    if name not in COMMANDS:
+        print(f"ssl-music: unknown command '{name}'\n\n{_top_help()}", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(prog=f"ssl-music {name}", description=COMMANDS[name])
+    importlib.import_module(f"ssl_music.cli.{name}").add_cli(parser)
+    args, extra = parser.parse_known_args(argv[1:])
+    # argparse stops collecting positional overrides at the first option; accept `key=value` anywhere.
+    if extra and all("=" in a and not a.startswith("-") for a in extra) and isinstance(getattr(args, "overrides", None), list):
+        args.overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except SSLMusicError as exc:
+        print(f"ssl-music {name}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from ssl_music.cli import main
+
+sys.exit(main())

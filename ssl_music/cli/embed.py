@@ -1,0 +1,48 @@
+"""`ssl-music embed`: one mean-pooled embedding per audio file, into an .npz."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from evaluation.embed import bare_reason, collect_inputs, embed_dataset
+from ssl_music.errors import SSLMusicError
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from ssl_music.api import load_encoder
+
+    model = load_encoder(args.checkpoint, device=args.device, random_init=args.random_init)
+    files = collect_inputs(args.inputs)
+    if not files:
+        raise SSLMusicError("no audio files found in the given inputs")
+    X, kept, skipped = embed_dataset(model, [f[0] for f in files], cache_dir=args.cache_dir,
+                                     batch_size=args.batch_size, progress=not args.quiet, hop_s=args.hop_s)
+    ids = dict(files)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, X=X, paths=np.asarray(kept, dtype=str), track_ids=np.asarray([ids[k] for k in kept], dtype=str),
+             skipped_paths=np.asarray([s[0] for s in skipped], dtype=str),
+             skipped_reasons=np.asarray([s[1] for s in skipped], dtype=str),
+             identity=np.asarray(str(model.identity)))
+    print(f"embedded {len(kept)} files -> {out}  (X {tuple(X.shape)}); skipped {len(skipped)}")
+    for path, reason in skipped:
+        print(f"  skipped {path}: {bare_reason(path, reason)}")
+    return 0 if kept else 1
+
+
+def add_cli(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Embed audio files with a checkpoint: one mean-pooled embedding per file. Inputs are "
+                          "audio files, folders (recursive) or CSV manifests with a 'path' column. Output .npz "
+                          "keys: X [n, D], paths, track_ids, skipped_paths, skipped_reasons, identity.")
+    parser.add_argument("inputs", nargs="+", metavar="AUDIO_OR_CSV")
+    parser.add_argument("--checkpoint", required=True, help="ssl_music checkpoint (.ckpt)")
+    parser.add_argument("--out", required=True, help="output .npz file")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--random-init", action="store_true", help="same architecture, random weights")
+    parser.add_argument("--hop-s", type=float, default=None, help="window hop in seconds (default: crop length)")
+    parser.add_argument("--batch-size", type=int, default=8, help="files decoded ahead of the model")
+    parser.add_argument("--cache-dir", default=None, help="re-use embeddings cached here (default: no cache)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_cmd_embed)
