@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from ssl_music.errors import ConfigError, SSLMusicError
+from ssl_music.config import apply_overrides, merge, read_yaml
+from ssl_music.errors import ConfigError, SSLMusicError, require
 
 DATASET_KINDS = ("synthetic", "csv", "folder", "tags", "giantsteps")
 SKIPS_SHOWN = 10  # skipped files `ssl-music evaluate` names on the terminal (the report lists them all)
@@ -105,47 +105,13 @@ class SuiteConfig:
 
 
 # ------------------------------------------------------------------------------------------- config
-def _describe(exc: OmegaConfBaseException, source: str) -> str:
-    key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
-    if isinstance(exc, ConfigKeyError) or "not in struct" in str(exc) or "Key '" in str(exc):
-        return f"unknown suite key '{key}' ({source})"
-    return f"invalid value for suite key '{key}' ({source}): {str(exc).splitlines()[0]}"
-
-
-def _parse_value(text: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
 def load_suite(path: str | Path, overrides: Sequence[str] = (), data: Sequence[str] = ()) -> DictConfig:
     """Suite YAML <- ``key=value`` overrides (list items by index: ``datasets.0.path=...``) <- ``data``
-    entries (``PATH`` for the first dataset or ``NAME=PATH``), then validated."""
+    entries (``PATH`` for the first dataset or ``NAME=PATH``), then validated. The project's one config
+    system (ssl_music.config) does the loading; keys are named 'suite key' in its errors."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"suite file not found: {path}")
-    try:
-        raw = OmegaConf.load(path)
-    except Exception as exc:
-        raise ConfigError(f"cannot parse suite {path}: {exc}") from None
-    cfg = OmegaConf.structured(SuiteConfig)
-    try:
-        cfg = OmegaConf.merge(cfg, raw)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(_describe(exc, f"in {path}")) from None
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"override '{item}' is not of the form key=value")
-        try:
-            if OmegaConf.select(cfg, key, default="__missing__") == "__missing__":
-                raise ConfigError(f"unknown suite key '{key}' (command-line override)")
-            OmegaConf.update(cfg, key, _parse_value(value), merge=True)
-        except OmegaConfBaseException as exc:
-            raise ConfigError(_describe(exc, "command-line override")) from None
+    cfg = merge(OmegaConf.structured(SuiteConfig), read_yaml(path, "suite file"), f"in {path}", "suite")
+    cfg = apply_overrides(cfg, overrides, "suite")
     for entry in data:
         name, sep, p = entry.rpartition("=") if "=" in entry else ("", "", entry)
         idx = next((i for i, d in enumerate(cfg.datasets) if d.name == name), None) if name else 0
@@ -157,8 +123,7 @@ def load_suite(path: str | Path, overrides: Sequence[str] = (), data: Sequence[s
 
 
 def _check(cond: bool, key: str, msg: str) -> None:
-    if not cond:
-        raise ConfigError(f"invalid value for suite key '{key}': {msg}")
+    require(cond, key, msg, "suite")
 
 
 def validate_suite(cfg: DictConfig) -> None:

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from ssl_music.errors import ConfigError
+from ssl_music.errors import ConfigError, require
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -114,22 +114,26 @@ class Config:
 
 
 # ------------------------------------------------------------------------------------------- loading
-def _describe(exc: OmegaConfBaseException, source: str) -> str:
+# The one config system: pretraining configs, evaluation suites and sweep files are each a structured
+# schema loaded with read_yaml -> merge -> apply_overrides -> a validate function using errors.require.
+# ``what`` ("config", "suite", ...) is the word error messages use for a key.
+def _describe(exc: OmegaConfBaseException, source: str, what: str = "config") -> str:
     key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
-    if isinstance(exc, ConfigKeyError):
-        return f"unknown config key '{key}' ({source})"
+    if isinstance(exc, (ConfigKeyError, ConfigAttributeError)) or "not in struct" in str(exc):
+        return f"unknown {what} key '{key}' ({source})"
     msg = str(exc).splitlines()[0]
-    return f"invalid value for config key '{key}' ({source}): {msg}"
+    return f"invalid value for {what} key '{key}' ({source}): {msg}"
 
 
-def _merge(base: DictConfig, other: Any, source: str) -> DictConfig:
+def merge(base: DictConfig, other: Any, source: str, what: str = "config") -> DictConfig:
+    """``base`` with ``other`` merged in; a key or value the schema refuses -> ConfigError naming it."""
     try:
         return OmegaConf.merge(base, other)
     except OmegaConfBaseException as exc:
-        raise ConfigError(_describe(exc, source)) from None
+        raise ConfigError(_describe(exc, source, what)) from None
 
 
-def _read_yaml(path: Path, what: str) -> DictConfig:
+def read_yaml(path: Path, what: str) -> DictConfig:
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
     try:
@@ -138,6 +142,46 @@ def _read_yaml(path: Path, what: str) -> DictConfig:
         raise ConfigError(f"cannot parse {what} {path}: {exc}") from None
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"{what} {path} must be a mapping at the top level")
+    return cfg
+
+
+def dotlist(overrides: Sequence[str]) -> DictConfig:
+    """``key=value`` strings -> one DictConfig (values parsed as YAML, as OmegaConf does)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except Exception as exc:
+        raise ConfigError(f"cannot parse overrides {list(overrides)}: {exc}") from None
+
+
+def _through_list(cfg: DictConfig, key: str) -> bool:
+    node: Any = cfg
+    for part in key.split("."):
+        if isinstance(node, ListConfig):
+            return True
+        node = node.get(part) if isinstance(node, DictConfig) else None
+        if node is None:
+            return False
+    return False
+
+
+def apply_overrides(cfg: DictConfig, overrides: Sequence[str], what: str = "config",
+                    source: str = "command-line override") -> DictConfig:
+    """Apply ``key=value`` overrides in order. A key through a list addresses its items by index
+    (``datasets.0.path=...``); any other key merges like a YAML layer, so a new entry of a free-form
+    mapping (``augment.chain.gain.p=0.5``) can be added."""
+    for item in overrides:
+        key = item.partition("=")[0]
+        layer = dotlist([item])
+        try:
+            if _through_list(cfg, key):
+                OmegaConf.update(cfg, key, OmegaConf.select(layer, key), merge=True)
+            else:
+                cfg = OmegaConf.merge(cfg, layer)
+        except OmegaConfBaseException as exc:
+            raise ConfigError(_describe(exc, source, what)) from None
     return cfg
 
 
@@ -188,24 +232,18 @@ def schema() -> DictConfig:
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:
     """Defaults ← augment preset ← YAML file ← dotlist overrides, then validated."""
     base = schema()
-    file_cfg = _read_yaml(Path(path), "config file") if path else OmegaConf.create({})
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override '{item}' is not of the form key=value")
-    try:
-        dot = OmegaConf.from_dotlist(list(overrides))
-    except Exception as exc:
-        raise ConfigError(f"cannot parse overrides {list(overrides)}: {exc}") from None
+    file_cfg = read_yaml(Path(path), "config file") if path else OmegaConf.create({})
+    dot = dotlist(overrides)
 
     preset = _preset_name(base, file_cfg, dot)
     cfg = base
     preset_chain: set[str] = set()
     if preset and preset != "none":
-        preset_cfg = _read_yaml(preset_path(preset), f"augment preset '{preset}' (augment.preset)")
-        cfg = _merge(cfg, {"augment": preset_cfg}, f"augment preset {preset_path(preset)}")
+        preset_cfg = read_yaml(preset_path(preset), f"augment preset '{preset}' (augment.preset)")
+        cfg = merge(cfg, {"augment": preset_cfg}, f"augment preset {preset_path(preset)}")
         preset_chain = set(OmegaConf.select(preset_cfg, "chain", default=None) or {})
-    cfg = _merge(cfg, file_cfg, f"in {path}" if path else "defaults")
-    cfg = _merge(cfg, dot, "command-line override")
+    cfg = merge(cfg, file_cfg, f"in {path}" if path else "defaults")
+    cfg = apply_overrides(cfg, overrides)
     validate(cfg)  # first, so that a bad value is named by its own key
     _check_chain_edits(preset or "none", preset_chain,
                        [(f"in {path}" if path else "defaults", file_cfg), ("command-line override", dot)])
@@ -225,20 +263,18 @@ def save_config(cfg: DictConfig, path: str | Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------- validation
-def _check(cond: bool, key: str, msg: str) -> None:
-    if not cond:
-        raise ConfigError(f"invalid value for config key '{key}': {msg}")
+
 
 
 def validate(cfg: DictConfig) -> None:
     d = cfg.data
-    _check(d.sample_rate > 0, "data.sample_rate", f"must be > 0, got {d.sample_rate}")
-    _check(d.crop_s > 0, "data.crop_s", f"must be > 0, got {d.crop_s}")
-    _check(d.batch_size > 0, "data.batch_size", f"must be > 0, got {d.batch_size}")
-    _check(d.num_workers >= 0, "data.num_workers", f"must be >= 0, got {d.num_workers}")
-    _check(d.batches_per_epoch > 0, "data.batches_per_epoch", f"must be > 0, got {d.batches_per_epoch}")
+    require(d.sample_rate > 0, "data.sample_rate", f"must be > 0, got {d.sample_rate}")
+    require(d.crop_s > 0, "data.crop_s", f"must be > 0, got {d.crop_s}")
+    require(d.batch_size > 0, "data.batch_size", f"must be > 0, got {d.batch_size}")
+    require(d.num_workers >= 0, "data.num_workers", f"must be >= 0, got {d.num_workers}")
+    require(d.batches_per_epoch > 0, "data.batches_per_epoch", f"must be > 0, got {d.batches_per_epoch}")
 
-    _check(cfg.augment.backend in ("cpu", "gpu"), "augment.backend", f"must be cpu or gpu, got '{cfg.augment.backend}'")
+    require(cfg.augment.backend in ("cpu", "gpu"), "augment.backend", f"must be cpu or gpu, got '{cfg.augment.backend}'")
     from ssl_music.augment.chain import validate_chain  # lazy: keeps `--help` fast
 
     validate_chain(cfg.augment.chain, d.sample_rate)
@@ -252,23 +288,23 @@ def validate(cfg: DictConfig) -> None:
     o = cfg.objectives
     for name, spec in OBJECTIVES.items():
         w = o[name].weight
-        _check(w >= 0, f"objectives.{name}.weight", f"must be >= 0, got {w}")
+        require(w >= 0, f"objectives.{name}.weight", f"must be >= 0, got {w}")
         spec.validate(o[name], d[name])
-    _check(any(o[n].weight > 0 for n in OBJECTIVES), "objectives", "at least one objective needs weight > 0")
+    require(any(o[n].weight > 0 for n in OBJECTIVES), "objectives", "at least one objective needs weight > 0")
 
-    _check(cfg.optim.lr > 0, "optim.lr", f"must be > 0, got {cfg.optim.lr}")
-    _check(cfg.optim.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
+    require(cfg.optim.lr > 0, "optim.lr", f"must be > 0, got {cfg.optim.lr}")
+    require(cfg.optim.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
     tr = cfg.trainer
-    _check(tr.max_steps > 0, "trainer.max_steps", f"must be > 0, got {tr.max_steps}")
-    _check(tr.strategy in ("auto", "ddp", "ddp_spawn"), "trainer.strategy", f"must be auto, ddp or ddp_spawn, got '{tr.strategy}'")
-    _check(tr.precision in ("auto", "32", "32-true", "bf16-mixed", "16-mixed"), "trainer.precision",
+    require(tr.max_steps > 0, "trainer.max_steps", f"must be > 0, got {tr.max_steps}")
+    require(tr.strategy in ("auto", "ddp", "ddp_spawn"), "trainer.strategy", f"must be auto, ddp or ddp_spawn, got '{tr.strategy}'")
+    require(tr.precision in ("auto", "32", "32-true", "bf16-mixed", "16-mixed"), "trainer.precision",
            f"unsupported precision '{tr.precision}'")
-    _check(tr.logger in ("csv", "wandb", "none"), "trainer.logger", f"must be csv, wandb or none, got '{tr.logger}'")
-    _check(tr.wandb_mode in ("offline", "online", "disabled"), "trainer.wandb_mode", f"got '{tr.wandb_mode}'")
-    _check(tr.ckpt_every_n_steps > 0, "trainer.ckpt_every_n_steps", "must be > 0")
-    _check(tr.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", "must be >= 1")
+    require(tr.logger in ("csv", "wandb", "none"), "trainer.logger", f"must be csv, wandb or none, got '{tr.logger}'")
+    require(tr.wandb_mode in ("offline", "online", "disabled"), "trainer.wandb_mode", f"got '{tr.wandb_mode}'")
+    require(tr.ckpt_every_n_steps > 0, "trainer.ckpt_every_n_steps", "must be > 0")
+    require(tr.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", "must be >= 1")
     m = cfg.monitor
-    _check(m.every_n_steps >= 0, "monitor.every_n_steps", "must be >= 0")
+    require(m.every_n_steps >= 0, "monitor.every_n_steps", "must be >= 0")
     if m.every_n_steps > 0:
-        _check(bool(m.labels_csv), "monitor.labels_csv", "required when monitor.every_n_steps > 0")
-        _check(m.k >= 1, "monitor.k", "must be >= 1")
+        require(bool(m.labels_csv), "monitor.labels_csv", "required when monitor.every_n_steps > 0")
+        require(m.k >= 1, "monitor.k", "must be >= 1")

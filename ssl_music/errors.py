@@ -15,3 +15,10 @@ class ShardError(SSLMusicError):
 
 class ConfigError(SSLMusicError, ValueError):
     """A config problem; the message names the offending key."""
+
+
+def require(cond: bool, key: str, msg: str, what: str = "config") -> None:
+    """Raise ConfigError naming ``key`` unless ``cond``: the one check every config section uses
+    (pretraining configs, objectives, transforms, evaluation suites, sweeps)."""
+    if not cond:
+        raise ConfigError(f"invalid value for {what} key '{key}': {msg}")

@@ -23,17 +23,16 @@ import re
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Sequence
+from typing import Dict, List, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
 from ssl_music.cluster import slurm
-from ssl_music.config import CONFIG_DIR, ConfigError, load_config, save_config
+from ssl_music.config import CONFIG_DIR, ConfigError, load_config, merge, read_yaml, save_config
 
 PROJECT_DIR = CONFIG_DIR.parent
-_SWEEP_KEYS = {"name", "base", "out", "overrides", "grid", "evaluate"}
 _NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -67,53 +66,56 @@ def _resolve(p: str | Path) -> Path:
     return (PROJECT_DIR / p).resolve()
 
 
-def _strings(value, where: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where} must be a list of key=value strings")
-    return list(value)
+@dataclass
+class _Evaluate:
+    suite: str = ""
+    overrides: List[str] = field(default_factory=list)
+
+
+@dataclass
+class SweepFile:
+    """The schema of configs/sweeps/*.yaml, loaded by the project's one config system."""
+    name: str = ""
+    base: str = ""
+    out: str = ""
+    overrides: List[str] = field(default_factory=list)
+    grid: Dict[str, Dict[str, List[str]]] = field(default_factory=dict)
+    evaluate: _Evaluate = field(default_factory=_Evaluate)
 
 
 def load_sweep(path: str | Path, out: str | Path | None = None, extra_overrides: Sequence[str] = (),
                eval_overrides: Sequence[str] = ()) -> Sweep:
     """Parse a sweep file and expand its grid (no validation of the pretraining configs yet)."""
     path = _resolve(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep file not found: {path}")
-    raw = OmegaConf.to_container(OmegaConf.load(path))
-    if not isinstance(raw, dict):
-        raise ConfigError(f"sweep file {path} must be a mapping")
-    unknown = set(raw) - _SWEEP_KEYS
+    raw = read_yaml(path, "sweep file")
+    unknown = set(raw) - {f.name for f in fields(SweepFile)}
     if unknown:
-        raise ConfigError(f"sweep file {path}: unknown key '{sorted(unknown)[0]}' (allowed: {sorted(_SWEEP_KEYS)})")
-    name = str(raw.get("name") or path.stem)
-    if "base" not in raw:
+        raise ConfigError(f"sweep file {path}: unknown key '{sorted(unknown)[0]}' "
+                          f"(allowed: {sorted(f.name for f in fields(SweepFile))})")
+    spec = merge(OmegaConf.structured(SweepFile), raw, f"in {path}", "sweep")
+    name = str(spec.name or path.stem)
+    if not spec.base:
         raise ConfigError(f"sweep file {path}: missing key 'base' (the pretraining config)")
-    base = _resolve(raw["base"])
+    base = _resolve(spec.base)
     if not base.is_file():
         raise ConfigError(f"sweep file {path}: base config not found: {base}")
-    ev = raw.get("evaluate") or {}
-    if "suite" not in ev:
+    if not spec.evaluate.suite:
         raise ConfigError(f"sweep file {path}: missing key 'evaluate.suite'")
-    suite = _resolve(ev["suite"])
+    suite = _resolve(spec.evaluate.suite)
     if not suite.is_file():
         raise ConfigError(f"sweep file {path}: evaluation suite not found: {suite} (evaluate.suite)")
-    common = _strings(raw.get("overrides"), f"sweep file {path}: 'overrides'") + list(extra_overrides)
-    out_dir = Path(out or raw.get("out") or Path("runs") / "sweeps" / name).resolve()
-
-    grid = raw.get("grid") or {}
-    if not isinstance(grid, dict) or not grid:
+    common = list(spec.overrides) + list(extra_overrides)
+    out_dir = Path(out or spec.out or Path("runs") / "sweeps" / name).resolve()
+    if not spec.grid:
         raise ConfigError(f"sweep file {path}: 'grid' must map axis -> {{choice name: [overrides]}}")
     axes = []
-    for axis, choices in grid.items():
-        if not isinstance(choices, dict) or not choices:
+    for axis, choices in spec.grid.items():
+        if not choices:
             raise ConfigError(f"sweep file {path}: grid.{axis} must map choice names to override lists")
-        for choice, ovr in choices.items():
+        for choice in choices:
             if not _NAME.fullmatch(str(choice)):
                 raise ConfigError(f"sweep file {path}: grid.{axis}: choice name '{choice}' must match [A-Za-z0-9_]+")
-            _strings(ovr, f"sweep file {path}: grid.{axis}.{choice}")
-        axes.append([(str(c), _strings(o, "")) for c, o in choices.items()])
+        axes.append([(str(c), list(o)) for c, o in choices.items()])
 
     runs = []
     for combo in itertools.product(*axes):
@@ -121,8 +123,7 @@ def load_sweep(path: str | Path, out: str | Path | None = None, extra_overrides:
         run_dir = out_dir / run_name
         ovr = common + [o for _, group in combo for o in group] + [f"trainer.root_dir={run_dir}"]
         runs.append(Run(run_name, tuple(ovr), run_dir))
-    return Sweep(name, path, base, out_dir, tuple(runs), suite,
-                 tuple(_strings(ev.get("overrides"), "evaluate.overrides") + list(eval_overrides)))
+    return Sweep(name, path, base, out_dir, tuple(runs), suite, tuple(list(spec.evaluate.overrides) + list(eval_overrides)))
 
 
 def run_config(sweep: Sweep, run: Run, launcher_overrides: Sequence[str] = ()) -> DictConfig:

@@ -24,27 +24,27 @@ def resolve_frontend(model_cfg: Any) -> str:
 
 def validate_model(model_cfg: Any) -> None:
     """Raise ConfigError naming the offending ``model.*`` key."""
-    from ssl_music.errors import ConfigError
+    from ssl_music.errors import require
 
-    def bad(key: str, msg: str) -> ConfigError:
-        return ConfigError(f"invalid value for config key 'model.{key}': {msg}")
+    def bad(key: str, msg: str) -> None:
+        require(False, f"model.{key}", msg)
 
     encoder = str(model_cfg.encoder)
     if encoder not in ENCODERS:
-        raise bad("encoder", f"unknown encoder '{encoder}' (known: {', '.join(sorted(ENCODERS))})")
+        bad("encoder", f"unknown encoder '{encoder}' (known: {', '.join(sorted(ENCODERS))})")
     _, compatible, default = ENCODERS[encoder]
     frontend = str(model_cfg.frontend)
     if frontend != "auto" and frontend not in FRONTENDS:
-        raise bad("frontend", f"unknown front-end '{frontend}' (known: auto, {', '.join(sorted(FRONTENDS))})")
+        bad("frontend", f"unknown front-end '{frontend}' (known: auto, {', '.join(sorted(FRONTENDS))})")
     if frontend != "auto" and frontend not in compatible:
-        raise bad("frontend", f"encoder '{encoder}' takes {' or '.join(compatible)}, got '{frontend}' "
+        bad("frontend", f"encoder '{encoder}' takes {' or '.join(compatible)}, got '{frontend}' "
                               f"(set model.frontend={default} or auto)")
     for key in ("embed_dim", "width", "n_mels", "proj_hidden", "proj_dim", "tempo_hidden", "win_ms", "hop_ms"):
         value = model_cfg[key]
         if not value > 0:
-            raise bad(key, f"must be > 0, got {value}")
+            bad(key, f"must be > 0, got {value}")
     if model_cfg.get("periodicity", False) and "periodicity" not in inspect.signature(ENCODERS[encoder][0]).parameters:
-        raise bad("periodicity", f"encoder '{encoder}' has no periodicity pooling (tiny and short_chunk_resnet do)")
+        bad("periodicity", f"encoder '{encoder}' has no periodicity pooling (tiny and short_chunk_resnet do)")
 
 
 class Encoder(nn.Module):

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from ssl_music.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -24,12 +23,6 @@ if TYPE_CHECKING:
 Reader = Callable[[int, int], np.ndarray]
 # (track_id, n_frames, read, length, rng) -> float32 [V, length]: the views of one example
 Sampler = Callable[[str, int, Reader, int, np.random.Generator], np.ndarray]
-
-
-def check(cond: bool, key: str, msg: str) -> None:
-    """Raise ConfigError naming ``key`` unless ``cond``."""
-    if not cond:
-        raise ConfigError(f"invalid value for config key '{key}': {msg}")
 
 
 @dataclass(frozen=True)

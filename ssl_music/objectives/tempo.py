@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from ssl_music.data.crops import last_start, read_crops
 from ssl_music.models.heads import tempo_head
-from ssl_music.objectives.base import Objective, PairStretch, check
+from ssl_music.errors import require as check
+from ssl_music.objectives.base import Objective, PairStretch
 
 
 @dataclass

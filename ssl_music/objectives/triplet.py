@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from ssl_music.data.crops import last_start, read_crops, seconds_to_frames, uniform_from
 from ssl_music.models.heads import projector
-from ssl_music.objectives.base import Objective, check
+from ssl_music.errors import require as check
+from ssl_music.objectives.base import Objective
 
 OTHER_TRACK_BUFFER = 16   # recent crops kept per worker for other-track negatives
 

@@ -13,7 +13,7 @@ from ssl_music.augment.transforms.base import DB, lerp
 from ssl_music.config import ConfigError, load_config
 from ssl_music.data.crops import read_crops
 from ssl_music.objectives import OBJECTIVES, Objective, register
-from ssl_music.objectives.base import check
+from ssl_music.errors import require
 from ssl_music.train import pretrain
 from tests.test_train import tiny_overrides
 
@@ -49,7 +49,7 @@ def _step(head, encoder, e, batch, cfg):
 
 
 def _validate(obj, views):
-    check(obj.target_std > 0, "objectives.variance.target_std", "must be > 0")
+    require(obj.target_std > 0, "objectives.variance.target_std", "must be > 0")
 
 
 TOY = Objective("variance", VarianceConfig, VarianceViews, _sampler, _step, validate=_validate)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, ClassVar, Dict, Mapping, Tuple, Type
 
-from ssl_music.errors import ConfigError
+from ssl_music.errors import require
 
 # Param checks: (predicate(value, nyquist), message). The nyquist argument lets frequency checks depend on
 # the run's sample rate.
@@ -59,7 +59,7 @@ def frozen_apply(t, x, sr: int, **parameters):
 
 
 def fail(key: str, msg: str) -> None:
-    raise ConfigError(f"invalid value for config key '{key}': {msg}")
+    require(False, key, msg)
 
 
 # ------------------------------------------------------------------------------------- the class
