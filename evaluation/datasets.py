@@ -7,7 +7,6 @@ columns that do not exist are an error, raised before any work, naming the colum
 """
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +15,9 @@ from typing import Mapping, Sequence
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
 
+from ssl_music.data.files import AUDIO_EXTENSIONS, read_csv, require_columns, resolve
 from ssl_music.errors import SSLMusicError
 
-AUDIO_EXTS = (".wav", ".flac", ".mp3", ".ogg", ".au", ".aiff", ".aif", ".m4a", ".opus")
 TASK_KINDS = ("multiclass", "multilabel", "tempo")
 
 
@@ -44,30 +43,6 @@ class EvalDataset:
         return [it for it in self.items if task in it.labels]
 
 
-def _read_rows(path: Path, delimiter: str | None = None) -> tuple[list[str], list[dict[str, str]]]:
-    if not path.is_file():
-        raise SSLMusicError(f"label file not found: {path}")
-    text = path.read_text(encoding="utf-8-sig")
-    if delimiter is None:
-        first = text.splitlines()[0] if text else ""
-        delimiter = "\t" if first.count("\t") > first.count(",") else ","
-    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
-    rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
-    return [c.strip() for c in (reader.fieldnames or [])], rows
-
-
-def _require(columns: Sequence[str], wanted: Sequence[str], path: Path) -> None:
-    absent = [c for c in wanted if c not in columns]
-    if absent:
-        raise SSLMusicError(f"{path}: no column {', '.join(repr(c) for c in absent)} "
-                            f"(columns: {', '.join(columns)})")
-
-
-def _resolve(path_text: str, root: Path) -> Path:
-    p = Path(path_text)
-    return p if p.is_absolute() else root / p
-
-
 def _split_name(text: str | None) -> str | None:
     if not text:
         return None
@@ -84,9 +59,9 @@ def load_csv_manifest(csv_path: str | Path, label_cols: Sequence[str] | Mapping[
     in ``missing``); an empty tag list is a valid multi-label row (no tag applies).
     """
     csv_path = Path(csv_path)
-    columns, rows = _read_rows(csv_path)
+    columns, rows = read_csv(csv_path, required=(), what="label file")
     wanted = list(label_cols)
-    _require(columns, ["path", *wanted], csv_path)
+    require_columns(columns, ["path", *wanted], csv_path)
     if isinstance(label_cols, Mapping):
         kinds = dict(label_cols)
         bad = {c: k for c, k in kinds.items() if k not in TASK_KINDS}
@@ -97,7 +72,7 @@ def load_csv_manifest(csv_path: str | Path, label_cols: Sequence[str] | Mapping[
     root = Path(audio_root) if audio_root is not None else csv_path.parent
     items, missing = [], []
     for row in rows:
-        path = _resolve(row["path"], root)
+        path = resolve(row["path"], root)
         if not path.is_file():
             missing.append({"path": str(path), "reason": "audio file not found"})
             continue
@@ -120,7 +95,7 @@ def load_folder_per_class(root: str | Path, task: str = "genre", name: str | Non
     items = []
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for f in sorted(class_dir.iterdir()):
-            if f.is_file() and f.suffix.lower() in AUDIO_EXTS:
+            if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS:
                 items.append(Item(f, f.stem, {task: class_dir.name}))
     if not items:
         raise SSLMusicError(f"{root}: no audio files in class sub-folders (expected root/<class>/<file>)")
@@ -138,17 +113,17 @@ def load_tag_csv(csv_path: str | Path, audio_root: str | Path | None = None, tag
     column, when present, gives fixed splits. ``top_n`` keeps the most frequent tags (MTAT: 50).
     """
     csv_path = Path(csv_path)
-    columns, rows = _read_rows(csv_path)
+    columns, rows = read_csv(csv_path, required=(), what="label file")
     if path_col is None:
         path_col = next((c for c in ("mp3_path", "path") if c in columns), "path")
     id_col = next((c for c in ("clip_id", "track_id") if c in columns), None)
     meta = {path_col, "split", *([id_col] if id_col else [])}
     if tags_col is not None:
-        _require(columns, [path_col, tags_col], csv_path)
+        require_columns(columns, [path_col, tags_col], csv_path)
         tag_lists = [[t.strip() for t in r[tags_col].split(tag_sep) if t.strip()] for r in rows]
     else:
         tag_cols = list(tag_cols) if tag_cols is not None else [c for c in columns if c not in meta]
-        _require(columns, [path_col, *tag_cols], csv_path)
+        require_columns(columns, [path_col, *tag_cols], csv_path)
         if not tag_cols:
             raise SSLMusicError(f"{csv_path}: no tag columns besides {sorted(meta)}")
         tag_lists = [[c for c in tag_cols if r[c] not in ("", "0", "0.0", "false", "False")] for r in rows]
@@ -165,7 +140,7 @@ def load_tag_csv(csv_path: str | Path, audio_root: str | Path | None = None, tag
         if not row[path_col]:
             missing.append({"path": "", "reason": f"empty {path_col} (id {row.get(id_col, '?') if id_col else '?'})"})
             continue
-        path = _resolve(row[path_col], root)
+        path = resolve(row[path_col], root)
         if not path.is_file():
             missing.append({"path": str(path), "reason": "audio file not found"})
             continue
@@ -203,7 +178,7 @@ def load_giantsteps(audio_dir: str | Path, annotations_dir: str | Path, name: st
     bpm, key = _annotation_index(annotations_dir, ".bpm"), _annotation_index(annotations_dir, ".key")
     if not bpm and not key:
         raise SSLMusicError(f"{annotations_dir}: no .bpm or .key annotation files")
-    audio = {p.name.rsplit(".", 1)[0]: p for p in audio_dir.rglob("*") if p.suffix.lower() in AUDIO_EXTS}
+    audio = {p.name.rsplit(".", 1)[0]: p for p in audio_dir.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS}
     items, missing = [], []
     for stem in sorted(set(bpm) | set(key)):
         labels: dict[str, str | list[str]] = {}
@@ -230,10 +205,6 @@ SYNTHETIC_TASKS = {"tempo": "tempo", "tempo_class": "multiclass", "key": "multic
 def load_synthetic(labels_csv: str | Path) -> EvalDataset:
     """The corpus of ``ssl_music.data.synth.generate_corpus`` (labels.csv beside the audio)."""
     return load_csv_manifest(labels_csv, SYNTHETIC_TASKS, name="synthetic")
-
-
-LOADERS = {"csv": load_csv_manifest, "folder": load_folder_per_class, "tags": load_tag_csv,
-           "giantsteps": load_giantsteps, "synthetic": load_synthetic}
 
 
 def _is_multilabel(labels: Sequence) -> bool:

@@ -11,7 +11,6 @@ baseline, the fakes in the tests).
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import sys
@@ -22,10 +21,10 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ssl_music.data import audio as _audio
+from ssl_music.data.files import audio_files, read_csv, resolve
 from ssl_music.errors import AudioError, SSLMusicError
 
 CACHE_VERSION = 2  # 2: silent files are skipped (version 1 caches embedded them as music)
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif", ".au", ".opus")
 
 
 def _item_path(item: Any) -> str:
@@ -186,18 +185,12 @@ def collect_inputs(inputs: Iterable[str]) -> list[tuple[str, str]]:
     for raw in inputs:
         p = Path(raw)
         if p.suffix.lower() == ".csv":
-            if not p.is_file():
-                raise SSLMusicError(f"{p}: no such CSV file")
-            with open(p, newline="") as fh:
-                reader = csv.DictReader(fh)
-                if "path" not in (reader.fieldnames or []):
-                    raise SSLMusicError(f"{p}: CSV has no 'path' column (columns: {reader.fieldnames})")
-                for row in reader:
-                    fp = Path(row["path"])
-                    fp = fp if fp.is_absolute() else p.parent / fp
-                    out.append((str(fp), row.get("track_id") or fp.stem))
+            _, rows = read_csv(p)
+            for row in rows:
+                fp = resolve(row["path"], p.parent)
+                out.append((str(fp), row.get("track_id") or fp.stem))
         elif p.is_dir():
-            out += [(str(f), f.stem) for f in sorted(p.rglob("*")) if f.suffix.lower() in AUDIO_EXTENSIONS]
+            out += [(str(f), f.stem) for f in audio_files(p)]
         else:
             out.append((str(p), p.stem))  # a missing file is reported as skipped, not fatal
     return out

@@ -4,7 +4,6 @@ A Lightning callback that the CLI hands to ``ssl_music.train.pretrain`` when ``m
 it lives with evaluation because it is one (k-NN on a labelled set), and the library never imports it."""
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import torch
 
 from evaluation.knn import knn_accuracy
 from ssl_music.data.audio import load_audio
+from ssl_music.data.files import read_csv, resolve
 from ssl_music.errors import SSLMusicError
 
 log = logging.getLogger(__name__)
@@ -23,18 +23,12 @@ def load_monitor_set(labels_csv: str | Path, labels: list[str], sample_rate: int
                      max_items: int, crops_per_item: int = 3) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
     """Decode a few evenly spaced crops per labelled file once; returns crops [n*c, L] and labels per item."""
     labels_csv = Path(labels_csv)
-    if not labels_csv.is_file():
-        raise SSLMusicError(f"monitor.labels_csv not found: {labels_csv}")
-    with open(labels_csv, newline="") as f:
-        rows = list(csv.DictReader(f))
+    _, rows = read_csv(labels_csv, required=("path", *labels), what="monitor.labels_csv")
     if not rows:
         raise SSLMusicError(f"monitor.labels_csv {labels_csv} has no rows")
-    missing = [name for name in labels if name not in rows[0]]
-    if missing or "path" not in rows[0]:
-        raise SSLMusicError(f"monitor.labels_csv {labels_csv} lacks column(s) {missing or ['path']}")
     crops, kept = [], []
     for row in rows[:max_items]:
-        path = (labels_csv.parent / row["path"]).resolve()
+        path = resolve(row["path"], labels_csv.parent).resolve()
         try:
             x = torch.from_numpy(load_audio(path, sample_rate))
         except SSLMusicError as exc:

@@ -20,7 +20,6 @@ from omegaconf import DictConfig, OmegaConf
 from ssl_music.config import apply_overrides, merge, read_yaml
 from ssl_music.errors import ConfigError, SSLMusicError, require
 
-DATASET_KINDS = ("synthetic", "csv", "folder", "tags", "giantsteps")
 SKIPS_SHOWN = 10  # skipped files `ssl-music evaluate` names on the terminal (the report lists them all)
 TASK_TYPES = ("multiclass", "multilabel", "tempo")
 
@@ -133,7 +132,7 @@ def validate_suite(cfg: DictConfig) -> None:
     for i, d in enumerate(cfg.datasets):
         key = f"datasets.{i}"
         _check(bool(d.name), f"{key}.name", "required")
-        _check(d.kind in DATASET_KINDS, f"{key}.kind", f"must be one of {DATASET_KINDS}, got '{d.kind}'")
+        _check(d.kind in DATASET_LOADERS, f"{key}.kind", f"must be one of {tuple(DATASET_LOADERS)}, got '{d.kind}'")
         _check(bool(d.path), f"{key}.path", "required (or pass --data PATH)")
         _check(len(d.tasks) > 0, f"{key}.tasks", "list at least one task")
         for j, t in enumerate(d.tasks):
@@ -155,22 +154,29 @@ def validate_suite(cfg: DictConfig) -> None:
 
 
 # ------------------------------------------------------------------------------------------- datasets
+def _ds():
+    from evaluation import datasets  # lazy: sklearn and friends load only when a suite runs
+
+    return datasets
+
+
+# dataset kind -> (suite dataset entry -> EvalDataset): the one registry of formats evaluation reads
+DATASET_LOADERS = {
+    "synthetic": lambda spec: _ds().load_synthetic(spec.path),
+    "csv": lambda spec: _ds().load_csv_manifest(spec.path, {t.column: t.type for t in spec.tasks},
+                                                audio_root=spec.audio_root or None),
+    "folder": lambda spec: _ds().load_folder_per_class(spec.path, task=spec.tasks[0].column),
+    "tags": lambda spec: _ds().load_tag_csv(spec.path, audio_root=spec.audio_root or None,
+                                            tags_col=spec.tags_col or None, top_n=spec.top_n or None,
+                                            task=spec.tasks[0].column),
+    "giantsteps": lambda spec: _ds().load_giantsteps(spec.path, spec.annotations or spec.path),
+}
+
+
 def load_dataset(spec: DictConfig):
     """Suite dataset entry -> EvalDataset, through the loaders of evaluation.datasets."""
-    from evaluation import datasets as D
-
-    root = spec.audio_root or None
-    first = spec.tasks[0].column
-    loaders = {
-        "synthetic": lambda: D.load_synthetic(spec.path),
-        "csv": lambda: D.load_csv_manifest(spec.path, {t.column: t.type for t in spec.tasks}, audio_root=root),
-        "folder": lambda: D.load_folder_per_class(spec.path, task=first),
-        "tags": lambda: D.load_tag_csv(spec.path, audio_root=root, tags_col=spec.tags_col or None,
-                                       top_n=spec.top_n or None, task=first),
-        "giantsteps": lambda: D.load_giantsteps(spec.path, spec.annotations or spec.path),
-    }
     try:
-        ds = loaders[spec.kind]()
+        ds = DATASET_LOADERS[spec.kind](spec)
     except SSLMusicError as exc:
         raise ConfigError(f"dataset '{spec.name}' (kind {spec.kind}, path {spec.path}): {exc}") from None
     ds.name = spec.name

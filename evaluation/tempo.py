@@ -143,11 +143,6 @@ class TempoEstimator:
         return pick_tempo(self.grid, self.curve(wave, sr), self.octave_correction, self.typical)
 
 
-def estimate_tempo(model: Any, wave: np.ndarray, sr: int, **kwargs) -> float:
-    """One-off estimate; build a TempoEstimator to estimate many files."""
-    return TempoEstimator(model, **kwargs).estimate(wave, sr)
-
-
 def evaluate_tempo(estimator: TempoEstimator | None, paths: Sequence[str], ref_bpm: Sequence[float],
                    with_librosa: bool = True, progress: bool = False) -> dict:
     """Acc1/Acc2 of the head (when ``estimator`` is given) and of librosa over files with known tempo.

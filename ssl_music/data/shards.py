@@ -8,7 +8,6 @@ shards whose checksum still matches are kept untouched and the build continues a
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -23,12 +22,11 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ssl_music.data.audio import check_audio, decode_bytes, decode_file, encode_flac, resample, to_mono
+from ssl_music.data.files import audio_files, file_sha256, read_csv, resolve
 from ssl_music.errors import AudioError, ShardError
 
 FORMAT = "ssl_music.shards/1"
 MANIFEST = "manifest.json"
-AUDIO_EXTENSIONS = {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc",
-                    ".au", ".caf", ".w64", ".rf64"}
 JSON_FIELDS = ("track_id", "segment", "offset_s", "duration_s", "sample_rate", "channels", "source", "labels")
 _SETTINGS_THAT_SHAPE_OUTPUT = ("sample_rate", "segment_seconds", "shard_size_mb", "mono", "min_seconds", "inputs_sha256")
 
@@ -54,7 +52,7 @@ def list_inputs(inputs: str | Path | Iterable[str | Path]) -> list[dict]:
     items: list[dict] = []
     for inp in map(Path, inputs):
         if inp.is_dir():
-            for p in sorted(q for q in inp.rglob("*") if q.suffix.lower() in AUDIO_EXTENSIONS and q.is_file()):
+            for p in audio_files(inp):
                 rel = p.relative_to(inp).as_posix()
                 items.append({"path": str(p), "rel": rel, "track_id": _track_id(rel), "labels": {}})
         elif inp.is_file() and inp.suffix.lower() == ".csv":
@@ -71,22 +69,14 @@ def list_inputs(inputs: str | Path | Iterable[str | Path]) -> list[dict]:
 
 
 def _read_csv_manifest(path: Path) -> list[dict]:
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-            fields = rows[0].keys() if rows else []
-    except (OSError, csv.Error, UnicodeDecodeError) as exc:
-        raise ShardError(f"cannot read CSV manifest {path}: {exc}") from None
-    if rows and "path" not in fields:
-        raise ShardError(f"CSV manifest {path} has no 'path' column (columns: {', '.join(fields)})")
+    _, rows = read_csv(path, what="CSV manifest", error=ShardError)
     out = []
     for row in rows:
-        rel = (row.get("path") or "").strip()
-        p = Path(rel) if Path(rel).is_absolute() else path.parent / rel
-        tid = (row.get("track_id") or "").strip()
-        labels = {k: _label_value(v) for k, v in row.items() if k not in ("path", "track_id") and k is not None}
-        out.append({"path": str(p), "rel": rel, "track_id": re.sub(r"[^A-Za-z0-9_-]", "_", tid) if tid else _track_id(rel),
-                    "labels": labels})
+        rel = row.get("path") or ""
+        tid = row.get("track_id") or ""
+        labels = {k: _label_value(v) for k, v in row.items() if k not in ("path", "track_id")}
+        out.append({"path": str(resolve(rel, path.parent)), "rel": rel,
+                    "track_id": re.sub(r"[^A-Za-z0-9_-]", "_", tid) if tid else _track_id(rel), "labels": labels})
     return out
 
 
@@ -149,14 +139,6 @@ def _ordered_map(fn, jobs: list, workers: int) -> Iterator[dict]:
 
 
 # -------------------------------------------------------------------------------------------- build
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _write_json_atomic(path: Path, obj: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=1))
@@ -186,7 +168,7 @@ def _resume_point(out: Path, settings: dict) -> tuple[list[dict], list[dict], li
     kept = []
     for s in old.get("shards", []):
         f = out / s["name"]
-        if not f.is_file() or _sha256(f) != s["sha256"]:
+        if not f.is_file() or file_sha256(f) != s["sha256"]:
             _warn(f"{f}: missing or checksum mismatch; rebuilding from here")
             break
         kept.append(s)
@@ -238,7 +220,7 @@ def build_shards(inputs, out_dir: str | Path, sample_rate: int = 16000, segment_
         name = f"shard-{len(shards):06d}.tar"
         os.replace(state["tmp"], out / name)
         shards.append({"name": name, "samples": state["samples"], "hours": state["seconds"] / 3600,
-                       "sha256": _sha256(out / name), "inputs": [state["first"], end_input]})
+                       "sha256": file_sha256(out / name), "inputs": [state["first"], end_input]})
         state.update(writer=None, samples=0, seconds=0.0, bytes=0, first=end_input)
         save(False)
 
@@ -348,7 +330,7 @@ def verify_shards(shard_dir: str | Path) -> list[str]:
         if not path.is_file():
             problems.append(f"{path}: missing")
             continue
-        if _sha256(path) != s.get("sha256"):
+        if file_sha256(path) != s.get("sha256"):
             problems.append(f"{path}: sha256 mismatch with manifest")
         try:
             count = sum(1 for _ in _check_samples(path, m, problems))
