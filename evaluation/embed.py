@@ -22,7 +22,7 @@ import numpy as np
 
 from ssl_music.data import audio as _audio
 from ssl_music.data.files import audio_files, read_csv, resolve
-from ssl_music.errors import AudioError, SSLMusicError
+from ssl_music.errors import AudioError
 
 CACHE_VERSION = 2  # 2: silent files are skipped (version 1 caches embedded them as music)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ssl_music.checkpoint import read_checkpoint
 from ssl_music.errors import SSLMusicError

@@ -6,7 +6,7 @@ import time
 
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from ssl_music import checkpoint as ssl_checkpoint
 from ssl_music.augment import ViewAugmenter

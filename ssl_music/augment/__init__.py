@@ -51,7 +51,8 @@ class ViewAugmenter:
     # ---------------------------------------------------------------------------------- cpu backend
     def apply_sample(self, sample: Dict[str, Any], rng: np.random.Generator, record: Optional[list] = None) -> dict:
         """Numpy views [V, S] -> [V, L]; ``record`` (a list) collects (view, row, transform, applied, params)."""
-        from ssl_music.augment.cpu import _stretch, apply_chain
+        from ssl_music.augment.cpu import apply_chain
+        from ssl_music.augment.signal import cpu_stretch
 
         out = dict(sample)
         # chain views first, then pair views: the order of the random draws
@@ -64,7 +65,7 @@ class ViewAugmenter:
                 rates, same = tempo_rates(rng.random((1, 3)), xp=np, **pair.as_kwargs())
                 rows = []
                 for i, row in enumerate(np.asarray(sample[name])):
-                    y = _stretch(row, float(rates[0, i]), self.out_len, self.sample_rate)
+                    y = cpu_stretch(row, float(rates[0, i]), self.out_len, self.sample_rate)
                     rows.append(self._cpu_row(apply_chain, y, self.pair_chain, rng, record, name, i))
                 out[name] = np.stack(rows)
                 out[f"{name}_same"] = np.float32(same[0])

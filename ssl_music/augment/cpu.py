@@ -6,28 +6,12 @@ uses too, so runs are reproducible and both backends sample the same distributio
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-import audiomentations as am
-from ssl_music.augment.chain import TRANSFORMS
-
-
-def _fit(y: np.ndarray, n: int) -> np.ndarray:
-    y = y[:n]
-    return np.pad(y, (0, n - len(y))) if len(y) < n else y
-
-
-def _stretch(x: np.ndarray, rate: float, out_len: int, sr: int) -> np.ndarray:
-    """Signalsmith stretch of the first out_len * rate source samples to exactly out_len samples."""
-    need = int(math.ceil(out_len * rate))
-    src = _fit(np.asarray(x, np.float32), need)
-    t = am.TimeStretch(min_rate=rate, max_rate=rate, leave_length_unchanged=False,
-                       method="signalsmith_stretch", p=1.0)
-    t.parameters = {"should_apply": True, "rate": rate}
-    return _fit(t.apply(src, sr).astype(np.float32), out_len)
+from ssl_music.augment.signal import fit
+from ssl_music.augment.transforms import TRANSFORMS
 
 
 def apply_chain(x: np.ndarray, chain: Dict[str, Dict[str, Any]], sr: int, out_len: int,
@@ -37,7 +21,7 @@ def apply_chain(x: np.ndarray, chain: Dict[str, Dict[str, Any]], sr: int, out_le
     x = np.asarray(x, np.float32)
     transforms = {name: TRANSFORMS[name]() for name in chain}
     if not any(t.sets_length for t in transforms.values()):
-        x = _fit(x, out_len)
+        x = fit(x, out_len)
     for name, spec in chain.items():
         t = transforms[name]
         # 1 + n_uniforms per entry, applied or not, as the batched backend draws them for every row

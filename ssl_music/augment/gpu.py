@@ -7,12 +7,14 @@ chain's pitch_shift) runs as one stretch and one read-back. Works on CPU and CUD
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from torch import Tensor, nn
 
-from ssl_music.augment.chain import TRANSFORMS, tempo_rates
+from ssl_music.augment.chain import tempo_rates
+from ssl_music.augment.signal import crop, on_rows, take
+from ssl_music.augment.transforms import TRANSFORMS
 from ssl_music.augment.vocoder import stretch, stretch_shift
 
 
@@ -31,27 +33,6 @@ def device_generator(g: Optional[torch.Generator], device) -> Optional[torch.Gen
 
 
 # ------------------------------------------------------------------------------------- rows
-def crop(x: Tensor, n: int) -> Tensor:
-    # a view when x is long enough: a copy of the whole batch costs as much as a cheap transform
-    return x[:, :n] if x.shape[1] >= n else nn.functional.pad(x, (0, n - x.shape[1]))
-
-
-def on_rows(y: Tensor, mask: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
-    """y with the rows where ``mask`` holds replaced by fn(those row indices); fn sees only those rows."""
-    idx = mask.nonzero().squeeze(1)
-    if idx.numel() == 0:
-        return y
-    if idx.numel() == mask.numel():  # all rows: skip the gather/scatter copies
-        return fn(None)
-    y = y.clone()
-    y[idx] = fn(idx)
-    return y
-
-
-def take(t: Tensor, idx: Optional[Tensor]) -> Tensor:
-    return t if idx is None else t[idx]
-
-
 class BatchTransform(nn.Module):
     """One chain entry: applies with probability p per example, parameters drawn per example."""
 

@@ -132,7 +132,7 @@ class Transform:
 
     def gpu_batch(self, x, applied, drawn: Dict[str, Any], cfg: Mapping[str, Any], sr: int, out_len: int, g):
         """The chain entry on a batch [N, S]: :meth:`gpu` on the rows where ``applied`` [N] holds."""
-        from ssl_music.augment.gpu import on_rows, take
+        from ssl_music.augment.signal import on_rows, take
 
         return on_rows(x, applied, lambda i: self.gpu(take(x, i), {k: take(v, i) for k, v in drawn.items()},
                                                       cfg, sr, g))

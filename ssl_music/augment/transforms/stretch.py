@@ -18,12 +18,12 @@ class TimeStretch(Transform):
         return {"rate": lerp(cfg["min_rate"], cfg["max_rate"], u[:, 0])}
 
     def cpu_apply(self, x, applied, drawn, cfg, sr, out_len, rng):
-        from ssl_music.augment.cpu import _fit, _stretch
+        from ssl_music.augment.signal import cpu_stretch, fit
 
-        return _stretch(x, drawn["rate"], out_len, sr) if applied else _fit(x, out_len)
+        return cpu_stretch(x, drawn["rate"], out_len, sr) if applied else fit(x, out_len)
 
     def gpu_batch(self, x, applied, drawn, cfg, sr, out_len, g):
-        from ssl_music.augment.gpu import crop, on_rows, take
+        from ssl_music.augment.signal import crop, on_rows, take
         from ssl_music.augment.vocoder import stretch
 
         return on_rows(crop(x, out_len), applied, lambda i: stretch(take(x, i), take(drawn["rate"], i), out_len))

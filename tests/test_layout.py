@@ -1,0 +1,99 @@
+"""The package's shape, checked from its source: no import circles, argparse only in the CLI, and the
+library never reaching into evaluation (the CLI composes the two)."""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("ssl_music", "evaluation")
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """Every project module ``name`` imports, at module level or inside a function."""
+    is_pkg = path.name == "__init__.py"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = name.split(".") if is_pkg else name.split(".")[:-1]
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
+        else:
+            continue
+        for t in targets:
+            while t and t not in MODULES:
+                t = t.rpartition(".")[0]
+            if t and t != name and not name.startswith(t + "."):  # a module needs its own package: not a circle
+                found.add(t)
+    return found
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+def test_no_module_imports_in_a_circle():
+    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in GRAPH[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            scc = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                scc.append(w)
+                if w == v:
+                    break
+            if len(scc) > 1:
+                cycles.append(sorted(scc))
+
+    for v in GRAPH:
+        if v not in index:
+            visit(v)
+    assert cycles == [], f"modules importing each other in a circle: {cycles}"
+
+
+def test_argparse_only_in_the_cli():
+    offenders = [n for n, p in MODULES.items() if not n.startswith("ssl_music.cli")
+                 and any(isinstance(node, (ast.Import, ast.ImportFrom)) and
+                         ("argparse" in [a.name for a in getattr(node, "names", [])] or getattr(node, "module", None) == "argparse")
+                         for node in ast.walk(ast.parse(p.read_text())))]
+    assert offenders == []
+
+
+def test_only_the_cli_imports_evaluation():
+    offenders = {n: sorted(t for t in deps if t.split(".")[0] == "evaluation")
+                 for n, deps in GRAPH.items() if n.startswith("ssl_music") and not n.startswith("ssl_music.cli")}
+    assert {n: d for n, d in offenders.items() if d} == {}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if not n.endswith("__main__")))
+def test_every_module_imports(name):
+    __import__(name)
