@@ -1,4 +1,11 @@
-"""ssl_music: self-supervised learning of music audio representations."""
+"""ssl_music: self-supervised learning of music audio representations.
+
+Layout follows the data flow: ``data`` (decode, shards, stream, view crops) -> ``augment`` (transform
+registry, cpu and batched gpu backends) -> ``models`` (front-ends, encoders, heads) -> ``objectives``
+(one module per objective, the OBJECTIVES registry) -> ``module`` (LightningModule) -> ``train``
+(Trainer). ``config`` is the one config system, ``checkpoint``/``api`` read trained models, ``cluster``
+runs SLURM jobs and sweeps, and ``cli`` is the command line, the only part that imports ``evaluation``.
+"""
 __version__ = "0.1.0"
 __all__ = ["load_encoder", "EmbeddingModel", "load_config"]
 
