@@ -35,12 +35,16 @@ def chance_level(values: Sequence) -> float:
 
 
 def locality(X: np.ndarray, labels: Mapping[str, Sequence], k: int = 10, track_ids: Sequence | None = None,
-             chunk: int = 4096) -> dict[str, dict[str, float]]:
-    """``{attribute: {"share": mean neighbour agreement, "chance": chance level, "n": queries scored}}``."""
+             chunk: int = 4096, method: str = "auto", device: str = "cpu",
+             info: dict | None = None) -> dict[str, dict[str, float]]:
+    """``{attribute: {"share": mean neighbour agreement, "chance": chance level, "n": queries scored}}``.
+
+    ``method`` (auto | exact | bf16), ``device`` and ``info`` are :func:`evaluation.knn.search`'s.
+    """
     for name, values in labels.items():
         if len(values) != len(X):
             raise ValueError(f"locality: attribute '{name}' has {len(values)} labels for {len(X)} embeddings")
-    _, idx = search(X, k, bank_track_ids=track_ids, chunk=chunk)
+    _, idx = search(X, k, bank_track_ids=track_ids, chunk=chunk, method=method, device=device, info=info)
     has_nb = idx >= 0
     safe = np.clip(idx, 0, None)
     out = {}

@@ -204,6 +204,8 @@ def protocol_lines(p: dict) -> list[str]:
         " k-NN, locality and tempo scores are single values over all items, without an interval.",
         f"k-NN: cosine, distance-weighted vote, k ∈ {p.get('knn_ks')}. Locality: share of the "
         f"{p.get('locality_k')} nearest neighbours (other tracks) sharing each label.",
+        f"Neighbour search (k-NN, locality): {p.get('knn_search', 'exact (float32 cosine, all pairs)')}; "
+        "the search each dataset used is named in its section.",
         f"Baselines on the same splits: {', '.join(SET_NAMES[b] for b in p.get('baselines', []))}.",
         f"Tempo: same-vs-different head against {p.get('tempo', {}).get('reference', 'click')} reference clips on a "
         f"BPM grid ({p.get('tempo', {}).get('grid', '')}); Acc1 ±4 %, Acc2 also ×2, ×3, ½, ⅓; librosa baseline.",
@@ -230,6 +232,11 @@ def write_report(results: dict, out_dir: str | Path) -> Path:
 
 def _dataset_section(doc: Doc, name: str, ds: dict) -> None:
     doc.heading(f"Dataset {name} ({ds.get('n_embedded', '?')} of {ds.get('n_items', '?')} files)")
+    if ds.get("knn_search"):
+        s = ds["knn_search"]
+        recall = ", ".join(f"recall@{k} {r:.4f}" for k, r in s.get("recall", {}).items())
+        doc.para(f"Neighbour search: {s.get('search')} on {s.get('device')}"
+                 + (f" ({recall} against exact search, {s.get('recall_queries')} queries)" if recall else "") + ".")
     rows = []
     for task, t in ds.get("tasks", {}).items():
         for probe, sets in t.get("probes", {}).items():

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.embed import embed_dataset
+from evaluation.knn import choose_search, search_rule
 from evaluation.metrics import ci_method
 
 NON_METRIC_KEYS = ("per_seed", "confusion", "classes", "protocol")
@@ -43,6 +44,7 @@ def protocol(cfg, model: Any) -> dict:
         "tempo": {"reference": t.reference, "grid": f"{t.min_bpm:g}–{t.max_bpm:g} BPM in {100 * t.step:g} % steps",
                   "windows": int(t.windows), "octave_correction": bool(t.octave_correction)},
         "projection": cfg.projection, "rare_classes": cfg.rare_classes,
+        "knn_search": search_rule(),
     }
 
 
@@ -151,10 +153,14 @@ def evaluate_dataset(cfg, spec, ds, model, random_model, cache: Path, progress: 
 
         labels = {a: [it.labels.get(a) for it in items] for a in attrs}
         tids = [it.track_id for it in items]
-        raw = {name: locality(X, labels, k=cfg.locality.k, track_ids=tids) for name, X in feats.items()}
+        searched: dict = {}
+        raw = {name: locality(X, labels, k=cfg.locality.k, track_ids=tids, info=searched if name == "model" else None)
+               for name, X in feats.items()}
+        result["knn_search"] = searched
         result["locality"] = {"k": int(cfg.locality.k),
                               "scores": {name: {a: r[a]["share"] for a in attrs} for name, r in raw.items()},
                               "chance": {a: raw["model"][a]["chance"] for a in attrs}}
+    result.setdefault("knn_search", {"search": choose_search(len(items), len(items)), "device": "cpu"})
     if len(items) >= 3:
         proj_attrs = [t.column for t in spec.tasks if t.type in ("multiclass", "tempo")]
         result["projection"] = {"method": cfg.projection, "xy": _project(feats["model"], cfg.projection).round(4).tolist(),
