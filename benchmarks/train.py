@@ -20,13 +20,13 @@ from pathlib import Path
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 
-def corpus(work: Path) -> Path:
+def corpus(work: Path, tracks: int = 24, seconds: float = 30.0) -> Path:
     from ssl_music.data.shards import build_shards
     from ssl_music.data.synth import generate_corpus
 
     shards = work / "shards"
     if not (shards / "manifest.json").is_file():
-        labels = generate_corpus(work / "corpus", 24, 30.0, seed=0)
+        labels = generate_corpus(work / "corpus", tracks, seconds, seed=0)
         build_shards(labels, shards, shard_size_mb=4, workers=2, progress=False)
     return shards
 
@@ -44,7 +44,7 @@ def run(shards: Path, encoder: str, args) -> dict:
         f"data.num_workers={args.workers}", f"data.batches_per_epoch={args.steps}", f"augment.preset={args.preset}",
         f"augment.backend={args.backend}", f"trainer.max_steps={args.steps}", "trainer.log_every_n_steps=1",
         "trainer.progress_bar=false", "trainer.logger=csv", f"trainer.ckpt_every_n_steps={10 * args.steps}",
-        "monitor.every_n_steps=0",
+        "monitor.every_n_steps=0", f"trainer.precision={getattr(args, 'precision', 'auto')}",
     ]
     cfg = load_config(CONFIG_DIR / "pretrain" / f"{args.objective}.yaml", overrides)
     if torch.cuda.is_available():
@@ -74,6 +74,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--preset", default="stretch_pitch")
     p.add_argument("--backend", default="gpu", choices=["cpu", "gpu"])
+    p.add_argument("--precision", default="auto", help="trainer.precision (auto: bf16-mixed on GPU, 32 on CPU)")
     p.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "ssl_music_bench_train"))
     args = p.parse_args()
     import torch
