@@ -152,15 +152,24 @@ class _Exclusions:
 
     def __init__(self, groups: _Groups | None, q_codes: np.ndarray | None, self_search: bool):
         self.groups, self.q_codes, self.self_search = groups, q_codes, self_search
+        self._by_rows: dict = {}  # same-track pairs of a query block, sorted by column (blocks recur)
+
+    def _track_pairs(self, rows: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        key = (int(rows[0]), int(rows[-1]), len(rows)) if len(rows) else None
+        if key not in self._by_rows:
+            r, c = self.groups.pairs(self.q_codes[rows.cpu().numpy()])
+            order = np.argsort(c, kind="stable")
+            self._by_rows[key] = (r[order], c[order])
+        return self._by_rows[key]
 
     def pairs(self, rows: torch.Tensor, cs: int, ce: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(position in ``rows``, column - cs) of excluded pairs with the column in [cs, ce)."""
         r_out, c_out = [], []
         if self.groups is not None:
-            r, c = self.groups.pairs(self.q_codes[rows.cpu().numpy()])
-            keep = (c >= cs) & (c < ce)
-            r_out.append(torch.from_numpy(r[keep]))
-            c_out.append(torch.from_numpy(c[keep] - cs))
+            r, c = self._track_pairs(rows)
+            lo, hi = np.searchsorted(c, [cs, ce])
+            r_out.append(torch.from_numpy(r[lo:hi]))
+            c_out.append(torch.from_numpy(c[lo:hi] - cs))
         if self.self_search:
             pos = torch.nonzero((rows >= cs) & (rows < ce)).flatten().cpu()
             r_out.append(pos)
