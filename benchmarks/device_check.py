@@ -7,11 +7,14 @@ and a scientific stack; the locked dependencies it lacks travel as wheels. Here,
 
 then one device call that carries `.whl` (a few MiB of the travelling tree's 64 MiB):
 
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-        .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit; \
-    python3 benchmarks/device_check.py --out $OUT/device_check.md     # the table, and $OUT/device_check.json
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \\
+        .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit; \\
+    python3 benchmarks/device_check.py --out DIR/device_check.md      # the table, and DIR/device_check.json
 
-and commit the table as benchmarks/results/device_check-DATE.md (+ .json).
+with DIR a folder whose files come back from the machine, and a time limit for the whole call of ~10 min (the
+steps take at most BUDGET = 480 s, Python start-up and the install come on top); then commit the table as
+benchmarks/results/device_check-DATE.md (+ .json). The demo runs through `python -m ssl_music.cli`, since
+`make demo` would build a virtual environment, which needs a package index.
 
 Here, on CPU: `python benchmarks/device_check.py --smoke` runs every step at tiny sizes (tests/test_device_check.py
 does, so the script cannot rot between device loans).
