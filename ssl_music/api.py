@@ -1,6 +1,6 @@
 """User-facing embedding API: what evaluation and downstream users call.
 
-    model = ssl_music.load_encoder("runs/x/checkpoints/last.ckpt")
+    model = ssl_music.load_encoder("runs/x/checkpoints/last.ckpt")   # or an `ssl-music export` folder
     vec = model.embed(waveform, sample_rate)          # [embed_dim], mean over crop-length windows
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from ssl_music.checkpoint import read_checkpoint
+from ssl_music.checkpoint import read_checkpoint, read_weights, write_export
 from ssl_music.errors import SSLMusicError
 
 
@@ -105,20 +105,45 @@ def _build(cfg: DictConfig) -> tuple[torch.nn.Module, dict[str, torch.nn.Module]
     return encoder, heads
 
 
+def _load_trained(cfg: DictConfig, state: dict,
+                  source: str | Path) -> tuple[torch.nn.Module, dict[str, torch.nn.Module]]:
+    """The encoder and kept heads of ``cfg`` with their weights from ``state`` (keys as in ``state_dict``)."""
+    encoder, heads = _build(cfg)
+    for prefix, module in [("encoder", encoder), *heads.items()]:
+        try:
+            module.load_state_dict(_sub_state(state, f"{prefix}."))
+        except RuntimeError as exc:
+            raise SSLMusicError(f"{source}: the weights of '{prefix}' do not fit the recorded config: {exc}") from None
+    return encoder, heads
+
+
 def load_encoder(checkpoint: str | Path, device: str = "cpu", random_init: bool = False) -> EmbeddingModel:
-    """Rebuild the encoder (and tempo head) a pretraining checkpoint was trained with.
+    """Rebuild the encoder (and tempo head) a pretraining checkpoint (``.ckpt``) or an export folder
+    (``ssl-music export``) holds. Neither runs code from the file: checkpoints are read weights-only,
+    exports are safetensors + JSON.
 
     random_init=True gives the same architecture untrained (seed 0): the report's random-init baseline.
     """
-    from ssl_music.data.files import file_sha256
-
-    ckpt, cfg = read_checkpoint(checkpoint)
+    state, cfg, identity = read_weights(checkpoint)
     if random_init:
         return EmbeddingModel.from_config(cfg, seed=0, device=device)
-    encoder, heads = _build(cfg)
-    state = ckpt["state_dict"]
-    encoder.load_state_dict(_sub_state(state, "encoder."))
-    head = heads.get("tempo_head")
-    if head is not None:
-        head.load_state_dict(_sub_state(state, "tempo_head."))
-    return EmbeddingModel(cfg, encoder, head, identity=file_sha256(Path(checkpoint))[:16], device=device)
+    encoder, heads = _load_trained(cfg, state, checkpoint)
+    return EmbeddingModel(cfg, encoder, heads.get("tempo_head"), identity=identity, device=device)
+
+
+def export_encoder(checkpoint: str | Path, out_dir: str | Path) -> Path:
+    """Write what ``load_encoder`` needs from a pretraining checkpoint into ``out_dir``, for sharing:
+    ``model.safetensors`` (the encoder and the kept heads, ``Objective.keep_head``; not the projector or
+    the optimizer state) and ``config.json`` (the run's config). Returns ``out_dir``."""
+    from omegaconf import OmegaConf
+
+    from ssl_music.data.files import file_sha256
+
+    path = Path(checkpoint)
+    ckpt, cfg = read_checkpoint(path)
+    encoder, heads = _load_trained(cfg, ckpt["state_dict"], path)
+    state = {f"{prefix}.{k}": v for prefix, module in [("encoder", encoder), *heads.items()]
+             for k, v in module.state_dict().items()}
+    source = {"checkpoint": path.name, "sha256": file_sha256(path), "format": ckpt["ssl_music"]["format"],
+              "global_step": ckpt.get("global_step")}
+    return write_export(out_dir, state, OmegaConf.to_container(cfg, resolve=True), source)

@@ -1,15 +1,27 @@
-"""The checkpoint format: what pretraining writes beside Lightning's state and what readers accept.
+"""The checkpoint format, the export format, and their readers: what readers accept and how they load it.
 
-A checkpoint carries ``ssl_music = {"format": FORMAT, "config": <the run's config as a plain dict>}``;
-``load_encoder`` and evaluation rebuild the model from that config and refuse, with the reason, a format
+A pretraining checkpoint (Lightning's ``.ckpt``) carries ``ssl_music = {"format": FORMAT, "config": <the
+run's config as a plain dict>}`` beside Lightning's own state (optimizer states, loops, callbacks,
+hyper-parameters); readers use only ``state_dict`` and ``ssl_music``. It is read with
+``torch.load(weights_only=True)``: tensors and plain containers are rebuilt, any other pickled object (a
+class or function the file names, whose construction would run code) is refused before it is built.
+
+An export (``ssl-music export``) is what to share: a folder with ``model.safetensors`` (the encoder and
+the heads that outlive pretraining, under the same keys as in ``state_dict``) and ``config.json`` (the
+run's config, the export format and the weights' SHA-256). Reading it involves no pickle at all.
+
+``load_encoder`` and evaluation rebuild the model from the config and refuse, with the reason, a format
 they do not know. Kept apart from the LightningModule so readers need not import Lightning.
 """
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ssl_music.data.files import file_sha256
 from ssl_music.errors import SSLMusicError
 
 FORMAT = "ssl_music.checkpoint/2"  # /2: the projector reads Encoder.content_dim inputs
@@ -17,21 +29,55 @@ FORMAT = "ssl_music.checkpoint/2"  # /2: the projector reads Encoder.content_dim
 # which resuming refuses and embedding does not use).
 READABLE = ("ssl_music.checkpoint/1", FORMAT)
 
+EXPORT_FORMAT = "ssl_music.export/1"
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+# Globals ``torch.load(weights_only=True)`` may rebuild beyond its defaults (tensors, storages, dict, list,
+# tuple, OrderedDict, str, numbers, None). A pretraining checkpoint needs none: Lightning 2.6 writes its
+# loops, callback states (ModelCheckpoint: paths as str, scores as tensors), optimizer and LR-scheduler
+# states and the hyper-parameters (``{"config": <plain dict>}``) as those types only, and so does
+# ``metadata`` below. Add a class here only if the format starts storing one, never to admit a file.
+SAFE_GLOBALS: list = []
+
 
 def metadata(config: dict) -> dict:
     return {"format": FORMAT, "config": config}
 
 
+def _unsafe_globals(path: Path, exc: Exception) -> str:
+    """The globals that made a weights-only load fail, listed without unpickling anything."""
+    import torch
+
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:  # noqa: BLE001 - fall back to the name torch's message gives
+        names = re.findall(r"Unsupported global: GLOBAL (\S+)", str(exc))
+    return ", ".join(names) or "an object that is not a tensor or plain data"
+
+
 def read_checkpoint(path: str | Path) -> tuple[dict, DictConfig]:
-    """Load a checkpoint and its ssl_music config; anything else is refused with the path in the message."""
+    """Load a pretraining checkpoint (weights only: no pickled code runs) and its ssl_music config;
+    anything else is refused with the path in the message."""
+    import pickle
+
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise SSLMusicError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" not in str(exc):
+            raise SSLMusicError(f"cannot read checkpoint {path}: {exc}") from None
+        raise SSLMusicError(
+            f"refused to load {path}: it contains pickled objects that are neither tensors nor plain data "
+            f"({_unsafe_globals(path, exc)}); unpickling them would run code named by the file. An ssl_music "
+            "checkpoint never needs them: do not load this file unless you trust where it came from, and "
+            "share models as `ssl-music export` folders (safetensors + JSON).") from None
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: say which
         raise SSLMusicError(f"cannot read checkpoint {path}: {exc}") from None
     meta = ckpt.get("ssl_music") if isinstance(ckpt, dict) else None
     if not isinstance(meta, dict) or "config" not in meta:
@@ -40,4 +86,70 @@ def read_checkpoint(path: str | Path) -> tuple[dict, DictConfig]:
     if fmt not in READABLE:
         raise SSLMusicError(f"{path}: checkpoint format {fmt!r} is not one this version reads "
                             f"({', '.join(READABLE)}); it was written by a different ssl_music version")
+    if not isinstance(ckpt.get("state_dict"), dict):
+        raise SSLMusicError(f"{path}: ssl_music checkpoint without a 'state_dict'")
     return ckpt, OmegaConf.create(meta["config"])
+
+
+def is_export(path: str | Path) -> bool:
+    """An export folder, or the weights file inside one."""
+    path = Path(path)
+    return path.is_dir() or path.suffix == ".safetensors"
+
+
+def write_export(out_dir: str | Path, state: dict, config: dict, source: dict) -> Path:
+    """Write ``state`` (tensors keyed as in ``state_dict``) as safetensors and ``config`` as JSON into
+    ``out_dir``; ``source`` (which checkpoint it came from) is recorded beside the config."""
+    from safetensors.torch import save
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = out / WEIGHTS_FILE
+    # clone: safetensors refuses tensors that share storage; bytes written here get the usual file mode
+    # (safetensors' own save_file creates the file readable by its owner only)
+    weights.write_bytes(save({k: v.detach().cpu().contiguous().clone() for k, v in state.items()},
+                             metadata={"format": EXPORT_FORMAT}))
+    meta = {"format": EXPORT_FORMAT, "weights": WEIGHTS_FILE, "weights_sha256": file_sha256(weights),
+            "modules": sorted({k.split(".", 1)[0] for k in state}), "source": source, "config": config}
+    (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    return out
+
+
+def read_export(path: str | Path) -> tuple[dict, DictConfig, str]:
+    """An export folder (or its ``model.safetensors``) -> (state, config, identity); no pickle involved.
+    The identity is the SHA-256 prefix of ``config.json``, which records the weights' checksum."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    cfg_file, weights = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    if not cfg_file.is_file():
+        raise SSLMusicError(f"{folder} is not an ssl_music export (no {CONFIG_FILE}); "
+                            "write one with `ssl-music export CKPT --out DIR`")
+    try:
+        meta = json.loads(cfg_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SSLMusicError(f"cannot read {cfg_file}: {exc}") from None
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    if fmt != EXPORT_FORMAT:
+        raise SSLMusicError(f"{cfg_file}: export format {fmt!r} is not one this version reads ({EXPORT_FORMAT}); "
+                            "it was written by a different ssl_music version")
+    if not isinstance(meta.get("config"), dict):
+        raise SSLMusicError(f"{cfg_file} has no 'config' section")
+    if not weights.is_file():
+        raise SSLMusicError(f"export weights not found: {weights}")
+    if file_sha256(weights) != meta.get("weights_sha256"):
+        raise SSLMusicError(f"{weights} does not match the checksum recorded in {cfg_file} (changed or truncated)")
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(weights), device="cpu")
+    except Exception as exc:  # noqa: BLE001
+        raise SSLMusicError(f"cannot read {weights}: {exc}") from None
+    return state, OmegaConf.create(meta["config"]), file_sha256(cfg_file)[:16]
+
+
+def read_weights(path: str | Path) -> tuple[dict, DictConfig, str]:
+    """A pretraining checkpoint or an export -> (state_dict, config, identity): what ``load_encoder`` needs."""
+    if is_export(path):
+        return read_export(path)
+    ckpt, cfg = read_checkpoint(path)
+    return ckpt["state_dict"], cfg, file_sha256(Path(path))[:16]

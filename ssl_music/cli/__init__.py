@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "augment": "preview an augmentation chain (WAVs + spectrogram grid)",
     "pretrain": "self-supervised pretraining from shards",
     "embed": "embed audio files with a checkpoint",
+    "export": "export a checkpoint's encoder as safetensors + JSON, for sharing",
     "evaluate": "run an evaluation suite on a checkpoint and write a report",
     "tempo": "tempo estimation with the same-vs-different tempo head",
     "report": "compare several evaluated runs in one report",

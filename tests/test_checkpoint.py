@@ -1,0 +1,122 @@
+"""Reading checkpoints runs no code from them; exports (safetensors + JSON) carry exactly what load_encoder needs."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import ssl_music
+from ssl_music.checkpoint import CONFIG_FILE, EXPORT_FORMAT, WEIGHTS_FILE, read_checkpoint
+from ssl_music.cli import main as cli
+from ssl_music.config import CONFIG_DIR, load_config
+from ssl_music.errors import SSLMusicError
+from tests.evaluation.fakes import tiny_checkpoint
+from tests.test_train import tiny_overrides
+
+
+class MarkerPayload:
+    """Unpickling this creates a file: proof that loading ran code from the checkpoint."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def malicious_checkpoint(tmp_path):
+    """A valid ssl_music checkpoint whose callback state hides a pickle payload (as a pre-weights_only
+    torch.load would happily run)."""
+    path = tiny_checkpoint(tmp_path / "published.ckpt")
+    marker = tmp_path / "payload-ran"
+    ckpt = torch.load(path, weights_only=False)
+    ckpt["callbacks"] = {"SomeCallback": {"state": MarkerPayload(marker)}}
+    torch.save(ckpt, path)
+    return path, marker
+
+
+def test_a_pickle_payload_is_refused_without_running(tmp_path):
+    path, marker = malicious_checkpoint(tmp_path)
+    with pytest.raises(SSLMusicError) as err:
+        ssl_music.load_encoder(path)
+    assert not marker.exists(), "loading the checkpoint ran code from it"
+    assert str(path) in str(err.value) and "refused" in str(err.value)
+    assert "open" in str(err.value)  # names what the file asked to construct
+
+
+def test_export_refuses_the_payload_too(tmp_path, capsys):
+    path, marker = malicious_checkpoint(tmp_path)
+    assert cli(["export", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert str(path) in capsys.readouterr().err
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_a_truncated_checkpoint_is_named(tmp_path):
+    path = tiny_checkpoint(tmp_path / "m.ckpt")
+    path_bytes = open(path, "rb").read()
+    open(path, "wb").write(path_bytes[: len(path_bytes) // 2])
+    with pytest.raises(SSLMusicError, match=f"cannot read checkpoint {path}"):
+        read_checkpoint(path)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_shards, tmp_path_factory):
+    """A real Lightning checkpoint (optimizer states, loops, callbacks, hparams) after 2 multitask steps."""
+    from ssl_music.train import pretrain
+
+    root = tmp_path_factory.mktemp("pretrained") / "run"
+    cfg = load_config(CONFIG_DIR / "pretrain" / "multitask.yaml",
+                      tiny_overrides(tiny_shards, root, **{"trainer.max_steps": 2, "trainer.ckpt_every_n_steps": 2}))
+    pretrain(cfg)
+    return root / "checkpoints" / "last.ckpt"
+
+
+def test_a_lightning_checkpoint_needs_nothing_beyond_weights_only(trained):
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(str(trained)) == []
+    ckpt, cfg = read_checkpoint(trained)
+    assert {"optimizer_states", "loops", "callbacks", "state_dict", "ssl_music"} <= set(ckpt)
+    assert cfg.model.encoder == "tiny"
+
+
+def test_export_holds_the_encoder_and_kept_heads_and_embeds_identically(trained, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "shared"
+    assert cli(["export", str(trained), "--out", str(out)]) == 0
+    assert f"-> {out}/" in capsys.readouterr().out
+    meta = json.loads((out / CONFIG_FILE).read_text())
+    assert meta["format"] == EXPORT_FORMAT and meta["modules"] == ["encoder", "tempo_head"]
+    assert meta["source"]["global_step"] == 2 and meta["config"]["model"]["encoder"] == "tiny"
+    keys = set(load_file(str(out / WEIGHTS_FILE)))
+    assert keys and all(k.startswith(("encoder.", "tempo_head.")) for k in keys)  # no projector, no optimizer
+    state = torch.load(trained, weights_only=True)["state_dict"]
+    assert keys == {k for k in state if k.startswith(("encoder.", "tempo_head."))}
+
+    wave = np.random.default_rng(0).standard_normal(16000 * 3).astype(np.float32) * 0.1
+    from_ckpt, from_export = ssl_music.load_encoder(trained), ssl_music.load_encoder(out)
+    np.testing.assert_array_equal(from_export.embed(wave, 16000), from_ckpt.embed(wave, 16000))
+    crops = np.zeros((2, from_ckpt.crop_len), np.float32)
+    np.testing.assert_array_equal(from_export.tempo_same_prob(crops, crops), from_ckpt.tempo_same_prob(crops, crops))
+    assert ssl_music.load_encoder(out / WEIGHTS_FILE).identity == from_export.identity != from_ckpt.identity
+
+
+def test_export_without_tempo_objective_has_no_head(tmp_path):
+    out = ssl_music.api.export_encoder(tiny_checkpoint(tmp_path / "m.ckpt", tempo=False), tmp_path / "out")
+    assert json.loads((out / CONFIG_FILE).read_text())["modules"] == ["encoder"]
+    assert not ssl_music.load_encoder(out).has_tempo_head
+
+
+def test_a_changed_or_foreign_export_is_refused(tmp_path):
+    out = ssl_music.api.export_encoder(tiny_checkpoint(tmp_path / "m.ckpt"), tmp_path / "out")
+    weights = out / WEIGHTS_FILE
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(SSLMusicError, match=f"{weights} does not match the checksum"):
+        ssl_music.load_encoder(out)
+    meta = json.loads((out / CONFIG_FILE).read_text())
+    (out / CONFIG_FILE).write_text(json.dumps({**meta, "format": "ssl_music.export/99"}))
+    with pytest.raises(SSLMusicError, match="export format 'ssl_music.export/99' is not one this version reads"):
+        ssl_music.load_encoder(out)
+    with pytest.raises(SSLMusicError, match="is not an ssl_music export"):
+        ssl_music.load_encoder(tmp_path)
