@@ -12,8 +12,13 @@ UV_VERSION := 0.13.9
 UV := $(BIN)/uv
 DEMO_SCALE ?= small
 DEMO_OUT ?= demo_out
+DEMO_CKPT := $(DEMO_OUT)/run/checkpoints/last.ckpt
+# the HEAR validator's own install step (see hear-validate)
+HEAR_STAMP := $(VENV)/.hear-installed
+HEAR_DEPS := "tensorflow-cpu==2.21.*"
+HEAR_VALIDATOR := "hearvalidator==2021.0.2"
 
-.PHONY: install check-deps lock test test-slow test-all demo bench clean
+.PHONY: install check-deps lock test test-slow test-all demo hear-validate bench clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,14 +42,32 @@ lock: $(STAMP)
 test: $(STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -m "not slow" -q
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) $(HEAR_STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -m slow -q
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(HEAR_STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q
 
 demo: $(STAMP)
 	$(BIN)/ssl-music demo --out $(DEMO_OUT) --scale $(DEMO_SCALE)
+
+# hear-validator (PyPI hearvalidator) checks ssl_music.hear against the HEAR 2021 API. It imports TensorFlow
+# even for torch models, so it is installed here, not in the default set: tensorflow-cpu constrained by the
+# lock (no locked package moves), then hearvalidator without its dependencies (it asks for the full
+# `tensorflow`, a second copy of the same module). 2021.0.2 is the newest release pip finds for it.
+$(HEAR_STAMP): $(STAMP)
+	$(UV) pip install -q --python $(BIN)/python -c $(LOCK) $(HEAR_DEPS)
+	$(UV) pip install -q --python $(BIN)/python --no-deps $(HEAR_VALIDATOR)
+	touch $(HEAR_STAMP)
+
+$(DEMO_CKPT): | $(STAMP)
+	$(MAKE) demo
+
+# The validator on the demo checkpoint and on its export (CPU, or the GPU when there is one).
+hear-validate: $(HEAR_STAMP) $(DEMO_CKPT)
+	$(BIN)/ssl-music export $(DEMO_CKPT) --out $(DEMO_OUT)/export
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/hear-validator ssl_music.hear -m $(DEMO_CKPT)
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/hear-validator ssl_music.hear -m $(DEMO_OUT)/export
 
 bench: $(STAMP)
 	for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -1,10 +1,14 @@
-"""User-facing embedding API: what evaluation and downstream users call.
+"""User-facing embedding API: what evaluation, the HEAR API (``ssl_music.hear``) and downstream users call.
 
     model = ssl_music.load_encoder("runs/x/checkpoints/last.ckpt")   # or an `ssl-music export` folder
     vec = model.embed(waveform, sample_rate)          # [embed_dim], mean over crop-length windows
+
+``frame`` is the one windowing of audio into crop-length encoder inputs: back to back for track
+embeddings, centred on a timestamp grid for HEAR timestamp embeddings.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,20 +19,40 @@ from ssl_music.checkpoint import read_checkpoint, read_weights, write_export
 from ssl_music.errors import SSLMusicError
 
 
+def frame(x: torch.Tensor, length: int, hop: int, centred: bool = False) -> torch.Tensor:
+    """Windows of ``length`` samples every ``hop`` samples along the last axis: [..., N] -> [..., W, length].
+
+    ``centred=False``: windows start at 0, hop, 2·hop, …; the tail shorter than a window is dropped and a
+    clip shorter than one window is zero-padded to one (W = max(1, (N - length) // hop + 1)).
+    ``centred=True``: window k is centred on sample k·hop for k = 0 … N // hop (W = N // hop + 1), with
+    zeros beyond both ends of the clip (the frames of HEAR timestamp embeddings).
+    The result is a strided view of (padded) ``x``: overlapping windows cost no memory until encoded.
+    """
+    if centred:
+        x = torch.nn.functional.pad(x, (length // 2, length - length // 2))
+    elif x.shape[-1] < length:
+        x = torch.nn.functional.pad(x, (0, length - x.shape[-1]))
+    return x.unfold(-1, length, hop)
+
+
 class EmbeddingModel:
     """A frozen encoder (+ tempo head when trained with one) that embeds raw audio at any sample rate."""
 
     def __init__(self, cfg: DictConfig, encoder: torch.nn.Module, tempo_head: torch.nn.Module | None,
                  identity: str, device: str | torch.device = "cpu"):
         self.cfg = cfg
-        self.device = torch.device(device)
-        self.encoder = encoder.to(self.device).eval()
-        self.tempo_head = tempo_head.to(self.device).eval() if tempo_head is not None else None
+        self.encoder = encoder.to(device).eval()
+        self.tempo_head = tempo_head.to(device).eval() if tempo_head is not None else None
         self.identity = identity
         self.sample_rate = int(cfg.data.sample_rate)
         self.crop_s = float(cfg.data.crop_s)
         self.crop_len = int(round(self.crop_s * self.sample_rate))
         self.embed_dim = int(encoder.embed_dim)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the encoder's weights are: moving the encoder (e.g. the HEAR model's ``.to``) moves the model."""
+        return next(self.encoder.parameters()).device
 
     @property
     def has_tempo_head(self) -> bool:
@@ -49,22 +73,32 @@ class EmbeddingModel:
         if x.ndim not in (1, 2):
             raise SSLMusicError(f"expected a waveform of shape [N] or [C, N], got {tuple(x.shape)}")
         # the resampler the shards were built with, so training and embedding see the same band limit
-        x = torch.from_numpy(np.ascontiguousarray(resample(to_mono(x), sample_rate, self.sample_rate)))
-        if x.numel() < self.crop_len:  # short clips: zero-pad to one window rather than refuse
-            x = torch.nn.functional.pad(x, (0, self.crop_len - x.numel()))
-        return x
+        return torch.from_numpy(np.ascontiguousarray(resample(to_mono(x), sample_rate, self.sample_rate)))
 
     def windows(self, wave: np.ndarray, sample_rate: int, hop_s: float | None = None) -> torch.Tensor:
-        x = self._prepare(wave, sample_rate)
+        """[W, crop_len]: back-to-back windows (or every hop_s); short clips are zero-padded to one window."""
         hop = self.crop_len if hop_s is None else max(1, int(round(hop_s * self.sample_rate)))
-        return x.unfold(0, self.crop_len, hop)  # [W, L]; the tail shorter than a window is dropped
+        return frame(self._prepare(wave, sample_rate), self.crop_len, hop)
 
     @torch.no_grad()
+    def encode(self, crops: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """[..., L] crops at self.sample_rate (any device) -> float32 [..., embed_dim] on self.device.
+
+        Batches are gathered window by window, so a strided view of overlapping windows (``frame``) is
+        copied only ``batch_size`` windows at a time.
+        """
+        lead = tuple(crops.shape[:-1])
+        n = math.prod(lead)
+        out = []
+        for start in range(0, n, batch_size):
+            idx = torch.unravel_index(torch.arange(start, min(n, start + batch_size), device=crops.device), lead)
+            batch = crops[idx].to(self.device, torch.float32)
+            out.append(self.encoder(batch).float())
+        emb = torch.cat(out) if out else torch.zeros(0, self.embed_dim, device=self.device)
+        return emb.reshape(*lead, self.embed_dim)
+
     def embed_crops(self, crops: torch.Tensor | np.ndarray, batch_size: int = 64) -> np.ndarray:
-        crops = torch.as_tensor(crops, dtype=torch.float32)
-        out = [self.encoder(crops[i:i + batch_size].to(self.device)).float().cpu()
-               for i in range(0, crops.shape[0], batch_size)]
-        return torch.cat(out).numpy()
+        return self.encode(torch.as_tensor(crops, dtype=torch.float32), batch_size).cpu().numpy()
 
     def embed_windows(self, wave: np.ndarray, sample_rate: int, hop_s: float | None = None) -> np.ndarray:
         return self.embed_crops(self.windows(wave, sample_rate, hop_s))

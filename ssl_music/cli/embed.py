@@ -37,7 +37,7 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
                           "audio files, folders (recursive) or CSV manifests with a 'path' column. Output .npz "
                           "keys: X [n, D], paths, track_ids, skipped_paths, skipped_reasons, identity.")
     parser.add_argument("inputs", nargs="+", metavar="AUDIO_OR_CSV")
-    parser.add_argument("--checkpoint", required=True, help="ssl_music checkpoint (.ckpt)")
+    parser.add_argument("--checkpoint", required=True, help="ssl_music checkpoint (.ckpt) or `ssl-music export` folder")
     parser.add_argument("--out", required=True, help="output .npz file")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--random-init", action="store_true", help="same architecture, random weights")

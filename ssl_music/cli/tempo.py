@@ -38,7 +38,8 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
                                    "read, is empty or is digital silence gets 'PATH<TAB>skipped: REASON' instead "
                                    "of a BPM; the exit status is 1 only when no file could be estimated.")
     p.add_argument("audio", nargs="+", metavar="AUDIO")
-    p.add_argument("--checkpoint", required=True, help="ssl_music checkpoint trained with the tempo objective")
+    p.add_argument("--checkpoint", required=True,
+                   help="ssl_music checkpoint (.ckpt) or export folder, trained with the tempo objective")
     p.add_argument("--device", default="cpu")
     p.add_argument("--min-bpm", type=float, default=60.0)
     p.add_argument("--max-bpm", type=float, default=200.0)
