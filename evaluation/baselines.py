@@ -2,7 +2,8 @@
 
 Per clip: mean and std over frames of 20 MFCCs, of their deltas and of 12 chroma bins (chroma_stft),
 so ``2 * (n_mfcc + n_mfcc + 12)`` = 104 dimensions by default. Reports run it through the same probes
-and splits as the learned embeddings.
+and splits as the learned embeddings. :func:`feature_frames` gives the frames themselves (MFCC or chroma
+per STFT hop), the classical input of segmentation by self-similarity.
 """
 from __future__ import annotations
 
@@ -33,3 +34,25 @@ def mfcc_chroma_features(wave: np.ndarray, sample_rate: int, n_mfcc: int = 20) -
     blocks = [mfcc, delta, chroma]
     feats = [b.mean(axis=1) for b in blocks] + [b.std(axis=1) for b in blocks]
     return np.nan_to_num(np.concatenate(feats)).astype(np.float32)
+
+
+FRAME_KINDS = ("mfcc", "chroma")
+
+
+def feature_frames(wave: np.ndarray, sample_rate: int, kind: str, n_mfcc: int = 20) -> np.ndarray:
+    """``[n_frames, D]`` float32 frames every ``HOP`` samples (librosa, centred frames): ``mfcc`` (``n_mfcc``
+    coefficients) or ``chroma`` (12 bins, chroma_stft) -- the same transforms as the clip statistics."""
+    import librosa
+
+    y = np.asarray(wave, dtype=np.float32)
+    if y.ndim == 2:
+        y = y.mean(axis=0)
+    if y.size < N_FFT:
+        y = np.pad(y, (0, N_FFT - y.size))
+    if kind == "mfcc":
+        f = librosa.feature.mfcc(y=y, sr=sample_rate, n_mfcc=n_mfcc, n_fft=N_FFT, hop_length=HOP)
+    elif kind == "chroma":
+        f = librosa.feature.chroma_stft(y=y, sr=sample_rate, n_fft=N_FFT, hop_length=HOP)
+    else:
+        raise ValueError(f"frame kind must be one of {FRAME_KINDS}, got '{kind}'")
+    return np.nan_to_num(f.T).astype(np.float32)

@@ -1,7 +1,10 @@
 """Labelled evaluation datasets: one loader per on-disk format, all returning an :class:`EvalDataset`.
 
 A task is a label name with a kind: ``multiclass`` (one string per item), ``multilabel`` (a list of tags
-per item) or ``tempo`` (a BPM written as a string). Audio files that do not exist are not an error
+per item), ``tempo`` (a BPM written as a string) or ``segmentation`` (the item's boundary times in seconds,
+sorted floats from the start of its first to the end of its last section; ``"0|9.6|19.2|30"`` in a CSV).
+The loaders of annotated segmentation sets (SALAMI, Harmonix, clips joined into tracks) are in
+:mod:`evaluation.segment_data`. Audio files that do not exist are not an error
 here: they go to ``dataset.missing`` with the reason, so a report can list what was skipped. Label
 columns that do not exist are an error, raised before any work, naming the column and the file.
 """
@@ -18,7 +21,8 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from ssl_music.data.files import AUDIO_EXTENSIONS, read_csv, require_columns, resolve
 from ssl_music.errors import SSLMusicError
 
-TASK_KINDS = ("multiclass", "multilabel", "tempo")
+TASK_KINDS = ("multiclass", "multilabel", "tempo", "segmentation")
+BOUNDARY_SEP = "|"
 
 
 @dataclass
@@ -41,6 +45,18 @@ class EvalDataset:
         if task not in self.tasks:
             raise SSLMusicError(f"dataset '{self.name}' has no task '{task}' (tasks: {', '.join(self.tasks)})")
         return [it for it in self.items if task in it.labels]
+
+
+def parse_boundaries(text: str, sep: str = BOUNDARY_SEP) -> list[float]:
+    """``"0|9.6|19.2|30"`` -> sorted unique boundary times ``[0.0, 9.6, 19.2, 30.0]``; SSLMusicError when a
+    value is not a finite time >= 0 or fewer than two boundaries (one section) are given."""
+    try:
+        times = sorted({float(t) for t in text.split(sep) if t.strip()})
+    except ValueError:
+        raise SSLMusicError(f"boundaries must be times in seconds joined by '{sep}', got '{text}'") from None
+    if len(times) < 2 or not all(np.isfinite(times)) or times[0] < 0:
+        raise SSLMusicError(f"boundaries need at least two finite times >= 0 (start and end), got '{text}'")
+    return times
 
 
 def _split_name(text: str | None) -> str | None:
@@ -81,8 +97,13 @@ def load_csv_manifest(csv_path: str | Path, label_cols: Sequence[str] | Mapping[
         if empty:
             missing.append({"path": str(path), "reason": f"empty label in column {', '.join(empty)}"})
             continue
-        for c in wanted:
-            labels[c] = [t.strip() for t in row[c].split(tag_sep) if t.strip()] if kinds[c] == "multilabel" else row[c]
+        try:
+            for c in wanted:
+                labels[c] = [t.strip() for t in row[c].split(tag_sep) if t.strip()] if kinds[c] == "multilabel" \
+                    else parse_boundaries(row[c]) if kinds[c] == "segmentation" else row[c]
+        except SSLMusicError as exc:
+            missing.append({"path": str(path), "reason": f"column {c}: {exc}"})
+            continue
         items.append(Item(path, row.get("track_id") or path.stem, labels, _split_name(row.get("split"))))
     return EvalDataset(name or csv_path.stem, items, kinds, missing)
 
@@ -203,8 +224,27 @@ SYNTHETIC_TASKS = {"tempo": "tempo", "tempo_class": "multiclass", "key": "multic
 
 
 def load_synthetic(labels_csv: str | Path) -> EvalDataset:
-    """The corpus of ``ssl_music.data.synth.generate_corpus`` (labels.csv beside the audio)."""
-    return load_csv_manifest(labels_csv, SYNTHETIC_TASKS, name="synthetic")
+    """The corpus of ``ssl_music.data.synth.generate_corpus`` (labels.csv beside the audio). Its section
+    boundaries (task ``boundaries``, kind segmentation) come from the ``boundaries`` column, or for a corpus
+    written before that column existed from the sections.csv beside labels.csv."""
+    labels_csv = Path(labels_csv)
+    columns, _ = read_csv(labels_csv, required=(), what="label file")
+    if "boundaries" in columns:
+        return load_csv_manifest(labels_csv, {**SYNTHETIC_TASKS, "boundaries": "segmentation"}, name="synthetic")
+    ds = load_csv_manifest(labels_csv, SYNTHETIC_TASKS, name="synthetic")
+    sections = labels_csv.parent / "sections.csv"
+    if sections.is_file():
+        _, rows = read_csv(sections, required=("track_id", "start_s", "end_s"), what="sections file")
+        starts: dict[str, list[float]] = {}
+        ends: dict[str, float] = {}
+        for r in rows:  # section starts and the last end (an end and the next start may differ by rounding)
+            starts.setdefault(r["track_id"], []).append(float(r["start_s"]))
+            ends[r["track_id"]] = max(ends.get(r["track_id"], 0.0), float(r["end_s"]))
+        for it in ds.items:
+            if it.track_id in starts:
+                it.labels["boundaries"] = sorted(set(starts[it.track_id]) | {ends[it.track_id]})
+        ds.tasks["boundaries"] = "segmentation"
+    return ds
 
 
 def _is_multilabel(labels: Sequence) -> bool:

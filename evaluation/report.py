@@ -209,7 +209,13 @@ def protocol_lines(p: dict) -> list[str]:
         f"Baselines on the same splits: {', '.join(SET_NAMES[b] for b in p.get('baselines', []))}.",
         f"Tempo: same-vs-different head against {p.get('tempo', {}).get('reference', 'click')} reference clips on a "
         f"BPM grid ({p.get('tempo', {}).get('grid', '')}); Acc1 ±4 %, Acc2 also ×2, ×3, ½, ⅓; librosa baseline.",
-    ]
+    ] + ([_segmentation().protocol_line(p["segmentation"])] if p.get("segmentation") else [])
+
+
+def _segmentation():
+    from evaluation import segmentation  # lazy: its report part draws the self-similarity figure
+
+    return segmentation
 
 
 def write_report(results: dict, out_dir: str | Path) -> Path:
@@ -261,6 +267,8 @@ def _dataset_section(doc: Doc, name: str, ds: dict) -> None:
             doc.figure(_confusion_figure(task, t["confusion"]), f"{task} confusion matrix")
         if t.get("tempo"):
             _tempo_part(doc, task, t["tempo"])
+        if t.get("segmentation"):
+            _segmentation().report_part(doc, task, t["segmentation"], fmt_score)
     loc = ds.get("locality")
     if loc:
         doc.heading(f"Locality (k = {loc.get('k')})", 3)
@@ -317,6 +325,10 @@ def summary_rows(results: dict, knn_k: str = "5", metric: str = "accuracy") -> l
             if any(knn_k in v for v in knn.values()):
                 rows.append({"task": task, "metric": f"knn@{knn_k}",
                              **{fs: knn.get(fs, {}).get(knn_k, float("nan")) for fs in FEATURE_SETS}})
+            for w, s in _seg_rows(t):  # the classical column: the better of MFCC and chroma frames
+                rows.append({"task": task, "metric": f"HR@{w} F (classical: best)",
+                             **{fs: s.get(fs, {}).get("f", {}).get("mean", float("nan")) for fs in ("model", "random_init")},
+                             "mfcc_chroma": max((s[b]["f"]["mean"] for b in ("mfcc", "chroma") if b in s), default=float("nan"))})
             tempo = t.get("tempo", {})
             if "model" in tempo:
                 for m in ("acc1", "acc2"):
@@ -324,6 +336,13 @@ def summary_rows(results: dict, knn_k: str = "5", metric: str = "accuracy") -> l
                                  "random_init": float("nan"),
                                  "mfcc_chroma": tempo.get("librosa", {}).get(m, float("nan"))})
     return rows
+
+
+def _seg_rows(t: dict) -> list[tuple[str, dict]]:
+    """[(tolerance, {feature set: {"f", "p", "r"}})] of a segmentation task's results."""
+    scores = t.get("segmentation", {}).get("scores", {})
+    keys = list(dict.fromkeys(k for s in scores.values() for k in s))
+    return [(k[3:], {fs: s[k] for fs, s in scores.items() if k in s}) for k in keys]
 
 
 # ------------------------------------------------------------------------------------------ compare
@@ -340,6 +359,9 @@ def comparison_rows(results: dict) -> dict[str, float]:
             for m in ("acc1", "acc2"):
                 if "model" in t.get("tempo", {}):
                     rows[f"{ds_name}/{task}/tempo {m}"] = t["tempo"]["model"][m]
+            for w, s in _seg_rows(t):
+                if "model" in s:
+                    rows[f"{ds_name}/{task}/HR@{w} F"] = s["model"]["f"]["mean"]
         for attr, share in ds.get("locality", {}).get("scores", {}).get("model", {}).items():
             rows[f"{ds_name}/locality/{attr}"] = share
     return rows

@@ -1,5 +1,6 @@
-"""One dataset of a suite: embed with the model and the baselines, then probes, k-NN, locality, tempo and
-a 2-D projection, into the results dict that :mod:`evaluation.report` renders. Checks happened before
+"""One dataset of a suite: embed with the model and the baselines, then probes, k-NN, locality, tempo,
+segmentation (:mod:`evaluation.segmentation`) and a 2-D projection, into the results dict that
+:mod:`evaluation.report` renders. Checks happened before
 (:mod:`evaluation.suite`); this module only computes.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 from evaluation.embed import embed_dataset
 from evaluation.knn import choose_search, search_rule
 from evaluation.metrics import ci_method
+from evaluation.segmentation import protocol as segmentation_protocol
 
 NON_METRIC_KEYS = ("per_seed", "confusion", "classes", "protocol")
 
@@ -45,6 +47,8 @@ def protocol(cfg, model: Any) -> dict:
                   "windows": int(t.windows), "octave_correction": bool(t.octave_correction)},
         "projection": cfg.projection, "rare_classes": cfg.rare_classes,
         "knn_search": search_rule(),
+        **({"segmentation": segmentation_protocol(cfg.segmentation)}
+           if any(t.type == "segmentation" for d in cfg.datasets for t in d.tasks) else {}),
     }
 
 
@@ -140,15 +144,34 @@ def _tempo_task(cfg, task, items, model) -> dict:
     return out
 
 
+def _segmentation_task(cfg, spec, task, items, model, random_model, cache, progress):
+    from evaluation.segmentation import FrameFeatures, segmentation_task
+
+    sets = {"model": model, **({"random_init": random_model} if random_model is not None else {})}
+    if cfg.baselines.mfcc_chroma:
+        sets.update({k: FrameFeatures(k, model.sample_rate, model.crop_s) for k in ("mfcc", "chroma")})
+    return segmentation_task(cfg, task, spec.name, items, sets, cache, progress)
+
+
 def evaluate_dataset(cfg, spec, ds, model, random_model, cache: Path, progress: bool = True) -> dict:
-    feats, items, skipped = _embed_all(cfg, ds, model, random_model, cache, progress)
+    if all(t.type == "segmentation" for t in spec.tasks):  # no track embeddings needed: frames only
+        feats, items = {}, list(ds.items)
+        skipped = [[m["path"], m["reason"]] for m in getattr(ds, "missing", [])]
+    else:
+        feats, items, skipped = _embed_all(cfg, ds, model, random_model, cache, progress)
     tasks = {}
     for task in spec.tasks:
-        tasks[task.name] = _tempo_task(cfg, task, items, model) if task.type == "tempo" else _probe_task(cfg, task, items, feats)
+        if task.type == "segmentation":
+            tasks[task.name], seg_skips = _segmentation_task(cfg, spec, task, items, model, random_model, cache, progress)
+            skipped += [s for s in seg_skips if s[0] not in {p for p, _ in skipped}]
+            if not feats:
+                items = [it for it in items if str(it.path) not in {p for p, _ in skipped}]
+        else:
+            tasks[task.name] = _tempo_task(cfg, task, items, model) if task.type == "tempo" else _probe_task(cfg, task, items, feats)
     attrs = list(cfg.locality.attributes) or [t.column for t in spec.tasks if t.type == "multiclass"]
     result = {"kind": spec.kind, "path": spec.path, "n_items": len(ds.items) + len(getattr(ds, "missing", [])),
               "n_embedded": len(items), "skipped": skipped, "tasks": tasks}
-    if attrs and len(items) > cfg.locality.k:
+    if feats and attrs and len(items) > cfg.locality.k:
         from evaluation.locality import locality
 
         labels = {a: [it.labels.get(a) for it in items] for a in attrs}
@@ -161,7 +184,7 @@ def evaluate_dataset(cfg, spec, ds, model, random_model, cache: Path, progress: 
                               "scores": {name: {a: r[a]["share"] for a in attrs} for name, r in raw.items()},
                               "chance": {a: raw["model"][a]["chance"] for a in attrs}}
     result.setdefault("knn_search", {"search": choose_search(len(items), len(items)), "device": "cpu"})
-    if len(items) >= 3:
+    if feats and len(items) >= 3:
         proj_attrs = [t.column for t in spec.tasks if t.type in ("multiclass", "tempo")]
         result["projection"] = {"method": cfg.projection, "xy": _project(feats["model"], cfg.projection).round(4).tolist(),
                                 "labels": {a: [it.labels.get(a) for it in items] for a in proj_attrs}}

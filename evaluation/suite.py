@@ -4,7 +4,8 @@ Order of work (every check a user can act on comes before the first embedding):
   1. suite YAML + overrides -> structured config (unknown keys / bad values -> ConfigError naming the key)
   2. checkpoint -> encoder (not an ssl_music checkpoint -> SSLMusicError naming the file)
   3. datasets loaded; label columns, locality attributes and class counts vs folds checked
-  4. embeddings (cached) for the model and the baselines -> probes, k-NN, locality, tempo, projection
+  4. embeddings (cached) for the model and the baselines -> probes, k-NN, locality, tempo, projection,
+     segmentation (timestamp embeddings -> self-similarity -> boundaries, evaluation.segmentation)
   5. results.json + report.md + report.html
 """
 from __future__ import annotations
@@ -21,25 +22,39 @@ from ssl_music.config import apply_overrides, merge, read_yaml
 from ssl_music.errors import ConfigError, SSLMusicError, require
 
 SKIPS_SHOWN = 10  # skipped files `ssl-music evaluate` names on the terminal (the report lists them all)
-TASK_TYPES = ("multiclass", "multilabel", "tempo")
+TASK_TYPES = ("multiclass", "multilabel", "tempo", "segmentation")
 
 
 @dataclass
 class TaskSpec:
     name: str = ""
     column: str = ""            # label column (tempo tasks: the BPM column)
-    type: str = "multiclass"    # multiclass | multilabel | tempo
+    type: str = "multiclass"    # multiclass | multilabel | tempo | segmentation (column: the boundaries)
+
+
+@dataclass
+class ConcatSpec:               # kind concat: clips of a labelled folder joined into tracks with known joins
+    clips_per_track: int = 4
+    tracks: int = 0             # 0 = as many as the clips give
+    min_clip_s: float = 6.0     # each clip: a random excerpt of min_clip_s up to its whole length
+    sample_rate: int = 22050
+    seed: int = 0
+    dir: str = ""               # where the joined tracks are written; "" = <out>/concat/<dataset name>
 
 
 @dataclass
 class DatasetSpec:
     name: str = ""
-    kind: str = "synthetic"     # synthetic | csv | folder | tags | giantsteps
-    path: str = ""              # labels.csv | manifest CSV | class-folder root | tags CSV | GiantSteps root
+    kind: str = "synthetic"     # synthetic | csv | folder | tags | giantsteps | salami | harmonix | concat
+    path: str = ""              # labels.csv | manifest CSV | class-folder root | tags CSV | GiantSteps, SALAMI or
+                                # Harmonix audio folder | concat: the CSV manifest of the clips to join
     audio_root: str = ""        # where relative audio paths resolve (default: beside the CSV)
-    annotations: str = ""       # giantsteps: folder with <id>.LOFI.bpm / .key files (default: path)
+    annotations: str = ""       # giantsteps: <id>.LOFI.bpm / .key files (default: path); salami: the annotations
+                                # folder (<id>/parsed/...); harmonix: the segments folder (or its parent)
+    level: str = "uppercase"    # salami: uppercase | lowercase | functions
     tags_col: str = ""          # tags: one column of joined tags instead of one 0/1 column per tag
     top_n: int = 0              # tags: keep the N most frequent tags (MagnaTagATune: 50); 0 = all
+    concat: ConcatSpec = field(default_factory=ConcatSpec)
     tasks: List[TaskSpec] = field(default_factory=list)
 
 
@@ -74,6 +89,18 @@ class TempoSpec:
 
 
 @dataclass
+class SegmentationSpec:         # evaluation.segmentation: Foote novelty on timestamp embeddings, mir_eval hit rates
+    hop_s: float = 0.5          # timestamp grid: one crop-length window every hop_s
+    kernel_s: float = 12.0      # checkerboard kernel, full width
+    peak_s: float = 3.0         # a boundary: the novelty maximum within +- peak_s (and >= peak_s after the last) ...
+    mean_s: float = 6.0         # ... above its moving mean over +- mean_s ...
+    delta: float = 0.1          # ... by delta (novelty scaled to max 1)
+    windows: List[float] = field(default_factory=lambda: [0.5, 3.0])   # hit-rate tolerances (s)
+    bootstrap: int = 1000       # track resamples for the 95 % intervals
+    max_items: int = 0          # 0 = every track
+
+
+@dataclass
 class BaselinesSpec:
     random_init: bool = True
     mfcc_chroma: bool = True
@@ -96,6 +123,7 @@ class SuiteConfig:
     knn: KnnSpec = field(default_factory=KnnSpec)
     locality: LocalitySpec = field(default_factory=LocalitySpec)
     tempo: TempoSpec = field(default_factory=TempoSpec)
+    segmentation: SegmentationSpec = field(default_factory=SegmentationSpec)
     baselines: BaselinesSpec = field(default_factory=BaselinesSpec)
     embed: EmbedSpec = field(default_factory=EmbedSpec)
     projection: str = "pca"         # pca | tsne
@@ -150,6 +178,19 @@ def validate_suite(cfg: DictConfig) -> None:
     _check(cfg.projection in ("pca", "tsne"), "projection", f"must be pca or tsne, got '{cfg.projection}'")
     _check(cfg.rare_classes in ("error", "drop"), "rare_classes", f"must be error or drop, got '{cfg.rare_classes}'")
     _check(cfg.embed.batch_size >= 1, "embed.batch_size", "must be >= 1")
+    sg = cfg.segmentation
+    for k in ("hop_s", "kernel_s", "peak_s", "mean_s"):
+        _check(sg[k] > 0, f"segmentation.{k}", f"must be > 0, got {sg[k]}")
+    _check(sg.kernel_s >= 2 * sg.hop_s, "segmentation.kernel_s", "must span at least two frames (>= 2 x hop_s)")
+    _check(len(sg.windows) > 0 and all(w > 0 for w in sg.windows), "segmentation.windows",
+           f"need tolerances > 0, got {list(sg.windows)}")
+    for i, d in enumerate(cfg.datasets):
+        if d.kind == "salami":
+            _check(d.level in ("uppercase", "lowercase", "functions"), f"datasets.{i}.level",
+                   f"must be uppercase, lowercase or functions, got '{d.level}'")
+        if d.kind == "concat":
+            _check(d.concat.clips_per_track >= 2, f"datasets.{i}.concat.clips_per_track", "must be >= 2")
+            _check(d.concat.min_clip_s > 0, f"datasets.{i}.concat.min_clip_s", "must be > 0")
     _check(cfg.embed.hop_s is None or cfg.embed.hop_s > 0, "embed.hop_s", "must be > 0")
 
 
@@ -158,6 +199,12 @@ def _ds():
     from evaluation import datasets  # lazy: sklearn and friends load only when a suite runs
 
     return datasets
+
+
+def _seg():
+    from evaluation import segment_data
+
+    return segment_data
 
 
 # dataset kind -> (suite dataset entry -> EvalDataset): the one registry of formats evaluation reads
@@ -170,6 +217,12 @@ DATASET_LOADERS = {
                                             tags_col=spec.tags_col or None, top_n=spec.top_n or None,
                                             task=spec.tasks[0].column),
     "giantsteps": lambda spec: _ds().load_giantsteps(spec.path, spec.annotations or spec.path),
+    "salami": lambda spec: _seg().load_salami(spec.path, spec.annotations or spec.path, level=spec.level),
+    "harmonix": lambda spec: _seg().load_harmonix(spec.path, spec.annotations or spec.path),
+    "concat": lambda spec: _seg().load_concatenated(
+        spec.path, spec.concat.dir, clips_per_track=spec.concat.clips_per_track, tracks=spec.concat.tracks,
+        min_clip_s=spec.concat.min_clip_s, sample_rate=spec.concat.sample_rate, seed=spec.concat.seed,
+        audio_root=spec.audio_root or None, name=spec.name),
 }
 
 
@@ -216,6 +269,8 @@ def check_dataset(spec: DictConfig, index: int, ds, folds: int, locality_attrs: 
 
 
 def locality_attributes(cfg: DictConfig, spec: DictConfig) -> list[str]:
+    if all(t.type == "segmentation" for t in spec.tasks):
+        return []  # locality is over track embeddings, which a segmentation-only dataset does not make
     if cfg.locality.attributes:
         return list(cfg.locality.attributes)
     return [t.column for t in spec.tasks if t.type == "multiclass"]
@@ -233,8 +288,11 @@ def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Pat
         from ssl_music.api import load_encoder
 
         model = load_encoder(checkpoint, device=cfg.device)
+    out = Path(out_dir)
     loaded = []
     for i, spec in enumerate(cfg.datasets):
+        if spec.kind == "concat" and not spec.concat.dir:
+            spec.concat.dir = str(out / "concat" / spec.name)
         ds = load_dataset(spec)
         check_dataset(spec, i, ds, cfg.folds, locality_attributes(cfg, spec), cfg.rare_classes)
         loaded.append((spec, ds))
@@ -246,7 +304,6 @@ def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Pat
     from evaluation.report import write_report
     from evaluation.runner import evaluate_dataset, protocol
 
-    out = Path(out_dir)
     cache = Path(cfg.embed.cache_dir) if cfg.embed.cache_dir else out / "cache"
     results = {
         "format": "ssl_music.eval/1", "run": out.name, "checkpoint": str(checkpoint),

@@ -23,6 +23,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                     print(f"  {task:<14} {probe:<6} {metric:<16} {s['mean']:.3f} ± {s['std']:.3f}")
             if "model" in t.get("tempo", {}):
                 print(f"  {task:<14} tempo  acc1 {t['tempo']['model']['acc1']:.3f} acc2 {t['tempo']['model']['acc2']:.3f}")
+            for k, s in t.get("segmentation", {}).get("scores", {}).get("model", {}).items():
+                print(f"  {task:<14} segmentation {k.upper()} F {s['f']['mean']:.3f} [{s['f']['ci_low']:.3f}, "
+                      f"{s['f']['ci_high']:.3f}] ({t['n']} tracks)")
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0
 
@@ -30,7 +33,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def add_cli(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Run an evaluation suite (configs/eval/*.yaml) on a checkpoint: embeddings (cached), linear/MLP probes, "
-        "k-NN, locality, tempo, against random-init and MFCC+chroma baselines; writes results.json, report.md "
+        "k-NN, locality, tempo, segmentation (HR@0.5 / HR@3), against random-init and MFCC+chroma baselines; "
+        "writes results.json, report.md "
         "and report.html into --out. Any suite key can be overridden as key=value, list items by index, e.g. "
         "datasets.0.path=/data/gtzan folds=10 'seeds=[0,1]'.")
     parser.add_argument("--checkpoint", required=True, help="ssl_music checkpoint (.ckpt)")

@@ -27,7 +27,8 @@ KEYS = [f"{n}:{m}" for m in ("maj", "min") for n in NOTE_NAMES]
 TEMPO_RANGE = (60.0, 200.0)
 TEMPO_EDGES = np.geomspace(*TEMPO_RANGE, 7)  # 6 log-spaced classes: equal ratios, as tempo is perceived
 TEMPO_CLASSES = [f"{lo:03.0f}-{hi:03.0f}" for lo, hi in zip(TEMPO_EDGES[:-1], TEMPO_EDGES[1:])]
-LABEL_COLUMNS = ["path", "track_id", "tempo", "tempo_class", "key", "timbre", "style", "drums"]
+LABEL_COLUMNS = ["path", "track_id", "tempo", "tempo_class", "key", "timbre", "style", "drums", "boundaries"]
+BOUNDARY_SEP = "|"  # labels.csv `boundaries`: section starts and the track's end in seconds, "0|9.6|...|30"
 P_NO_DRUMS = 0.2
 
 _TABLE = 2048  # wavetable length; table lookup is ~10x cheaper than summing sines per harmonic
@@ -289,7 +290,10 @@ def _write_track(job: tuple) -> dict:
 
 def generate_corpus(out_dir: str | Path, n_tracks: int, seconds: float, seed: int, sample_rate: int = 16000,
                     workers: int = 1, fmt: str = "flac") -> Path:
-    """Write ``n_tracks`` tracks to OUT/audio/ and OUT/labels.csv (+ OUT/sections.csv); returns labels.csv."""
+    """Write ``n_tracks`` tracks to OUT/audio/ and OUT/labels.csv (+ OUT/sections.csv); returns labels.csv.
+
+    labels.csv carries each track's section boundaries too (``boundaries``: every section start and the
+    track's end, in seconds, joined by ``|``): the reference of the segmentation task."""
     if fmt not in ("flac", "wav"):
         raise ValueError(f"fmt must be 'flac' or 'wav', got '{fmt}'")
     out = Path(out_dir)
@@ -300,14 +304,15 @@ def generate_corpus(out_dir: str | Path, n_tracks: int, seconds: float, seed: in
             rows = list(pool.map(_write_track, jobs, chunksize=4))
     else:
         rows = [_write_track(j) for j in jobs]
-    labels_path = out / "labels.csv"
-    _write_csv(labels_path, LABEL_COLUMNS, [{k: r[k] for k in LABEL_COLUMNS} for r in rows])
     sec_rows = []
     for r in rows:
         bar = 4 * 60.0 / r["tempo"]
         for j, (start, bars) in enumerate(r["sections"]):
             sec_rows.append({"track_id": r["track_id"], "section": j, "start_s": start,
                              "end_s": round(min(start + bars * bar, seconds), 3)})
+        r["boundaries"] = BOUNDARY_SEP.join(f"{t:g}" for t in [s for s, _ in r["sections"]] + [round(seconds, 3)])
+    labels_path = out / "labels.csv"
+    _write_csv(labels_path, LABEL_COLUMNS, [{k: r[k] for k in LABEL_COLUMNS} for r in rows])
     _write_csv(out / "sections.csv", ["track_id", "section", "start_s", "end_s"], sec_rows)
     return labels_path
 

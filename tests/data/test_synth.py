@@ -97,6 +97,12 @@ def test_corpus_files_and_labels(tmp_path):
         x2, lab = render_track(int(r["track_id"].split("_")[1]), 3.0, seed=2)
         assert np.max(np.abs(x - x2)) < 2 / 32768  # file = render at PCM16 precision
     assert (tmp_path / "c" / "sections.csv").is_file()
+    # labels.csv carries the section boundaries: every section start (sections.csv) and the track's end
+    starts = {}
+    for sec in csv.DictReader(open(tmp_path / "c" / "sections.csv")):
+        starts.setdefault(sec["track_id"], []).append(float(sec["start_s"]))
+    for r in rows:
+        assert [float(t) for t in r["boundaries"].split("|")] == starts[r["track_id"]] + [3.0]
     # parallel generation writes the same corpus
     generate_corpus(tmp_path / "p", n_tracks=6, seconds=3.0, seed=2, workers=2)
     assert (tmp_path / "p" / "labels.csv").read_text() == labels.read_text()

@@ -162,7 +162,9 @@ def test_shipped_suites_parse():
     assert [t.name for t in cfg.datasets[0].tasks] == ["tempo", "tempo_bpm", "key", "timbre", "style"]
     assert list(cfg.locality.attributes) == ["tempo_class", "key", "timbre", "style"]
     kinds = [d.kind for d in load_suite(REPO / "configs/eval/template.yaml").datasets]
-    assert kinds == ["folder", "tags", "giantsteps"]
+    assert kinds == ["folder", "tags", "giantsteps", "salami", "harmonix"]
+    seg = load_suite(REPO / "configs/eval/segmentation.yaml")
+    assert [d.kind for d in seg.datasets] == ["synthetic", "concat"] and seg.segmentation.windows == [0.5, 3.0]
 
 
 def test_rare_classes_drop_passes_the_check(tmp_path, click_corpus):
