@@ -8,7 +8,7 @@ neighbour search (no structure to exploit); real embeddings are easier. Exact se
 multiply-adds, so it is bounded by the float32 matmul rate, printed too. Then sklearn's brute-force
 ``NearestNeighbors(metric="cosine")`` against our exact search on a 10k subset.
 
-    python benchmarks/knn.py [--n 100000] [--dim 512] [--device cpu|cuda] [--skip-exact] [--json FILE]
+    python benchmarks/knn.py [--n 100000] [--dim 512] [--device cpu|cuda] [--method both|exact|bf16] [--json FILE]
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def timed(X: np.ndarray, y: np.ndarray, method: str, device: str) -> dict:
 
 
 def run(n: int, dim: int, device: str = "cpu", skip_exact: bool = False, subset: int = 10_000,
-        log=print) -> dict:
+        log=print, skip_bf16: bool = False) -> dict:
     """Both searches on one random set; returns the figures (seconds, accuracy, recall, ratio)."""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n, dim), dtype=np.float32)
@@ -66,6 +66,8 @@ def run(n: int, dim: int, device: str = "cpu", skip_exact: bool = False, subset:
         log(f"exact  N={n} D={dim} k={KS}: {exact['seconds']:.2f} s (CPU {exact['cpu_seconds']:.1f} s)  "
             f"(acc {exact['accuracy']}, chance 0.1)")
         out["exact"] = {k: v for k, v in exact.items() if k != "idx"}
+    if skip_bf16:
+        return out
     fast = timed(X, y, "bf16", device)
     out["bf16"] = {k: v for k, v in fast.items() if k != "idx"}
     if exact:
@@ -108,10 +110,12 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--subset", type=int, default=10_000, help="sklearn comparison size (0: skip)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--skip-exact", action="store_true", help="time the bf16 search only (no recall)")
+    ap.add_argument("--method", default="both", choices=["both", "exact", "bf16"],
+                    help="time one search only (bf16 alone: recall on 1000 sampled queries)")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
-    out = run(args.n, args.dim, args.device, args.skip_exact, args.subset)
+    out = run(args.n, args.dim, args.device, args.method == "bf16", args.subset if args.method == "both" else 0,
+              skip_bf16=args.method == "exact")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
 

@@ -11,7 +11,7 @@ kept, so returned similarities are float32 and the only approximation is a true 
 bf16 candidate set (recall against exact search is measured, see ``search(info=...)`` and ``benchmarks/knn.py``).
 On CUDA this is a chunked bf16 matmul + top-k. On CPU a per-block top-k costs more than the matmul, so
 candidates are found without one: each query keeps a floor (a lower bound of its candidate set's worst
-similarity, raised as blocks are seen), a max over strided groups of 32 columns finds the few groups that
+similarity, raised as blocks are seen), a max over strided groups of 8 columns finds the few groups that
 reach the floor, and only those are read; a self-search computes each block pair once and reads it both
 ways (similarity is symmetric). Queries whose floor never turns positive (tiny or degenerate sets) are
 searched exactly.
