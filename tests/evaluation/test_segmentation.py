@@ -185,7 +185,12 @@ def test_suite_segmentation_task_end_to_end(tmp_path, clip_folder):
     md = (tmp_path / "run" / "report.md").read_text()
     assert "HR@0.5 F" in md and "HR@3 F" in md and "Segmentation: Foote checkerboard novelty" in md
     assert "self-similarity with boundaries" in md and (tmp_path / "run" / "concat" / "joined" / "tracks.json").is_file()
-    json.loads((tmp_path / "run" / "results.json").read_text())
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    from evaluation.report import comparison_rows, summary_rows
+
+    hr3 = [r for r in summary_rows(saved) if r["metric"] == "HR@3 F (classical: best)"][0]
+    assert hr3["mfcc_chroma"] == max(seg["scores"][b]["hr@3"]["f"]["mean"] for b in ("mfcc", "chroma"))
+    assert comparison_rows(saved)["joined/sections/HR@3 F"] == seg["scores"]["model"]["hr@3"]["f"]["mean"]
     calls = model.calls
     run_suite("fake.ckpt", suite, tmp_path / "run", model=model, random_model=rand, progress=False)
     assert model.calls == calls, "frames are cached like track embeddings"
