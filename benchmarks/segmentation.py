@@ -8,7 +8,7 @@ contrastive only (NT-Xent over two views of a track) -- then runs configs/eval/s
 checkpoint: a separate synthetic corpus (sections of 8-16 s) and dev-set clips joined 4 per track. Prints
 HR@0.5 / HR@3 F (mean over tracks [95 % CI]) per feature set and the paired differences triplet − others.
 
-    python benchmarks/segmentation.py                               # the CPU size (about 15 min on 2 busy cores)
+    python benchmarks/segmentation.py          # the CPU size measured in the README (21 min on 2 shared cores)
     python benchmarks/segmentation.py --steps 2000 --train-tracks 400 --eval-tracks 100 --encoder short_chunk_resnet
 """
 from __future__ import annotations
@@ -112,7 +112,7 @@ def table(results: dict[str, dict], bootstrap: int) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=300, help="training steps of each model (the same for both)")
+    p.add_argument("--steps", type=int, default=150, help="training steps of each model (the same for both)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--encoder", default="tiny")
     p.add_argument("--train-tracks", type=int, default=64)
@@ -120,7 +120,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60.0, help="length of each synthetic track")
     p.add_argument("--clips", default=str(REPO.parent / "shared" / "devset" / "labels.csv"),
                    help="CSV manifest of the clips joined into tracks (default: the shared dev set)")
-    p.add_argument("--joined-tracks", type=int, default=24, help="joined tracks (4 clips each); 0 = all clips")
+    p.add_argument("--joined-tracks", type=int, default=20, help="joined tracks (4 clips each); 0 = all clips")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "ssl_music_bench_segmentation"))
     args = p.parse_args()
