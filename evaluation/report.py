@@ -269,6 +269,10 @@ def _dataset_section(doc: Doc, name: str, ds: dict) -> None:
             _tempo_part(doc, task, t["tempo"])
         if t.get("segmentation"):
             _segmentation().report_part(doc, task, t["segmentation"], fmt_score)
+        if t.get("translation"):
+            from evaluation.translation_report import render
+
+            render(doc, task, t["translation"])
     loc = ds.get("locality")
     if loc:
         doc.heading(f"Locality (k = {loc.get('k')})", 3)
@@ -362,6 +366,8 @@ def comparison_rows(results: dict) -> dict[str, float]:
             for w, s in _seg_rows(t):
                 if "model" in s:
                     rows[f"{ds_name}/{task}/HR@{w} F"] = s["model"]["f"]["mean"]
+            for label, v in t.get("translation", {}).get("headline", {}).items():
+                rows[f"{ds_name}/{task}/{label}"] = v
         for attr, share in ds.get("locality", {}).get("scores", {}).get("model", {}).items():
             rows[f"{ds_name}/locality/{attr}"] = share
     return rows

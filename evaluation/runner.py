@@ -166,6 +166,10 @@ def evaluate_dataset(cfg, spec, ds, model, random_model, cache: Path, progress: 
             skipped += [s for s in seg_skips if s[0] not in {p for p, _ in skipped}]
             if not feats:
                 items = [it for it in items if str(it.path) not in {p for p, _ in skipped}]
+        elif task.type == "translation":
+            from evaluation.translation import translation_task
+
+            tasks[task.name] = translation_task(cfg, spec, task, items, model, feats["model"], cache, progress)
         else:
             tasks[task.name] = _tempo_task(cfg, task, items, model) if task.type == "tempo" else _probe_task(cfg, task, items, feats)
     attrs = list(cfg.locality.attributes) or [t.column for t in spec.tasks if t.type == "multiclass"]

@@ -22,7 +22,7 @@ from ssl_music.config import apply_overrides, merge, read_yaml
 from ssl_music.errors import ConfigError, SSLMusicError, require
 
 SKIPS_SHOWN = 10  # skipped files `ssl-music evaluate` names on the terminal (the report lists them all)
-TASK_TYPES = ("multiclass", "multilabel", "tempo", "segmentation")
+TASK_TYPES = ("multiclass", "multilabel", "tempo", "segmentation", "translation")
 
 
 @dataclass
@@ -30,6 +30,7 @@ class TaskSpec:
     name: str = ""
     column: str = ""            # label column (tempo tasks: the BPM column)
     type: str = "multiclass"    # multiclass | multilabel | tempo | segmentation (column: the boundaries)
+                                # | translation (column: the BPM; evaluation.translation)
 
 
 @dataclass
@@ -101,6 +102,17 @@ class SegmentationSpec:         # evaluation.segmentation: Foote novelty on time
 
 
 @dataclass
+class TranslationSpec:          # evaluation.translation: the checkpoint's tempo translator (ssl_music.translation)
+    ratios: List[float] = field(default_factory=lambda: [0.8, 0.862, 0.928, 1.0, 1.077, 1.16, 1.25])
+    attributes: List[str] = field(default_factory=list)   # property k-NN columns; empty: multiclass, not tempo
+    k: int = 5                  # property k-NN neighbours
+    tempo_classes: int = 6      # log-spaced over tempo.min_bpm .. tempo.max_bpm, for the augmentation probe
+    demo_ratio: float = 1.2     # "same track, faster" retrieval demo
+    demo_queries: int = 4
+    max_items: int = 0          # 0 = every clip
+
+
+@dataclass
 class BaselinesSpec:
     random_init: bool = True
     mfcc_chroma: bool = True
@@ -124,6 +136,7 @@ class SuiteConfig:
     locality: LocalitySpec = field(default_factory=LocalitySpec)
     tempo: TempoSpec = field(default_factory=TempoSpec)
     segmentation: SegmentationSpec = field(default_factory=SegmentationSpec)
+    translation: TranslationSpec = field(default_factory=TranslationSpec)
     baselines: BaselinesSpec = field(default_factory=BaselinesSpec)
     embed: EmbedSpec = field(default_factory=EmbedSpec)
     projection: str = "pca"         # pca | tsne
@@ -192,6 +205,12 @@ def validate_suite(cfg: DictConfig) -> None:
             _check(d.concat.clips_per_track >= 2, f"datasets.{i}.concat.clips_per_track", "must be >= 2")
             _check(d.concat.min_clip_s > 0, f"datasets.{i}.concat.min_clip_s", "must be > 0")
     _check(cfg.embed.hop_s is None or cfg.embed.hop_s > 0, "embed.hop_s", "must be > 0")
+    tr = cfg.translation
+    _check(len(tr.ratios) > 0 and all(r > 0 for r in tr.ratios) and any(r != 1 for r in tr.ratios),
+           "translation.ratios", f"need ratios > 0, at least one != 1, got {list(tr.ratios)}")
+    _check(tr.k >= 1 and tr.demo_queries >= 0 and tr.demo_ratio > 0, "translation.k",
+           "need k >= 1, demo_queries >= 0 and demo_ratio > 0")
+    _check(tr.tempo_classes >= 2, "translation.tempo_classes", f"must be >= 2, got {tr.tempo_classes}")
 
 
 # ------------------------------------------------------------------------------------------- datasets
@@ -207,10 +226,14 @@ def _seg():
     return segment_data
 
 
+def _column_kind(task_type: str) -> str:
+    return "tempo" if task_type == "translation" else task_type   # a translation task reads the BPM column
+
+
 # dataset kind -> (suite dataset entry -> EvalDataset): the one registry of formats evaluation reads
 DATASET_LOADERS = {
     "synthetic": lambda spec: _ds().load_synthetic(spec.path),
-    "csv": lambda spec: _ds().load_csv_manifest(spec.path, {t.column: t.type for t in spec.tasks},
+    "csv": lambda spec: _ds().load_csv_manifest(spec.path, {t.column: _column_kind(t.type) for t in spec.tasks},
                                                 audio_root=spec.audio_root or None),
     "folder": lambda spec: _ds().load_folder_per_class(spec.path, task=spec.tasks[0].column),
     "tags": lambda spec: _ds().load_tag_csv(spec.path, audio_root=spec.audio_root or None,
@@ -276,6 +299,20 @@ def locality_attributes(cfg: DictConfig, spec: DictConfig) -> list[str]:
     return [t.column for t in spec.tasks if t.type == "multiclass"]
 
 
+def check_translation(cfg: DictConfig, spec: DictConfig, ds) -> None:
+    """The property columns of a translation task exist (before any embedding)."""
+    if not any(t.type == "translation" for t in spec.tasks):
+        return
+    from evaluation.translation import attributes
+
+    columns = set().union(*(it.labels.keys() for it in ds.items))
+    for a in attributes(cfg, spec):
+        if a not in columns:
+            raise ConfigError(f"invalid value for suite key 'translation.attributes': dataset '{spec.name}' has no "
+                              f"label column '{a}' (columns: {sorted(columns)}); a csv dataset reads only the "
+                              "columns its tasks name")
+
+
 # ------------------------------------------------------------------------------------------- running
 def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Path, overrides: Sequence[str] = (),
               *, data: Sequence[str] = (), model: Any = None, random_model: Any = None, progress: bool = True) -> dict:
@@ -295,6 +332,7 @@ def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Pat
             spec.concat.dir = str(out / "concat" / spec.name)
         ds = load_dataset(spec)
         check_dataset(spec, i, ds, cfg.folds, locality_attributes(cfg, spec), cfg.rare_classes)
+        check_translation(cfg, spec, ds)
         loaded.append((spec, ds))
     if cfg.baselines.random_init and random_model is None:
         from ssl_music.api import load_encoder

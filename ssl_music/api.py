@@ -119,6 +119,21 @@ class EmbeddingModel:
         eb = torch.as_tensor(eb, dtype=torch.float32).to(self.device)
         return torch.sigmoid(self.tempo_head(ea, eb)).float().cpu().numpy()
 
+    # Tempo translation (ssl_music.translation): the translator stored beside the checkpoint, loaded on first use.
+    translator_source: str | Path | None = None   # the checkpoint load_encoder read
+    _translator: torch.nn.Module | None = None
+
+    def translate_tempo(self, embedding, ratio):
+        """The embedding of the same track played ``ratio`` times faster (r > 1 faster): ``embedding`` [D] or
+        [B, D], numpy or torch (any device), ``ratio`` a number or one per row; the same kind, shape and
+        device come back. Needs a translator trained with ``ssl-music tempo translate-train`` for this
+        checkpoint; SSLMusicError with the reason otherwise."""
+        from ssl_music.translation import load_translator, translate
+
+        if self._translator is None:
+            self._translator = load_translator(self.translator_source, self.encoder)
+        return translate(self._translator, embedding, ratio, device=self.device)
+
 
 def _sub_state(state: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
@@ -162,7 +177,9 @@ def load_encoder(checkpoint: str | Path, device: str = "cpu", random_init: bool 
     if random_init:
         return EmbeddingModel.from_config(cfg, seed=0, device=device)
     encoder, heads = _load_trained(cfg, state, checkpoint)
-    return EmbeddingModel(cfg, encoder, heads.get("tempo_head"), identity=identity, device=device)
+    model = EmbeddingModel(cfg, encoder, heads.get("tempo_head"), identity=identity, device=device)
+    model.translator_source = checkpoint
+    return model
 
 
 def export_encoder(checkpoint: str | Path, out_dir: str | Path) -> Path:

@@ -21,7 +21,7 @@ COMMANDS: dict[str, str] = {
     "embed": "embed audio files with a checkpoint",
     "export": "export a checkpoint's encoder as safetensors + JSON, for sharing",
     "evaluate": "run an evaluation suite on a checkpoint and write a report",
-    "tempo": "tempo estimation with the same-vs-different tempo head",
+    "tempo": "tempo estimation with the tempo head; tempo translation in the embedding space",
     "report": "compare several evaluated runs in one report",
     "sweep": "augmentation ablation sweeps (local or SLURM array)",
     "slurm": "submit pretraining or evaluation to SLURM",

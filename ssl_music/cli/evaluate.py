@@ -26,6 +26,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             for k, s in t.get("segmentation", {}).get("scores", {}).get("model", {}).items():
                 print(f"  {task:<14} segmentation {k.upper()} F {s['f']['mean']:.3f} [{s['f']['ci_low']:.3f}, "
                       f"{s['f']['ci_high']:.3f}] ({t['n']} tracks)")
+            tr = t.get("translation", {})
+            for label, v in tr.get("headline", {}).items():
+                print(f"  {task:<14} {label} {v:+.3f} ({t['n']} clips)")
+            if "model_error" in tr:
+                print(f"  {task:<14} not evaluated: {tr['model_error']}")
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0
 
@@ -33,8 +38,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def add_cli(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Run an evaluation suite (configs/eval/*.yaml) on a checkpoint: embeddings (cached), linear/MLP probes, "
-        "k-NN, locality, tempo, segmentation (HR@0.5 / HR@3), against random-init and MFCC+chroma baselines; "
-        "writes results.json, report.md "
+        "k-NN, locality, tempo, segmentation (HR@0.5 / HR@3), tempo translation, against random-init and "
+        "MFCC+chroma baselines; writes results.json, report.md "
         "and report.html into --out. Any suite key can be overridden as key=value, list items by index, e.g. "
         "datasets.0.path=/data/gtzan folds=10 'seeds=[0,1]'.")
     parser.add_argument("--checkpoint", required=True, help="ssl_music checkpoint (.ckpt)")

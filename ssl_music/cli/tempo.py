@@ -1,4 +1,5 @@
-"""`ssl-music tempo estimate`: BPM per file with a checkpoint's same-vs-different tempo head."""
+"""`ssl-music tempo estimate`: BPM per file with a checkpoint's same-vs-different tempo head.
+`ssl-music tempo translate-train`: a tempo translator for a checkpoint's frozen encoder (ssl_music.translation)."""
 from __future__ import annotations
 
 import argparse
@@ -30,6 +31,36 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     return 0 if estimated else 1  # like `embed`: a skipped file is reported, the others still count
 
 
+def _cmd_translate_train(args: argparse.Namespace) -> int:
+    import sys
+    import time
+
+    from ssl_music.api import load_encoder
+    from ssl_music.translation import TranslatorConfig, save_translator, train_translator
+
+    c = TranslatorConfig(crops=args.crops, rates_per_crop=args.rates_per_crop, min_rate=args.min_rate,
+                         max_rate=args.max_rate, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                         hidden=args.hidden, depth=args.depth, cos_weight=args.cos_weight, holdout=args.holdout,
+                         seed=args.seed)
+    model = load_encoder(args.checkpoint, device=args.device)
+    t0 = time.time()
+
+    def progress(msg: str) -> None:
+        if not args.quiet:
+            print(f"[{time.time() - t0:6.0f} s] {msg}", file=sys.stderr, flush=True)
+
+    translator, summary = train_translator(model, c, shards=args.shards, batch_size=args.segments_per_batch,
+                                           num_workers=args.workers, progress=progress)
+    weights, meta = save_translator(translator, args.checkpoint, model.encoder, c, summary, out=args.out)
+    for part in ("train", "held_out"):
+        if part in summary:
+            f = summary[part]
+            print(f"{part:<8} {f['pairs']:>6} pairs: cosine to the stretched crop {f['translated']:.3f} "
+                  f"translated vs {f['identity']:.3f} identity")
+    print(f"wrote {weights} and {meta}")
+    return 0
+
+
 def add_cli(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="tempo_command")
     p = sub.add_parser("estimate", help="print the estimated BPM of each file (tab-separated)",
@@ -49,3 +80,32 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--no-octave-correction", action="store_true")
     p.add_argument("--librosa", action="store_true", help="also print librosa's estimate")
     p.set_defaults(func=_cmd_estimate)
+
+    t = sub.add_parser("translate-train", help="train a tempo translator T(e, log r) for a checkpoint's frozen encoder",
+                       description="Train a tempo translator without labels: crops from the shards, each embedded "
+                                   "as it is and time-stretched by log-uniform ratios in [min-rate, max-rate] by the "
+                                   "checkpoint's frozen encoder; a small residual MLP learns to predict the stretched "
+                                   "crop's embedding. Saved beside the checkpoint (CKPT stem + .translator.safetensors "
+                                   "/ .json; translator.* inside an export folder), where load_encoder(CKPT)"
+                                   ".translate_tempo finds it.")
+    t.add_argument("--checkpoint", required=True, help="ssl_music checkpoint (.ckpt) or export folder")
+    t.add_argument("--shards", default=None, help="unlabelled shards (default: the checkpoint's data.shards)")
+    t.add_argument("--out", default=None, metavar="BASE", help="write BASE.safetensors + BASE.json instead "
+                   "(load_encoder then does not find it)")
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--crops", type=int, default=2048, help="crops embedded (pairs = crops x rates-per-crop)")
+    t.add_argument("--rates-per-crop", type=int, default=4)
+    t.add_argument("--min-rate", type=float, default=0.8)
+    t.add_argument("--max-rate", type=float, default=1.25)
+    t.add_argument("--steps", type=int, default=3000)
+    t.add_argument("--batch-size", type=int, default=256, help="pairs per optimiser step")
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--hidden", type=int, default=256)
+    t.add_argument("--depth", type=int, default=2)
+    t.add_argument("--cos-weight", type=float, default=1.0)
+    t.add_argument("--holdout", type=float, default=0.15, help="share of tracks held out for the printed fidelity")
+    t.add_argument("--segments-per-batch", type=int, default=None, help="loader batch (default: the checkpoint's)")
+    t.add_argument("--workers", type=int, default=None, help="loader workers (default: the checkpoint's)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=_cmd_translate_train)
