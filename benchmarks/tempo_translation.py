@@ -51,7 +51,8 @@ def show(name: str, res: dict) -> None:
     print(f"  {'ratio':>6}  {'T(e, log r)':>22}  {'identity e':>22}  {'gain':>7}  apart  rank1 T/e")
     for f in tr["fidelity"]:
         print(f"  {f['ratio']:>6g}  {ci(f['translated']):>22}  {ci(f['identity']):>22}  {f['gain']['mean']:+.3f}  "
-              f"{'yes' if f['separated'] else 'no ':>5}  {f['rank_translated']['top1']:.2f}/{f['rank_identity']['top1']:.2f}")
+              f"{'yes' if f['separated'] else 'no ':>5}  "
+              f"{f['rank_translated']['top1']:.2f}/{f['rank_identity']['top1']:.2f}")
     for a, p in tr["properties"].items():
         print(f"  k-NN {a:<11} untranslated {p['untranslated']:.3f}  translated set {p['translated']:.3f} "
               f"({p['translated'] - p['untranslated']:+.3f})  translated queries {p['translated_queries']:.3f}  "
@@ -61,7 +62,8 @@ def show(name: str, res: dict) -> None:
         print(f"  tempo probe {arm:<10} accuracy {ci(s['accuracy'])}  balanced {ci(s['balanced_accuracy'])}")
     r = tr["retrieval"]
     t, e = r["translated"], r["untranslated"]
-    print(f"  retrieval r={r['ratio']:g} ({r['queries_scored']} queries): top-{r['k']} within {100 * r['tolerance']:g} % "
+    print(f"  retrieval r={r['ratio']:g} ({r['queries_scored']} queries): top-{r['k']} "
+          f"within {100 * r['tolerance']:g} % "
           f"of the target tempo {t['near_target']:.2f} (e: {e['near_target']:.2f}), of the query tempo "
           f"{t['near_query']:.2f} (e: {e['near_query']:.2f}); mean log2 ratio {t['mean_log2']:+.3f} "
           f"(e: {e['mean_log2']:+.3f}, target {r['target_log2']:+.3f})")

@@ -88,7 +88,8 @@ def stretched_embeddings(model: Any, paths: Sequence[str], ratios: Sequence[floa
 
 
 # ------------------------------------------------------------------------------------------- parts
-def fidelity(E: np.ndarray, S: np.ndarray, T: np.ndarray, ratios: Sequence[float], n_boot: int, seed: int = 0) -> list[dict]:
+def fidelity(E: np.ndarray, S: np.ndarray, T: np.ndarray, ratios: Sequence[float], n_boot: int,
+             seed: int = 0) -> list[dict]:
     """Per ratio: cosine to the real stretch (translated, identity, paired gain) and the true clip's rank."""
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(E), (max(2, n_boot), len(E)))
@@ -222,9 +223,12 @@ def retrieval_demo(E: np.ndarray, Tq: np.ndarray, bpm: np.ndarray, labels: dict[
     summary = {}
     for name, top in (("translated", top_t), ("untranslated", top_e)):
         q = top[reachable]
-        summary[name] = {"near_target": float(np.mean(near(bpm[q], target[reachable, None]))) if len(q) else float("nan"),
-                         "near_query": float(np.mean(near(bpm[q], bpm[reachable, None]))) if len(q) else float("nan"),
-                         "mean_log2": float(np.log2(bpm[q] / bpm[reachable, None]).mean()) if len(q) else float("nan")}
+        if not len(q):
+            summary[name] = {"near_target": float("nan"), "near_query": float("nan"), "mean_log2": float("nan")}
+            continue
+        summary[name] = {"near_target": float(np.mean(near(bpm[q], target[reachable, None]))),
+                         "near_query": float(np.mean(near(bpm[q], bpm[reachable, None]))),
+                         "mean_log2": float(np.log2(bpm[q] / bpm[reachable, None]).mean())}
     pool = np.flatnonzero(reachable) if reachable.any() else np.arange(len(E))   # queries a faster clip exists for
     order = pool[np.argsort(bpm[pool])]
     picks = order[np.linspace(0, len(order) - 1, min(n_queries, len(order))).round().astype(int)] if n_queries else []
@@ -253,7 +257,8 @@ def protocol(tc, cfg) -> dict:
     return {"ratios": [float(r) for r in tc.ratios], "k": int(tc.k), "tempo_classes": int(tc.tempo_classes),
             "bpm_range": [float(cfg.tempo.min_bpm), float(cfg.tempo.max_bpm)], "demo_ratio": float(tc.demo_ratio),
             "interval": f"mean over clips; {100 * CI_LEVEL:.0f} % CI = mean ± 1.96 × bootstrap SE of that mean "
-                        f"({int(cfg.probes.bootstrap)} clip resamples, shared by translated, identity and their paired gain)",
+                        f"({int(cfg.probes.bootstrap)} clip resamples, shared by translated, identity and their "
+                        "paired gain)",
             "stretch": "ssl_music.augment.vocoder.stretch (phase vocoder, onset phase reset) on the whole clip"}
 
 
@@ -303,5 +308,6 @@ def translation_task(cfg, spec, task, items, model, E: np.ndarray, cache: Path |
         "properties_within_0.02": all(p["within_target"] for p in res["properties"].values()),
         "tempo_probe_gains": bool(res["tempo_probe"].get("gain", {}).get("translated", -1) > 0)}
     res["headline"] = {"fidelity gain (mean over r != 1)": float(np.mean([f["gain"]["mean"] for f in moving])),
-                       "tempo probe gain (translated copies)": res["tempo_probe"].get("gain", {}).get("translated", float("nan"))}
+                       "tempo probe gain (translated copies)":
+                           res["tempo_probe"].get("gain", {}).get("translated", float("nan"))}
     return out

@@ -13,7 +13,8 @@ def protocol_line(p: dict) -> str:
     return (f"Tempo translation: clips stretched by {', '.join(f'{r:g}' for r in p['ratios'])} with {p['stretch']}; "
             f"fidelity = cosine of T(e, log r) (or of e, the identity baseline) with the stretched clip's embedding, "
             f"{p['interval']}; rank of the true stretched clip among all stretched clips; property k-NN k = {p['k']} "
-            f"(queries against untranslated embeddings of other tracks); tempo-class probe on {p['tempo_classes']} "
+            f"(other tracks; leave-one-out within the translated set, and translated queries against the "
+            f"untranslated embeddings); tempo-class probe on {p['tempo_classes']} "
             f"log-spaced classes over {p['bpm_range'][0]:g}–{p['bpm_range'][1]:g} BPM, linear, same folds and seeds "
             f"with and without translated copies; retrieval demo at r = {p['demo_ratio']:g}.")
 
@@ -30,7 +31,8 @@ def _figure(task: str, rows: list[dict]):
         m = [row[name]["mean"] for row in rows]
         err = [[row[name]["mean"] - row[name]["ci_low"] for row in rows],
                [row[name]["ci_high"] - row[name]["mean"] for row in rows]]
-        ax.errorbar(r, m, yerr=err, fmt=style, capsize=3, label="T(e, log r)" if name == "translated" else "e (identity)")
+        label = "T(e, log r)" if name == "translated" else "e (identity)"
+        ax.errorbar(r, m, yerr=err, fmt=style, capsize=3, label=label)
     ax.set_xscale("log")
     ax.set_xticks(r, [f"{x:g}" for x in r], fontsize=7)
     ax.minorticks_off()
@@ -39,6 +41,15 @@ def _figure(task: str, rows: list[dict]):
     ax.set_title(f"{task}: translation fidelity (95 % CI)", fontsize=10)
     ax.legend(fontsize=7)
     return fig
+
+
+def _gain_note(tp: dict) -> str:
+    arms = tp.get("arms", {})
+    if "translated" not in arms:
+        return ""
+    a, b = arms["plain"]["accuracy"], arms["translated"]["accuracy"]
+    apart = b["ci_low"] > a["ci_high"]
+    return f" ({b['mean'] - a['mean']:+.3f} accuracy; intervals {'apart' if apart else 'overlap'})"
 
 
 def render(doc, task: str, res: dict) -> None:
@@ -62,7 +73,8 @@ def render(doc, task: str, res: dict) -> None:
                  "target's measure); 'queries': T(e, log r) or e_r queried against the untranslated embeddings.")
         doc.table(["attribute", "untranslated e", "translated set", "Δ", "within 0.02", "translated queries",
                    "real stretch set", "real stretch queries"],
-                  [[a, f"{p['untranslated']:.3f}", f"{p['translated']:.3f}", f"{p['translated'] - p['untranslated']:+.3f}",
+                  [[a, f"{p['untranslated']:.3f}", f"{p['translated']:.3f}",
+                    f"{p['translated'] - p['untranslated']:+.3f}",
                     "yes" if p["within_target"] else "NO", f"{p['translated_queries']:.3f}", f"{p['stretched']:.3f}",
                     f"{p['stretched_queries']:.3f}"] for a, p in props.items()])
     tp = res.get("tempo_probe", {})
@@ -103,4 +115,5 @@ def render(doc, task: str, res: dict) -> None:
         doc.bullets([f"fidelity above identity with non-overlapping CIs at every ratio ≠ 1: "
                      f"{'met' if t['fidelity_separated_at_every_ratio'] else 'MISSED'}",
                      f"property k-NN within 0.02 of untranslated: {'met' if t['properties_within_0.02'] else 'MISSED'}",
-                     f"tempo probe gains with translated copies: {'met' if t['tempo_probe_gains'] else 'MISSED'}"])
+                     f"tempo probe gains with translated copies: {'met' if t['tempo_probe_gains'] else 'MISSED'}"
+                     + _gain_note(tp)])

@@ -30,7 +30,7 @@ import math
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ from ssl_music.errors import SSLMusicError, require
 
 FORMAT = "ssl_music.translator/1"
 LOG_SPAN = math.log(1.25)   # scale of the log-ratio input: the trained range maps to about [-1, 1]
+Progress = Optional[Callable[[str], None]]   # receives one line of progress text
 
 
 class TempoTranslator(nn.Module):
@@ -161,7 +162,7 @@ def _crop_chunks(loader, size: int):
         yield pending[0], ids
 
 
-def collect_pairs(model: Any, data_cfg: Any, c: TranslatorConfig, progress: Callable[[str], None] | None = None) -> dict:
+def collect_pairs(model: Any, data_cfg: Any, c: TranslatorConfig, progress: Progress = None) -> dict:
     """Embed ``c.crops`` shard crops and their stretched copies with the frozen encoder of ``model`` (an
     :class:`ssl_music.api.EmbeddingModel`). Returns tensors on the CPU: ``anchor`` [N, D], ``target`` [N*K, D],
     ``log_ratio`` [N*K], ``held_out`` [N] (bool, by track) and the ``track_ids``."""
@@ -212,7 +213,7 @@ def fidelity(translator: TempoTranslator, pairs: dict, rows: torch.Tensor) -> di
             "identity": float(F.cosine_similarity(e, tgt, dim=1).mean())}
 
 
-def fit_translator(pairs: dict, c: TranslatorConfig, progress: Callable[[str], None] | None = None) -> tuple[TempoTranslator, dict]:
+def fit_translator(pairs: dict, c: TranslatorConfig, progress: Progress = None) -> tuple[TempoTranslator, dict]:
     """Train a :class:`TempoTranslator` on collected pairs; returns it (eval mode, CPU) and a summary with
     the held-out fidelity before (identity) and after."""
     validate_config(c)
@@ -241,7 +242,8 @@ def fit_translator(pairs: dict, c: TranslatorConfig, progress: Callable[[str], N
         if progress and (step + 1) % max(1, c.steps // 10) == 0:
             progress(f"step {step + 1}/{c.steps}  loss {np.mean(losses[-50:]):.4f}")
     t.eval()
-    summary = {"pairs": int(len(train_pairs)), "train_tracks": len({pairs["track_ids"][i] for i in train_rows.tolist()}),
+    train_tracks = {pairs["track_ids"][i] for i in train_rows.tolist()}
+    summary = {"pairs": int(len(train_pairs)), "train_tracks": len(train_tracks),
                "final_loss": float(np.mean(losses[-50:])), "train": fidelity(t, pairs, train_rows)}
     if len(test_rows):
         summary["held_out"] = fidelity(t, pairs, test_rows)
@@ -249,7 +251,7 @@ def fit_translator(pairs: dict, c: TranslatorConfig, progress: Callable[[str], N
 
 
 def train_translator(model: Any, c: TranslatorConfig, shards: str | Path | None = None, batch_size: int | None = None,
-                     num_workers: int | None = None, progress: Callable[[str], None] | None = None) -> tuple[TempoTranslator, dict]:
+                     num_workers: int | None = None, progress: Progress = None) -> tuple[TempoTranslator, dict]:
     """Collect pairs from ``shards`` (default: the checkpoint's own ``data.shards``) and fit a translator to
     ``model``'s frozen encoder. ``batch_size`` / ``num_workers`` override the loader's (segments per batch)."""
     from omegaconf import OmegaConf
@@ -312,7 +314,8 @@ def save_translator(translator: TempoTranslator, checkpoint: str | Path, encoder
     return weights, meta_path
 
 
-def load_translator(checkpoint: str | Path | None, encoder: nn.Module, path: str | Path | None = None) -> TempoTranslator:
+def load_translator(checkpoint: str | Path | None, encoder: nn.Module,
+                    path: str | Path | None = None) -> TempoTranslator:
     """The translator beside ``checkpoint`` (or the JSON at ``path``), checked against ``encoder``'s
     fingerprint; SSLMusicError with the reason when there is none or it does not belong to this encoder."""
     from safetensors.torch import load as st_load
@@ -328,7 +331,8 @@ def load_translator(checkpoint: str | Path | None, encoder: nn.Module, path: str
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SSLMusicError(f"cannot read {meta_path}: {exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise SSLMusicError(f"{meta_path}: translator format {meta.get('format') if isinstance(meta, dict) else None!r} "
+        fmt = meta.get("format") if isinstance(meta, dict) else None
+        raise SSLMusicError(f"{meta_path}: translator format {fmt!r} "
                             f"is not one this version reads ({FORMAT})")
     if meta.get("encoder_fingerprint") != encoder_fingerprint(encoder):
         raise SSLMusicError(f"{meta_path} was trained on another encoder than this checkpoint's (weights "

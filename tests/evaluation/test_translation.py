@@ -81,8 +81,8 @@ def test_suite_checks_translation_settings_and_columns(tiny_corpus, tmp_path):
     with pytest.raises(ConfigError, match="translation.ratios"):
         load_suite(suite, ["translation.ratios=[1.0]"])
     with pytest.raises(ConfigError, match="translation.attributes.*no label column 'instrument'"):
-        run_suite(tiny_checkpoint(tmp_path / "m.ckpt"), suite, tmp_path / "eval", ["translation.attributes=[instrument]"],
-                  progress=False)
+        run_suite(tiny_checkpoint(tmp_path / "m.ckpt"), suite, tmp_path / "eval",
+                  ["translation.attributes=[instrument]"], progress=False)
 
 
 def test_fidelity_ranks_and_intervals_on_known_embeddings():
