@@ -71,7 +71,7 @@ def evaluate(work: Path, ckpt: Path, objective: str, synth_labels: Path, args) -
 def table(results: dict[str, dict], bootstrap: int) -> str:
     import numpy as np
 
-    from evaluation.segmentation import mean_ci
+    from evaluation.metrics import mean_ci
 
     rows = {"triplet": ("triplet", "model"), "contrastive": ("contrastive", "model"),
             "random init": ("triplet", "random_init"), "MFCC frames": ("triplet", "mfcc"),

@@ -262,3 +262,13 @@ def summarise(values: Sequence[float]) -> dict[str, float]:
     if arr.size == 0:
         return {"mean": float("nan"), "std": float("nan")}
     return {"mean": float(arr.mean()), "std": float(arr.std())}
+
+
+def mean_ci(values: np.ndarray, draws: np.ndarray, bounds: tuple[float, float] = (0.0, 1.0)) -> dict[str, float]:
+    """Mean over items, population std, and the 95 % interval of that mean: ± 1.96 × the bootstrap SE over
+    ``draws`` ([n_boot, n] item indices drawn with replacement; none -> NaN bounds)."""
+    values = np.asarray(values, dtype=np.float64)
+    stats = summarise(values)
+    boot = values[draws].mean(axis=1) if draws.size else np.zeros(0)
+    low, high = se_interval(boot, stats["mean"], 1 - CI_LEVEL, bounds)
+    return {**stats, "ci_low": low, "ci_high": high}

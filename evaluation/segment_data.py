@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.datasets import EvalDataset, Item
-from ssl_music.data.files import AUDIO_EXTENSIONS, read_csv, resolve
+from ssl_music.data.files import audio_files, read_csv, resolve
 from ssl_music.errors import AudioError, SSLMusicError
 
 SALAMI_LEVELS = ("uppercase", "lowercase", "functions")
@@ -48,10 +48,9 @@ def read_boundary_file(path: str | Path) -> list[float]:
 def _audio_index(folder: Path) -> dict[str, Path]:
     """id -> audio file: by file stem, and by parent folder name for ``<id>/audio.mp3`` layouts."""
     index: dict[str, Path] = {}
-    for p in sorted(folder.rglob("*")):
-        if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file():
-            index.setdefault(p.stem, p)
-            index.setdefault(p.parent.name, p)
+    for p in audio_files(folder):
+        index.setdefault(p.stem, p)
+        index.setdefault(p.parent.name, p)
     return index
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from evaluation.baselines import HOP as FRAME_HOP, feature_frames
 from evaluation.datasets import EvalDataset
 from evaluation.embed import embed_dataset
-from evaluation.metrics import CI_LEVEL, se_interval, summarise
+from evaluation.metrics import CI_LEVEL, mean_ci
 
 SET_NAMES = {"model": "model", "random_init": "random init", "mfcc": "MFCC frames", "chroma": "chroma frames"}
 EXAMPLE_FRAMES = 120   # the report's example SSM is strided down to at most this many frames
@@ -132,15 +132,6 @@ def hit_rates(reference: list[float], estimated: np.ndarray, end: float, windows
 def _boot_index(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
     """[n_boot, n] track indices drawn with replacement (no draws when there is no track)."""
     return np.random.default_rng(seed).integers(0, n, (max(0, n_boot) if n else 0, n))
-
-
-def mean_ci(values: np.ndarray, draws: np.ndarray, bounds=(0.0, 1.0)) -> dict[str, float]:
-    """Mean over tracks, population std, and the 95 % interval of the mean (bootstrap SE over tracks)."""
-    values = np.asarray(values, dtype=np.float64)
-    stats = summarise(values)
-    boot = values[draws].mean(axis=1) if draws.size else np.zeros(0)
-    low, high = se_interval(boot, stats["mean"], 1 - CI_LEVEL, bounds)
-    return {**stats, "ci_low": low, "ci_high": high}
 
 
 def ci_text(n_boot: int) -> str:

@@ -26,17 +26,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from evaluation.metrics import CI_LEVEL, cv_summary, se_interval, summarise
+from evaluation.metrics import CI_LEVEL, cv_summary, mean_ci
 
 TARGET_KNN_DROP = 0.02   # property k-NN of translated embeddings within this of untranslated
-
-
-def _mean_ci(values: np.ndarray, draws: np.ndarray, bounds=(-1.0, 1.0)) -> dict[str, float]:
-    """Mean, std and the 95 % interval of the mean (± 1.96 bootstrap SE over the resampled clips ``draws``)."""
-    values = np.asarray(values, dtype=np.float64)
-    stats = summarise(values)
-    low, high = se_interval(values[draws].mean(axis=1), stats["mean"], 1 - CI_LEVEL, bounds)
-    return {**stats, "ci_low": low, "ci_high": high}
 
 
 def _unit(X: np.ndarray) -> np.ndarray:
@@ -96,8 +88,8 @@ def fidelity(E: np.ndarray, S: np.ndarray, T: np.ndarray, ratios: Sequence[float
     rows = []
     for j, r in enumerate(ratios):
         ct, ci = _cos(T[j], S[j]), _cos(E, S[j])
-        row = {"ratio": float(r), "translated": _mean_ci(ct, draws), "identity": _mean_ci(ci, draws),
-               "gain": _mean_ci(ct - ci, draws, bounds=(-2.0, 2.0))}
+        row = {"ratio": float(r), "translated": mean_ci(ct, draws), "identity": mean_ci(ci, draws),
+               "gain": mean_ci(ct - ci, draws, bounds=(-2.0, 2.0))}
         for name, Q in (("translated", T[j]), ("identity", E)):
             sims = _unit(Q) @ _unit(S[j]).T
             rank = 1 + np.sum(sims > np.diag(sims)[:, None], axis=1)
