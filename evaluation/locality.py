@@ -5,6 +5,10 @@ when track ids are given) that carry the query's label, averaged over queries; o
 serves every attribute. Chance is the sum of squared class frequencies: the share expected when
 neighbours are drawn at random. Missing labels (None, NaN, "") are not queried, and such neighbours are
 not counted in a query's denominator.
+
+A numeric attribute given a relative ``tolerance`` (tempo) counts a neighbour as agreeing when its value lies
+within ±tolerance of the query's (4 %: the MIREX Acc1 window), so exact BPMs need no binning; its chance
+is the share of other items within the query's window, averaged over queries.
 """
 from __future__ import annotations
 
@@ -34,13 +38,34 @@ def chance_level(values: Sequence) -> float:
     return float(np.sum(p ** 2))
 
 
+def _numeric(values: Sequence) -> np.ndarray:
+    """Values as floats; missing labels (None, "", NaN) become NaN."""
+    return np.array([np.nan if v is None or v == "" else float(v) for v in values], dtype=np.float64)
+
+
+def _within(q: np.ndarray, nb: np.ndarray, tolerance: float) -> np.ndarray:
+    return np.abs(nb - q) <= tolerance * np.abs(q)
+
+
+def tolerance_chance(values: Sequence, tolerance: float) -> float:
+    """Share of other items whose value is within ±tolerance of the query's, averaged over queries."""
+    v = _numeric(values)
+    v = v[~np.isnan(v)]
+    if v.size < 2:
+        return float("nan")
+    hits = _within(v[:, None], v[None, :], tolerance)
+    return float(np.mean((hits.sum(axis=1) - 1) / (v.size - 1)))
+
+
 def locality(X: np.ndarray, labels: Mapping[str, Sequence], k: int = 10, track_ids: Sequence | None = None,
              chunk: int = 4096, method: str = "auto", device: str = "cpu",
-             info: dict | None = None) -> dict[str, dict[str, float]]:
+             info: dict | None = None, tolerances: Mapping[str, float] | None = None) -> dict[str, dict[str, float]]:
     """``{attribute: {"share": mean neighbour agreement, "chance": chance level, "n": queries scored}}``.
 
+    ``tolerances``: numeric attributes (tempo) matched within a relative tolerance instead of exactly.
     ``method`` (auto | exact | bf16), ``device`` and ``info`` are :func:`evaluation.knn.search`'s.
     """
+    tolerances = dict(tolerances or {})
     for name, values in labels.items():
         if len(values) != len(X):
             raise ValueError(f"locality: attribute '{name}' has {len(values)} labels for {len(X)} embeddings")
@@ -49,12 +74,20 @@ def locality(X: np.ndarray, labels: Mapping[str, Sequence], k: int = 10, track_i
     safe = np.clip(idx, 0, None)
     out = {}
     for name, values in labels.items():
-        codes = _codes_with_missing(values)
-        nb = np.where(has_nb, codes[safe], -1)
-        known = nb >= 0
-        same = (nb == codes[:, None]) & known
+        if name in tolerances:
+            v = _numeric(values)
+            nb = np.where(has_nb, v[safe], np.nan)
+            known = ~np.isnan(nb)
+            same = _within(v[:, None], nb, tolerances[name]) & known
+            has_label, chance = ~np.isnan(v), tolerance_chance(values, tolerances[name])
+        else:
+            codes = _codes_with_missing(values)
+            nb = np.where(has_nb, codes[safe], -1)
+            known = nb >= 0
+            same = (nb == codes[:, None]) & known
+            has_label, chance = codes >= 0, chance_level(values)
         denom = known.sum(axis=1)
-        ok = (codes >= 0) & (denom > 0)
+        ok = has_label & (denom > 0)
         share = float(np.mean(same[ok].sum(axis=1) / denom[ok])) if ok.any() else float("nan")
-        out[name] = {"share": share, "chance": chance_level(values), "n": int(ok.sum())}
+        out[name] = {"share": share, "chance": chance, "n": int(ok.sum())}
     return out

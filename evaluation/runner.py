@@ -15,6 +15,7 @@ from evaluation.embed import embed_dataset
 from evaluation.knn import choose_search, search_rule
 from evaluation.metrics import ci_method
 from evaluation.segmentation import protocol as segmentation_protocol
+from evaluation.suite import locality_attributes, task_items, tempo_columns
 
 NON_METRIC_KEYS = ("per_seed", "confusion", "classes", "protocol")
 
@@ -40,7 +41,8 @@ def protocol(cfg, model: Any) -> dict:
     return {
         "probes": [p for p in ("linear", "mlp") if cfg.probes[p]], "seeds": list(cfg.seeds), "folds": int(cfg.folds),
         "bootstrap": int(cfg.probes.bootstrap), "interval": ci_method(int(cfg.probes.bootstrap)),
-        "knn_ks": list(cfg.knn.ks), "locality_k": int(cfg.locality.k), "crop_s": float(model.crop_s),
+        "knn_ks": list(cfg.knn.ks), "locality_k": int(cfg.locality.k),
+        "locality_tolerance": float(cfg.locality.tolerance), "crop_s": float(model.crop_s),
         "sample_rate": int(model.sample_rate), "hop_s": cfg.embed.hop_s,
         "baselines": [b for b in ("random_init", "mfcc_chroma") if cfg.baselines[b]],
         "tempo": {"reference": t.reference, "grid": f"{t.min_bpm:g}–{t.max_bpm:g} BPM in {100 * t.step:g} % steps",
@@ -87,8 +89,9 @@ def _probe_task(cfg, task, items, feats) -> dict:
     from evaluation.datasets import make_splits
     from evaluation.linear_probe import run_probe
 
-    idx = [i for i, it in enumerate(items) if it.labels.get(task.column) not in (None, "")] \
-        if task.type == "multiclass" else list(range(len(items)))
+    chosen = {id(it) for it in task_items(task, items)}
+    idx = [i for i, it in enumerate(items) if id(it) in chosen
+           and (task.type != "multiclass" or it.labels.get(task.column) not in (None, ""))]
     fixed = [getattr(items[i], "split", None) for i in idx]
     dropped = {}
     if task.type == "multiclass" and not any(fixed) and cfg.rare_classes == "drop":
@@ -126,7 +129,8 @@ def _probe_task(cfg, task, items, feats) -> dict:
 def _tempo_task(cfg, task, items, model) -> dict:
     from evaluation.tempo import TempoEstimator, evaluate_tempo
 
-    rows = [(str(it.path), float(it.labels[task.column])) for it in items if it.labels.get(task.column) not in (None, "")]
+    rows = [(str(it.path), float(it.labels[task.column])) for it in task_items(task, items)
+            if it.labels.get(task.column) not in (None, "")]
     if cfg.tempo.max_items:
         rows = rows[: cfg.tempo.max_items]
     t = cfg.tempo
@@ -172,7 +176,8 @@ def evaluate_dataset(cfg, spec, ds, model, random_model, cache: Path, progress: 
             tasks[task.name] = translation_task(cfg, spec, task, items, model, feats["model"], cache, progress)
         else:
             tasks[task.name] = _tempo_task(cfg, task, items, model) if task.type == "tempo" else _probe_task(cfg, task, items, feats)
-    attrs = list(cfg.locality.attributes) or [t.column for t in spec.tasks if t.type == "multiclass"]
+    attrs = locality_attributes(cfg, spec)
+    tolerances = {a: float(cfg.locality.tolerance) for a in attrs if a in tempo_columns(spec)}
     result = {"kind": spec.kind, "path": spec.path, "n_items": len(ds.items) + len(getattr(ds, "missing", [])),
               "n_embedded": len(items), "skipped": skipped, "tasks": tasks}
     if feats and attrs and len(items) > cfg.locality.k:
@@ -181,10 +186,11 @@ def evaluate_dataset(cfg, spec, ds, model, random_model, cache: Path, progress: 
         labels = {a: [it.labels.get(a) for it in items] for a in attrs}
         tids = [it.track_id for it in items]
         searched: dict = {}
-        raw = {name: locality(X, labels, k=cfg.locality.k, track_ids=tids, info=searched if name == "model" else None)
+        raw = {name: locality(X, labels, k=cfg.locality.k, track_ids=tids, info=searched if name == "model" else None,
+                              tolerances=tolerances)
                for name, X in feats.items()}
         result["knn_search"] = searched
-        result["locality"] = {"k": int(cfg.locality.k),
+        result["locality"] = {"k": int(cfg.locality.k), "tolerance": tolerances,
                               "scores": {name: {a: r[a]["share"] for a in attrs} for name, r in raw.items()},
                               "chance": {a: raw["model"][a]["chance"] for a in attrs}}
     result.setdefault("knn_search", {"search": choose_search(len(items), len(items)), "device": "cpu"})

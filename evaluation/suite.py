@@ -31,6 +31,7 @@ class TaskSpec:
     column: str = ""            # label column (tempo tasks: the BPM column)
     type: str = "multiclass"    # multiclass | multilabel | tempo | segmentation (column: the boundaries)
                                 # | translation (column: the BPM; evaluation.translation)
+    where: str = ""             # "COLUMN=VALUE": only items with that label, e.g. tempo on drums=true clips
 
 
 @dataclass
@@ -74,7 +75,8 @@ class KnnSpec:
 @dataclass
 class LocalitySpec:
     k: int = 10
-    attributes: List[str] = field(default_factory=list)   # empty: every multiclass task's column
+    attributes: List[str] = field(default_factory=list)   # empty: every multiclass and tempo task's column
+    tolerance: float = 0.04     # tempo columns: a neighbour agrees within ±4 % (MIREX Acc1), not exactly
 
 
 @dataclass
@@ -179,10 +181,15 @@ def validate_suite(cfg: DictConfig) -> None:
         for j, t in enumerate(d.tasks):
             _check(bool(t.name) and bool(t.column), f"{key}.tasks.{j}", "needs name and column")
             _check(t.type in TASK_TYPES, f"{key}.tasks.{j}.type", f"must be one of {TASK_TYPES}, got '{t.type}'")
+            _check(not t.where or (t.where.count("=") == 1 and all(p.strip() for p in t.where.split("="))),
+                   f"{key}.tasks.{j}.where", f"must be COLUMN=VALUE, got '{t.where}'")
+            _check(not t.where or t.type in ("multiclass", "multilabel", "tempo"), f"{key}.tasks.{j}.where",
+                   f"applies to multiclass, multilabel and tempo tasks, not {t.type}")
     _check(cfg.folds >= 2, "folds", f"must be >= 2, got {cfg.folds}")
     _check(len(cfg.seeds) > 0, "seeds", "list at least one seed")
     _check(all(k >= 1 for k in cfg.knn.ks) and len(cfg.knn.ks) > 0, "knn.ks", f"need ks >= 1, got {list(cfg.knn.ks)}")
     _check(cfg.locality.k >= 1, "locality.k", f"must be >= 1, got {cfg.locality.k}")
+    _check(0 < cfg.locality.tolerance < 1, "locality.tolerance", f"must be in (0, 1), got {cfg.locality.tolerance}")
     _check(cfg.probes.linear or cfg.probes.mlp, "probes", "enable linear and/or mlp")
     _check(cfg.tempo.reference in ("click", "drums"), "tempo.reference", f"must be click or drums, got '{cfg.tempo.reference}'")
     _check(0 < cfg.tempo.min_bpm < cfg.tempo.max_bpm, "tempo.min_bpm", "need 0 < min_bpm < max_bpm")
@@ -230,11 +237,16 @@ def _column_kind(task_type: str) -> str:
     return "tempo" if task_type == "translation" else task_type   # a translation task reads the BPM column
 
 
+def _csv_columns(spec: DictConfig) -> dict[str, str]:
+    """Label columns a csv dataset reads: the tasks' own, plus the columns their ``where`` filters name."""
+    cols = {t.where.partition("=")[0].strip(): "multiclass" for t in spec.tasks if t.where}
+    return cols | {t.column: _column_kind(t.type) for t in spec.tasks}
+
+
 # dataset kind -> (suite dataset entry -> EvalDataset): the one registry of formats evaluation reads
 DATASET_LOADERS = {
     "synthetic": lambda spec: _ds().load_synthetic(spec.path),
-    "csv": lambda spec: _ds().load_csv_manifest(spec.path, {t.column: _column_kind(t.type) for t in spec.tasks},
-                                                audio_root=spec.audio_root or None),
+    "csv": lambda spec: _ds().load_csv_manifest(spec.path, _csv_columns(spec), audio_root=spec.audio_root or None),
     "folder": lambda spec: _ds().load_folder_per_class(spec.path, task=spec.tasks[0].column),
     "tags": lambda spec: _ds().load_tag_csv(spec.path, audio_root=spec.audio_root or None,
                                             tags_col=spec.tags_col or None, top_n=spec.top_n or None,
@@ -285,6 +297,11 @@ def check_dataset(spec: DictConfig, index: int, ds, folds: int, locality_attrs: 
                 raise ConfigError(f"invalid value for suite key 'folds': dataset '{spec.name}' task '{t.name}' has "
                                   f"classes with fewer than folds={folds} items: {dict(sorted(small.items())[:8])}; "
                                   f"lower folds, set rare_classes=drop or give the dataset a split column")
+    for j, t in enumerate(spec.tasks):
+        col = t.where.partition("=")[0].strip()
+        if t.where and col not in columns:
+            raise ConfigError(f"invalid value for suite key '{key}.tasks.{j}.where': dataset '{spec.name}' "
+                              f"({spec.path}) has no label column '{col}' (columns: {sorted(columns)})")
     for a in locality_attrs:
         if a not in columns:
             raise ConfigError(f"invalid value for suite key 'locality.attributes': dataset '{spec.name}' has no "
@@ -296,7 +313,20 @@ def locality_attributes(cfg: DictConfig, spec: DictConfig) -> list[str]:
         return []  # locality is over track embeddings, which a segmentation-only dataset does not make
     if cfg.locality.attributes:
         return list(cfg.locality.attributes)
-    return [t.column for t in spec.tasks if t.type == "multiclass"]
+    return list(dict.fromkeys(t.column for t in spec.tasks if t.type in ("multiclass", "tempo") and not t.where))
+
+
+def tempo_columns(spec: DictConfig) -> list[str]:
+    """Columns holding BPM values: locality matches them within ``locality.tolerance``."""
+    return [t.column for t in spec.tasks if t.type in ("tempo", "translation")]
+
+
+def task_items(task: DictConfig, items: list) -> list:
+    """The items a task scores: all of them, or those whose label matches the task's ``where``."""
+    if not task.where:
+        return list(items)
+    col, _, value = (p.strip() for p in task.where.partition("="))
+    return [it for it in items if str(it.labels.get(col, "")).strip().lower() == value.lower()]
 
 
 def check_translation(cfg: DictConfig, spec: DictConfig, ds) -> None:

@@ -34,3 +34,22 @@ def test_chance_level_and_length_check():
     assert chance_level(["a", "a", "b", "b"]) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="'a'"):
         locality(np.zeros((5, 2)), {"a": [1, 2]})
+
+
+def test_tempo_locality_matches_within_tolerance_and_chance_is_the_window_share():
+    rng = np.random.default_rng(2)
+    bpm = rng.uniform(60, 180, 300)
+    # embedding = log tempo as an angle (search is cosine): neighbours have near-identical tempi; a shuffled
+    # copy scores about chance
+    theta = np.log(bpm / 60) / np.log(3) * np.pi / 2
+    X = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    res = locality(X, {"tempo": bpm}, k=5, tolerances={"tempo": 0.04})
+    assert res["tempo"]["share"] > 0.95
+    chance = res["tempo"]["chance"]
+    brute = np.mean([(np.sum(np.abs(bpm - b) <= 0.04 * b) - 1) / 299 for b in bpm])
+    assert chance == pytest.approx(brute)
+    assert 0.02 < chance < 0.2
+    shuffled = locality(X[rng.permutation(300)], {"tempo": bpm}, k=5, tolerances={"tempo": 0.04})
+    assert shuffled["tempo"]["share"] == pytest.approx(chance, abs=0.04)
+    # exact matching of continuous BPMs would find no agreeing neighbour at all
+    assert locality(X, {"tempo": bpm}, k=5)["tempo"]["share"] == 0.0

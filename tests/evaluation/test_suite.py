@@ -212,3 +212,42 @@ def test_silent_item_is_reported_by_path_and_not_evaluated(tmp_path, click_corpu
     out = capsys.readouterr().out
     assert "clicks: 12/14 files embedded, 2 skipped" in out
     assert f"  skipped {silent}: silent (peak -inf dBFS < -80 dBFS)" in out
+
+
+def test_csv_task_where_filters_items_and_tempo_locality_uses_the_tolerance(tmp_path, click_corpus):
+    """A tempo task on a subset (style=a: the first 6 tracks) beside one on all; with no locality attributes
+    listed, the multiclass and tempo columns are used, tempo matched within locality.tolerance."""
+    text = f"""
+name: test
+datasets:
+  - name: clicks
+    kind: csv
+    path: {click_corpus}
+    tasks:
+      - {{name: tempo_all, column: tempo, type: tempo}}
+      - {{name: tempo_a, column: tempo, type: tempo, where: style=a}}
+      - {{name: timbre_b, column: timbre, type: multiclass, where: "style = b"}}
+seeds: [0]
+folds: 2
+knn: {{ks: [1]}}
+locality: {{k: 2}}
+tempo: {{windows: 1, librosa: false}}
+"""
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(text)
+    model, rand = SpectralModel(identity="ckpt-w", crop_s=2.0), SpectralModel(identity="random-w", crop_s=2.0)
+    rand.has_tempo_head = False
+    res = run_suite("fake.ckpt", suite, tmp_path / "run", model=model, random_model=rand, progress=False)
+    tasks = res["datasets"]["clicks"]["tasks"]
+    assert tasks["tempo_all"]["n"] == 12 and tasks["tempo_a"]["n"] == 6 and tasks["timbre_b"]["n"] == 6
+    loc = res["datasets"]["clicks"]["locality"]
+    assert set(loc["scores"]["model"]) == {"tempo"} and loc["tolerance"] == {"tempo": 0.04}
+    # the 12 tempi are 6 values and the same 6 plus 1 %: each track has exactly one other within 4 %
+    assert loc["chance"]["tempo"] == pytest.approx(1 / 11)
+    assert res["protocol"]["locality_tolerance"] == 0.04
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("where: style=a", "where: colour=red"))
+    with pytest.raises(ConfigError, match="no column 'colour'"):
+        run_suite("fake.ckpt", bad, tmp_path / "run2", model=model, random_model=rand, progress=False)
+    with pytest.raises(ConfigError, match="COLUMN=VALUE"):
+        load_suite(suite, ["datasets.0.tasks.1.where=drums"])
