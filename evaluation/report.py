@@ -6,106 +6,22 @@ The HTML embeds its figures as base64 PNG data URIs with inline CSS: one file, n
 """
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
-import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from evaluation.report_doc import FEATURE_SETS, SET_NAMES, Doc, best_keys, finite, fmt_score, json_default, pyplot
 from ssl_music.errors import SSLMusicError
 
-FEATURE_SETS = ("model", "random_init", "mfcc_chroma")
-SET_NAMES = {"model": "model", "random_init": "random init", "mfcc_chroma": "MFCC+chroma"}
 RESULTS_FORMAT = "ssl_music.eval/1"
-CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}
-th{background:#f2f2f2}img{max-width:100%;margin:.5em 0}code,pre{background:#f6f6f6;padding:.1em .3em}
-h1,h2,h3{border-bottom:1px solid #eee}.best{font-weight:bold;background:#eef8ee}"""
-
-
-# ---------------------------------------------------------------------------------- document builder
-class Doc:
-    """Builds Markdown and HTML side by side; figures go to PNG files (Markdown) and data URIs (HTML)."""
-
-    def __init__(self, title: str, fig_dir: Path | None):
-        self.md: list[str] = [f"# {title}", ""]
-        self.html: list[str] = [f"<h1>{html.escape(title)}</h1>"]
-        self.title, self.fig_dir, self.n_figs = title, fig_dir, 0
-
-    def heading(self, text: str, level: int = 2) -> None:
-        self.md += ["#" * level + " " + text, ""]
-        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
-
-    def para(self, text: str) -> None:
-        self.md += [text, ""]
-        self.html.append(f"<p>{html.escape(text)}</p>")
-
-    def bullets(self, items: Sequence[str]) -> None:
-        self.md += [f"- {i}" for i in items] + [""]
-        self.html.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>")
-
-    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]], best: set = frozenset()) -> None:
-        """``best``: (row, col) cells to emphasise (bold + ★ in Markdown, bold class in HTML)."""
-        self.md += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for r, row in enumerate(rows):
-            cells = [f"**{c} ★**" if (r, j) in best else str(c) for j, c in enumerate(row)]
-            self.md.append("| " + " | ".join(cells) + " |")
-        self.md.append("")
-        out = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
-        for r, row in enumerate(rows):
-            out.append("<tr>" + "".join(
-                f'<td class="best">{html.escape(str(c))} ★</td>' if (r, j) in best else f"<td>{html.escape(str(c))}</td>"
-                for j, c in enumerate(row)) + "</tr>")
-        self.html.append("".join(out) + "</table>")
-
-    def figure(self, fig, alt: str) -> None:
-        import matplotlib.pyplot as plt
-
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-        plt.close(fig)
-        png = buf.getvalue()
-        self.n_figs += 1
-        if self.fig_dir is not None:
-            self.fig_dir.mkdir(parents=True, exist_ok=True)
-            name = f"fig{self.n_figs:02d}.png"
-            (self.fig_dir / name).write_bytes(png)
-            self.md += [f"![{alt}]({self.fig_dir.name}/{name})", ""]
-        uri = "data:image/png;base64," + base64.b64encode(png).decode()
-        self.html.append(f'<img alt="{html.escape(alt)}" src="{uri}">')
-
-    def write(self, out_dir: Path, stem: str) -> None:
-        (out_dir / f"{stem}.md").write_text("\n".join(self.md))
-        page = (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(self.title)}</title>"
-                f"<style>{CSS}</style></head><body>{''.join(self.html)}</body></html>")
-        (out_dir / f"{stem}.html").write_text(page)
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def fmt_score(s: dict) -> str:
-    return f"{s['mean']:.3f} ± {s['std']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 # ------------------------------------------------------------------------------------------- figures
 def _bars(groups: list[str], series: dict[str, list], title: str, ylabel: str, err: dict | None = None,
           marks: list | None = None):
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(groups) * max(1, len(series)) * 0.45 + 2), 3.2))
     width = 0.8 / max(1, len(series))
     x = np.arange(len(groups))
@@ -139,7 +55,7 @@ def _score_figure(task: str, probes: dict):
 
 
 def _knn_figure(task: str, knn: dict):
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3.0))
     for fs, accs in knn.items():
         ks = sorted(accs, key=int)
@@ -153,7 +69,7 @@ def _knn_figure(task: str, knn: dict):
 
 
 def _confusion_figure(task: str, conf: dict):
-    plt = _plt()
+    plt = pyplot()
     m = np.asarray(conf["matrix"], dtype=float)
     classes = [str(c) for c in conf["classes"]]
     norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
@@ -168,7 +84,7 @@ def _confusion_figure(task: str, conf: dict):
 
 
 def _projection_figure(name: str, proj: dict):
-    plt = _plt()
+    plt = pyplot()
     xy = np.asarray(proj["xy"], dtype=float)
     attrs = list(proj["labels"])
     fig, axes = plt.subplots(1, max(1, len(attrs)), figsize=(3.2 * max(1, len(attrs)), 3.0), squeeze=False)
@@ -222,7 +138,7 @@ def write_report(results: dict, out_dir: str | Path) -> Path:
     """Write results.json, report.md (+ figures/) and report.html into ``out_dir``; returns the HTML path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1, default=_json_default))
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=json_default))
     for old in (out / "figures").glob("fig*.png"):  # a re-run may draw fewer figures
         old.unlink()
     doc = Doc(f"ssl_music evaluation — {results.get('run', out.name)}", out / "figures")
@@ -302,16 +218,6 @@ def _tempo_part(doc: Doc, task: str, tempo: dict) -> None:
     if systems:
         doc.figure(_bars(["Acc1", "Acc2"], {s: [tempo[s]["acc1"], tempo[s]["acc2"]] for s in systems},
                          f"{task}: tempo accuracy", "accuracy"), f"{task} tempo accuracy")
-
-
-def _json_default(o: Any):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def summary_rows(results: dict, knn_k: str = "5", metric: str = "accuracy") -> list[dict]:
@@ -399,12 +305,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
         chains.append(_run_chain(Path(d)))
     labels = list(dict.fromkeys(k for r in per_run for k in r))
     table = {lab: {n: r.get(lab) for n, r in zip(names, per_run)} for lab in labels}
-    best = {}
-    for lab, vals in table.items():
-        finite = {n: v for n, v in vals.items() if _finite(v)}
-        if finite:
-            top = max(finite.values())
-            best[lab] = [n for n, v in finite.items() if v == top]  # ties share the mark
+    best = {lab: top for lab, vals in table.items() if (top := best_keys(vals))}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     doc = Doc(f"ssl_music comparison of {len(names)} runs", out / "figures")
@@ -415,7 +316,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
     doc.para("Model features only; higher is better in every row; ★ / bold = best run per row.")
     rows, marks = [], set()
     for r, lab in enumerate(labels):
-        rows.append([lab] + [f"{table[lab][n]:.3f}" if _finite(table[lab][n]) else "—" for n in names])
+        rows.append([lab] + [f"{table[lab][n]:.3f}" if finite(table[lab][n]) else "—" for n in names])
         marks |= {(r, 1 + names.index(n)) for n in best.get(lab, [])}
     doc.table(["row"] + names, rows, best=marks)
     groups: dict[str, list[str]] = {}
@@ -423,10 +324,10 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
         groups.setdefault(lab.rsplit("/", 1)[0], []).append(lab)
     for group, labs in groups.items():
         doc.figure(_bars([lab.rsplit("/", 1)[1] for lab in labs],
-                         {n: [table[lab][n] if _finite(table[lab][n]) else np.nan for lab in labs] for n in names},
+                         {n: [table[lab][n] if finite(table[lab][n]) else np.nan for lab in labs] for n in names},
                          group, "score"), group)
     summary = {"runs": names, "dirs": [str(d) for d in run_dirs], "chains": dict(zip(names, chains)),
                "table": table, "best": best}
-    (out / "compare.json").write_text(json.dumps(summary, indent=1, default=_json_default))
+    (out / "compare.json").write_text(json.dumps(summary, indent=1, default=json_default))
     doc.write(out, "compare")
     return summary
