@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from evaluation.report_doc import FEATURE_SETS, SET_NAMES, Doc, best_keys, finite, fmt_score, json_default, pyplot
+from evaluation.report_summary import add_comparison_summary, add_summary, seg_classical, seg_rows
 from ssl_music.errors import SSLMusicError
 
 RESULTS_FORMAT = "ssl_music.eval/1"
@@ -142,6 +143,8 @@ def write_report(results: dict, out_dir: str | Path) -> Path:
     for old in (out / "figures").glob("fig*.png"):  # a re-run may draw fewer figures
         old.unlink()
     doc = Doc(f"ssl_music evaluation — {results.get('run', out.name)}", out / "figures")
+    add_summary(doc, results)
+    doc.heading("Details")
     doc.para(f"Checkpoint: {results.get('checkpoint')} (identity {results.get('identity')}); "
              f"suite: {results.get('suite')}; created {results.get('created', '')}.")
     doc.heading("Protocol")
@@ -235,10 +238,10 @@ def summary_rows(results: dict, knn_k: str = "5", metric: str = "accuracy") -> l
             if any(knn_k in v for v in knn.values()):
                 rows.append({"task": task, "metric": f"knn@{knn_k}",
                              **{fs: knn.get(fs, {}).get(knn_k, float("nan")) for fs in FEATURE_SETS}})
-            for w, s in _seg_rows(t):  # the classical column: the better of MFCC and chroma frames
+            for w, s in seg_rows(t):  # the classical column: the better of MFCC and chroma frames
                 rows.append({"task": task, "metric": f"HR@{w} F (classical: best)",
                              **{fs: s.get(fs, {}).get("f", {}).get("mean", float("nan")) for fs in ("model", "random_init")},
-                             "mfcc_chroma": max((s[b]["f"]["mean"] for b in ("mfcc", "chroma") if b in s), default=float("nan"))})
+                             "mfcc_chroma": (seg_classical(s) or {}).get("mean", float("nan"))})
             tempo = t.get("tempo", {})
             if "model" in tempo:
                 for m in ("acc1", "acc2"):
@@ -246,13 +249,6 @@ def summary_rows(results: dict, knn_k: str = "5", metric: str = "accuracy") -> l
                                  "random_init": float("nan"),
                                  "mfcc_chroma": tempo.get("librosa", {}).get(m, float("nan"))})
     return rows
-
-
-def _seg_rows(t: dict) -> list[tuple[str, dict]]:
-    """[(tolerance, {feature set: {"f", "p", "r"}})] of a segmentation task's results."""
-    scores = t.get("segmentation", {}).get("scores", {})
-    keys = list(dict.fromkeys(k for s in scores.values() for k in s))
-    return [(k[3:], {fs: s[k] for fs, s in scores.items() if k in s}) for k in keys]
 
 
 # ------------------------------------------------------------------------------------------ compare
@@ -269,7 +265,7 @@ def comparison_rows(results: dict) -> dict[str, float]:
             for m in ("acc1", "acc2"):
                 if "model" in t.get("tempo", {}):
                     rows[f"{ds_name}/{task}/tempo {m}"] = t["tempo"]["model"][m]
-            for w, s in _seg_rows(t):
+            for w, s in seg_rows(t):
                 if "model" in s:
                     rows[f"{ds_name}/{task}/HR@{w} F"] = s["model"]["f"]["mean"]
             for label, v in t.get("translation", {}).get("headline", {}).items():
@@ -293,7 +289,7 @@ def _run_chain(run_dir: Path) -> str:
 
 def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
     """One table (rows = headline numbers, columns = runs, best per row ★) and one set of plots."""
-    names, per_run, chains = [], [], []
+    names, per_run, chains, loaded = [], [], [], []
     for d in run_dirs:
         path = Path(d) / "results.json"
         if not path.is_file():
@@ -302,6 +298,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
         name = str(res.get("run") or Path(d).name)
         names.append(name if name not in names else f"{name} ({Path(d)})")
         per_run.append(comparison_rows(res))
+        loaded.append(res)
         chains.append(_run_chain(Path(d)))
     labels = list(dict.fromkeys(k for r in per_run for k in r))
     table = {lab: {n: r.get(lab) for n, r in zip(names, per_run)} for lab in labels}
@@ -309,6 +306,8 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     doc = Doc(f"ssl_music comparison of {len(names)} runs", out / "figures")
+    add_comparison_summary(doc, names, loaded)
+    doc.heading("Details")
     doc.heading("Runs")
     doc.table(["run", "augmentation chain (as trained: transform, p, params)"],
               [[n, c] for n, c in zip(names, chains)])
