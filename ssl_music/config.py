@@ -50,7 +50,7 @@ class AugmentConfig:
 # ---------------------------------------------------------------------------------------------- models
 @dataclass
 class ModelConfig:
-    frontend: str = "logmel"          # logmel | harmonic | raw
+    frontend: str = "logmel"          # logmel | harmonic | logfreq (semitone axis) | raw
     encoder: str = "tiny"             # tiny | short_chunk_resnet | samplecnn | harmonic_cnn
     embed_dim: int = 512
     width: int = 64                   # base channel count of the encoder
@@ -61,6 +61,7 @@ class ModelConfig:
     proj_dim: int = 128
     tempo_hidden: int = 256
     periodicity: bool = False         # tiny / short_chunk_resnet: add log-lag onset autocorrelation features
+    pitch_classes: int = 0            # tiny + frontend logfreq: filters of the key-preserving pitch-class pooling
 
 
 # -------------------------------------------------------------------------------------------- training

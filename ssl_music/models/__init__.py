@@ -43,6 +43,13 @@ def validate_model(model_cfg: Any) -> None:
         value = model_cfg[key]
         if not value > 0:
             bad(key, f"must be > 0, got {value}")
+    pitch = model_cfg.get("pitch_classes", 0)
+    if pitch < 0:
+        bad("pitch_classes", f"must be >= 0, got {pitch}")
+    if pitch and "pitch_classes" not in inspect.signature(ENCODERS[encoder][0]).parameters:
+        bad("pitch_classes", f"encoder '{encoder}' has no pitch-class pooling (tiny does)")
+    if pitch and resolve_frontend(model_cfg) != "logfreq":
+        bad("pitch_classes", "folds a semitone axis: needs model.frontend=logfreq")
     if model_cfg.get("periodicity", False) and "periodicity" not in inspect.signature(ENCODERS[encoder][0]).parameters:
         bad("periodicity", f"encoder '{encoder}' has no periodicity pooling (tiny and short_chunk_resnet do)")
 
@@ -83,6 +90,8 @@ def build_encoder(model_cfg: Any, sample_rate: int) -> Encoder:
     cls = ENCODERS[name][0]
     # .get: configs saved before the key existed load as without it
     kwargs = dict(periodicity=True, hop_ms=float(model_cfg.hop_ms)) if model_cfg.get("periodicity", False) else {}
+    if model_cfg.get("pitch_classes", 0):
+        kwargs.update(pitch_classes=int(model_cfg.pitch_classes), bands_per_octave=frontend.bands_per_octave)
     encoder = cls(in_channels=frontend.out_channels, embed_dim=int(model_cfg.embed_dim), width=int(model_cfg.width),
                   **kwargs)
     return Encoder(frontend, encoder, int(model_cfg.embed_dim), sample_rate, frontend_name, name)

@@ -6,6 +6,7 @@ the embedding of a long clip can be computed window by window by the caller.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ssl_music.models.pooling import PeriodicityPool
@@ -53,6 +54,29 @@ class _DilatedTemporal(nn.Module):
         return torch.relu(x + self.bn(self.conv(x)))
 
 
+class PitchClassPool(nn.Module):
+    """Key-preserving pooling: [B, C, F, T] on a semitone axis -> [B, filters * 12].
+
+    Global max over frequency (every encoder's last step) is transposition-invariant, so key is gone before
+    training starts (the random-init twin's key probe sits at chance). Here a conv at full semitone
+    resolution is folded modulo the octave and averaged over octaves and time: a learned chroma per filter.
+    It feeds the dense head, so the objectives decide what survives; with pitch-shift views, contrastive
+    training is free to make it invariant (McCallum et al. 2024's key-locality direction).
+    """
+
+    def __init__(self, in_channels: int, filters: int, bands_per_octave: int = 12):
+        super().__init__()
+        self.bands_per_octave = bands_per_octave
+        self.conv = _conv_bn_relu_2d(in_channels, filters)
+        self.out_dim = filters * bands_per_octave
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        b, c, f, t = x.shape
+        x = F.pad(x, (0, 0, 0, (-f) % self.bands_per_octave))
+        return x.reshape(b, c, -1, self.bands_per_octave, t).mean(dim=(2, 4)).reshape(b, -1)
+
+
 class TinyCNN(nn.Module):
     """Small spectrogram CNN for CPU tests and the demo: [B, C, F, T] -> [B, embed_dim].
 
@@ -65,9 +89,10 @@ class TinyCNN(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, embed_dim: int = 128, width: int = 32, periodicity: bool = False,
-                 hop_ms: float = 10.0):
+                 hop_ms: float = 10.0, pitch_classes: int = 0, bands_per_octave: int = 12):
         super().__init__()
         w = width
+        self.pitch = PitchClassPool(in_channels, pitch_classes, bands_per_octave) if pitch_classes else None
         # Non-affine: with no learnable input normalisation, nothing upstream of a log-mel front-end needs a
         # gradient, so autograd skips the expensive input-gradient of the stem conv.
         self.input_bn = nn.BatchNorm2d(in_channels, affine=False)
@@ -80,15 +105,16 @@ class TinyCNN(nn.Module):
         self.temporal = nn.Sequential(*[_DilatedTemporal(2 * w, d) for d in (1, 2, 4, 8, 16)])
         p = _period_dim(w, embed_dim) if periodicity else 0
         self.periodicity = PeriodicityPool(1000.0 / hop_ms, out_dim=p) if periodicity else None
-        self.head = _Embed(4 * w, 4 * w, embed_dim - p)
+        self.head = _Embed(4 * w + (self.pitch.out_dim if self.pitch else 0), 4 * w, embed_dim - p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_bn(x)
         # From the normalised input, not a learned map: no gradient reaches it, so it costs one FFT.
         extra = [self.periodicity(x)] if self.periodicity is not None else []
+        pitch = [self.pitch(x)] if self.pitch is not None else []
         x = self.blocks(x)
         x = self.temporal(x.amax(dim=2))
-        return torch.cat([self.head(_temporal_pool(x)), *extra], dim=1)
+        return torch.cat([self.head(torch.cat([_temporal_pool(x), *pitch], dim=1)), *extra], dim=1)
 
 
 # ------------------------------------------------------------------------------------ ShortChunkResNet
@@ -221,8 +247,8 @@ class HarmonicCNN(nn.Module):
 
 # name -> (class, compatible front-ends, default front-end)
 ENCODERS = {
-    "tiny": (TinyCNN, ("logmel", "harmonic"), "logmel"),
-    "short_chunk_resnet": (ShortChunkResNet, ("logmel", "harmonic"), "logmel"),
+    "tiny": (TinyCNN, ("logmel", "harmonic", "logfreq"), "logmel"),
+    "short_chunk_resnet": (ShortChunkResNet, ("logmel", "harmonic", "logfreq"), "logmel"),
     "samplecnn": (SampleCNN, ("raw",), "raw"),
     "harmonic_cnn": (HarmonicCNN, ("harmonic", "logmel"), "harmonic"),
 }

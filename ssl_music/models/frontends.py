@@ -98,6 +98,27 @@ class HarmonicFilterBank(_Float32):
         return log_compress(bands).reshape(b, self.n_harmonics, self.n_bands, t)
 
 
+class LogFreq(HarmonicFilterBank):
+    """Semitone-spaced log-frequency spectrogram, C2 (65 Hz) to Nyquist: [B, L] -> [B, 1, n_bands, T]
+    (83 bands at 16 kHz).
+
+    A single-harmonic ``HarmonicFilterBank`` with its centres and widths frozen, so band ``b`` stays exactly
+    ``b`` semitones above C2 and ``b mod 12`` is a pitch class: what a key-preserving pooling
+    (``TinyCNN(pitch_classes=...)``) folds on. A mel axis cannot be folded that way: its bands are neither
+    semitone-spaced nor octave-periodic.
+    """
+
+    bands_per_octave = 12
+
+    def __init__(self, sample_rate: int = 16000, hop_ms: float = 10.0, low_midi: float = 36.0):
+        super().__init__(sample_rate, hop_ms=hop_ms, n_harmonics=1, semitone_scale=1, low_midi=low_midi)
+        self.out_channels = 1
+        for name in ("log_f0", "q"):     # buffers, not frozen parameters: the optimiser never sees them
+            value = getattr(self, name).detach()
+            delattr(self, name)
+            self.register_buffer(name, value)
+
+
 class Raw(nn.Module):
     """Identity front-end for waveform encoders: [B, L] -> [B, 1, L]."""
 
@@ -110,7 +131,7 @@ class Raw(nn.Module):
         return wave.unsqueeze(1)
 
 
-FRONTENDS = {"logmel": LogMel, "harmonic": HarmonicFilterBank, "raw": Raw}
+FRONTENDS = {"logmel": LogMel, "harmonic": HarmonicFilterBank, "logfreq": LogFreq, "raw": Raw}
 
 
 def build_frontend(name: str, sample_rate: int, n_mels: int = 96, win_ms: float = 25.0,
@@ -119,6 +140,8 @@ def build_frontend(name: str, sample_rate: int, n_mels: int = 96, win_ms: float 
         return LogMel(sample_rate, n_mels=n_mels, win_ms=win_ms, hop_ms=hop_ms)
     if name == "harmonic":
         return HarmonicFilterBank(sample_rate, hop_ms=hop_ms)
+    if name == "logfreq":
+        return LogFreq(sample_rate, hop_ms=hop_ms)
     if name == "raw":
         return Raw(sample_rate)
     raise KeyError(f"unknown front-end '{name}' (known: {sorted(FRONTENDS)})")

@@ -106,3 +106,37 @@ def test_validate_model_names_the_key(override, key):
 def test_validate_model_accepts_defaults_and_auto():
     validate_model(model_cfg())
     validate_model(model_cfg(encoder="samplecnn", frontend="auto"))
+
+
+def test_logfreq_is_a_frozen_semitone_axis_from_c2():
+    from ssl_music.models.frontends import LogFreq
+
+    fe = LogFreq(SR)
+    t = torch.arange(2 * SR) / SR
+    out = fe(torch.sin(2 * math.pi * 440.0 * t)[None])            # A4 = MIDI 69
+    assert out.shape[:2] == (1, 1) and fe.n_bands == 83
+    band = int(out[0, 0].mean(-1).argmax())
+    assert band == 69 - 36 and band % 12 == 9                      # 9 semitones above C: pitch class A
+    assert not list(fe.parameters())
+
+
+def test_pitch_class_pool_folds_octaves_and_follows_transposition():
+    from ssl_music.models.encoders import PitchClassPool
+
+    torch.manual_seed(0)
+    pool = PitchClassPool(1, filters=3).eval()
+    x = torch.zeros(1, 1, 72, 20)
+    x[0, 0, 30] = 1.0                                               # one partial, 6 semitones into octave 2
+    ref = pool(x).reshape(3, 12)
+    octave_up = torch.roll(x, 12, dims=2)
+    torch.testing.assert_close(pool(octave_up).reshape(3, 12), ref)   # same pitch class, another octave
+    semitone_up = torch.roll(x, 1, dims=2)
+    torch.testing.assert_close(pool(semitone_up).reshape(3, 12), torch.roll(ref, 1, dims=1))
+    assert not torch.allclose(pool(semitone_up), pool(x))
+
+
+def test_pitch_classes_need_the_semitone_frontend_and_add_no_dims():
+    with pytest.raises(ConfigError, match="model.pitch_classes"):
+        build_encoder(model_cfg(encoder="tiny", frontend="logmel", width=4, pitch_classes=2), SR)
+    enc = build_encoder(model_cfg(encoder="tiny", frontend="logfreq", width=4, embed_dim=16, pitch_classes=2), SR)
+    assert enc(torch.randn(2, SR)).shape == (2, 16) and enc.encoder.pitch.out_dim == 24
