@@ -13,7 +13,7 @@ A sweep file (configs/sweeps/*.yaml):
 
 Every run's config is loaded and validated before anything is written or submitted. A run folder holds its
 effective config.yaml, checkpoints/, DONE (pretraining reached max_steps), results.json (evaluated) or
-FAILED. Runs with results.json are never touched again, so re-running a sweep only finishes what is missing.
+FAILED; a local sweep also writes timings.json (wall seconds of each stage). Runs with results.json are never touched again, so re-running a sweep only finishes what is missing.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Dict, List, Sequence
@@ -229,6 +230,14 @@ def _step(cmd: list[str], log: Path) -> int:
         return subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
 
 
+def _record_time(run_dir: Path, stage: str, seconds: float, rc: int) -> None:
+    """timings.json: wall seconds of each local stage, so sweep tables can say what each arm cost."""
+    path = run_dir / "timings.json"
+    times = json.loads(path.read_text()) if path.is_file() else {}
+    times[stage] = {"seconds": round(seconds, 1), "returncode": rc}
+    path.write_text(json.dumps(times, indent=1))
+
+
 def run_local(sweep: Sweep, dry_run: bool = False) -> int:
     """Pretrain + evaluate each unfinished run in turn, then the comparison report. Returns an exit status."""
     if dry_run:
@@ -252,7 +261,9 @@ def run_local(sweep: Sweep, dry_run: bool = False) -> int:
         for stage, args in stages:
             print(f"[sweep {sweep.name}] {run.name}: {stage}", flush=True)
             log = run.dir / f"{stage}.log"
+            t0 = time.perf_counter()
             rc = _step(_cli(args), log)
+            _record_time(run.dir, stage, time.perf_counter() - t0, rc)
             if rc != 0:
                 (run.dir / "FAILED").write_text(json.dumps({"stage": stage, "returncode": rc, "log": str(log)}))
                 print(f"[sweep {sweep.name}] {run.name}: {stage} failed (exit {rc}), see {log}", flush=True)

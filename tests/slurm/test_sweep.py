@@ -230,3 +230,12 @@ def test_sweep_prints_each_arms_chain_before_running(tmp_path, monkeypatch, caps
     assert out.index("effective augmentation chains") < out.index(": pretrain")
     assert re.search(r"none +augment: none \(no augmentation\)", out)
     assert "pitch_shift  augment: pitch_shift p=0.8 (min_semitones=-4, max_semitones=4)" in out
+
+
+def test_local_sweep_records_each_stage_wall_time(tmp_path, monkeypatch):
+    grid = "  augment: {none: [augment.preset=none]}\n"
+    s = load_sweep(_write_sweep(tmp_path, grid))
+    monkeypatch.setattr(sweep, "_step", lambda cmd, log: 3)
+    sweep.run_local(s)
+    times = json.loads((s.runs[0].dir / "timings.json").read_text())
+    assert times == {"pretrain": {"seconds": pytest.approx(0.0, abs=0.5), "returncode": 3}}
