@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import tarfile
+import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -145,10 +146,14 @@ def _write_json_atomic(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def _warn(msg: str) -> None:
+def _say(msg: str) -> None:
     from tqdm import tqdm
 
-    tqdm.write(f"warning: {msg}", file=sys.stderr)
+    tqdm.write(msg, file=sys.stderr)
+
+
+def _warn(msg: str) -> None:
+    _say(f"warning: {msg}")
 
 
 def _resume_point(out: Path, settings: dict) -> tuple[list[dict], list[dict], list[dict], int]:
@@ -225,6 +230,7 @@ def build_shards(inputs, out_dir: str | Path, sample_rate: int = 16000, segment_
         save(False)
 
     jobs = [(it, int(sample_rate), float(segment_seconds), bool(mono), float(min_seconds)) for it in items[start:]]
+    t0, decoded_s = time.perf_counter(), 0.0
     bar = tqdm(total=len(items), initial=start, unit="file", desc="shards", disable=not progress)
     for index, res in enumerate(_ordered_map(process_track, jobs, workers), start=start):
         bar.update(1)
@@ -234,6 +240,7 @@ def build_shards(inputs, out_dir: str | Path, sample_rate: int = 16000, segment_
             _warn(f"skipped {res['item']['path']}: {reason}")
             continue
         notes += [{"path": res["item"]["path"], "index": index, **n} for n in res["notes"]]
+        decoded_s += res["seconds"]
         size = sum(len(s["flac"]) + len(s["json"]) + 1536 for s in res["samples"])  # + tar headers
         if state["writer"] is not None and state["bytes"] + size > limit:
             close(index)
@@ -249,8 +256,23 @@ def build_shards(inputs, out_dir: str | Path, sample_rate: int = 16000, segment_
     close(len(items))
     if shards:
         shards[-1]["inputs"][1] = len(items)  # skipped inputs after the last track belong to it
+    manifest["last_build"] = throughput(decoded_s / 3600, time.perf_counter() - t0, workers)
     save(True)
+    if progress:
+        _say(describe_throughput(manifest["last_build"]))
     return manifest
+
+
+def throughput(hours: float, seconds: float, workers: int) -> dict:
+    """What one build (or resumed part of one) did: audio hours sharded per wall minute, in all and per worker."""
+    rate = hours / (seconds / 60) if seconds > 0 else 0.0
+    return {"hours": round(hours, 6), "seconds": round(seconds, 2), "workers": int(max(1, workers)),
+            "hours_per_min": round(rate, 3), "hours_per_min_per_worker": round(rate / max(1, workers), 3)}
+
+
+def describe_throughput(t: dict) -> str:
+    return (f"sharded {t['hours']:.3f} h of audio in {t['seconds']:.1f} s: {t['hours_per_min']:.2f} h of audio per "
+            f"minute, {t['hours_per_min_per_worker']:.2f} per worker ({t['workers']} worker(s))")
 
 
 # ---------------------------------------------------------------------------------- read / inspect

@@ -233,3 +233,19 @@ def test_resume_keeps_the_notes_of_finished_shards(tmp_path):
     again = build_shards(src, out, shard_size_mb=0.1, progress=False)
     assert again["notes"] == full["notes"] and again["skipped"] == full["skipped"]
     assert [s["sha256"] for s in again["shards"]] == [s["sha256"] for s in full["shards"]]
+
+
+def test_every_build_reports_hours_of_audio_per_minute_per_worker(tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        sf.write(src / f"t{i}.wav", music(4.0, 22050, i)[0], 22050)
+    assert main(["shards", "build", str(src), "--out", str(tmp_path / "sh"), "--workers", "2"]) == 0
+    err = capsys.readouterr().err
+    last = read_manifest(tmp_path / "sh")["last_build"]
+    assert last["hours"] == pytest.approx(12.0 / 3600, rel=1e-3) and last["workers"] == 2 and last["seconds"] > 0
+    assert last["hours_per_min_per_worker"] == pytest.approx(last["hours_per_min"] / 2, rel=0.01)
+    assert f"{last['hours_per_min']:.2f} h of audio per minute, {last['hours_per_min_per_worker']:.2f} per worker" in err
+    # a resumed build that finds everything done sharded nothing new: the figure is about this run only
+    assert main(["shards", "build", str(src), "--out", str(tmp_path / "sh"), "--quiet"]) == 0
+    assert read_manifest(tmp_path / "sh")["last_build"]["hours"] == 0.0
