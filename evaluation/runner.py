@@ -15,7 +15,6 @@ from evaluation.embed import embed_dataset
 from evaluation.knn import choose_search, search_rule
 from evaluation.metrics import ci_method
 from evaluation.segmentation import protocol as segmentation_protocol
-from evaluation.suite import locality_attributes, task_items, tempo_columns
 
 NON_METRIC_KEYS = ("per_seed", "confusion", "classes", "protocol")
 
@@ -52,6 +51,27 @@ def protocol(cfg, model: Any) -> dict:
         **({"segmentation": segmentation_protocol(cfg.segmentation)}
            if any(t.type == "segmentation" for d in cfg.datasets for t in d.tasks) else {}),
     }
+
+
+def locality_attributes(cfg, spec) -> list[str]:
+    if all(t.type == "segmentation" for t in spec.tasks):
+        return []  # locality is over track embeddings, which a segmentation-only dataset does not make
+    if cfg.locality.attributes:
+        return list(cfg.locality.attributes)
+    return list(dict.fromkeys(t.column for t in spec.tasks if t.type in ("multiclass", "tempo") and not t.where))
+
+
+def tempo_columns(spec) -> list[str]:
+    """Columns holding BPM values: locality matches them within ``locality.tolerance``."""
+    return [t.column for t in spec.tasks if t.type in ("tempo", "translation")]
+
+
+def task_items(task, items: list) -> list:
+    """The items a task scores: all of them, or those whose label matches the task's ``where``."""
+    if not task.where:
+        return list(items)
+    col, _, value = (p.strip() for p in task.where.partition("="))
+    return [it for it in items if str(it.labels.get(col, "")).strip().lower() == value.lower()]
 
 
 def _project(X: np.ndarray, method: str, seed: int = 0) -> np.ndarray:

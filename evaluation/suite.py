@@ -308,27 +308,6 @@ def check_dataset(spec: DictConfig, index: int, ds, folds: int, locality_attrs: 
                               f"label column '{a}' (columns: {sorted(columns)})")
 
 
-def locality_attributes(cfg: DictConfig, spec: DictConfig) -> list[str]:
-    if all(t.type == "segmentation" for t in spec.tasks):
-        return []  # locality is over track embeddings, which a segmentation-only dataset does not make
-    if cfg.locality.attributes:
-        return list(cfg.locality.attributes)
-    return list(dict.fromkeys(t.column for t in spec.tasks if t.type in ("multiclass", "tempo") and not t.where))
-
-
-def tempo_columns(spec: DictConfig) -> list[str]:
-    """Columns holding BPM values: locality matches them within ``locality.tolerance``."""
-    return [t.column for t in spec.tasks if t.type in ("tempo", "translation")]
-
-
-def task_items(task: DictConfig, items: list) -> list:
-    """The items a task scores: all of them, or those whose label matches the task's ``where``."""
-    if not task.where:
-        return list(items)
-    col, _, value = (p.strip() for p in task.where.partition("="))
-    return [it for it in items if str(it.labels.get(col, "")).strip().lower() == value.lower()]
-
-
 def check_translation(cfg: DictConfig, spec: DictConfig, ds) -> None:
     """The property columns of a translation task exist (before any embedding)."""
     if not any(t.type == "translation" for t in spec.tasks):
@@ -355,6 +334,8 @@ def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Pat
         from ssl_music.api import load_encoder
 
         model = load_encoder(checkpoint, device=cfg.device)
+    from evaluation.runner import locality_attributes
+
     out = Path(out_dir)
     loaded = []
     for i, spec in enumerate(cfg.datasets):
