@@ -62,6 +62,8 @@ class ModelConfig:
     tempo_hidden: int = 256
     periodicity: bool = False         # tiny / short_chunk_resnet: add log-lag onset autocorrelation features
     pitch_classes: int = 0            # tiny + frontend logfreq: filters of the key-preserving pitch-class pooling
+    block_norm: bool = False          # embedding = unit-length learned block + periodicity block (Encoder.normalise_blocks)
+    periodicity_weight: float = 0.1   # with block_norm: the periodicity block's length in the unit-length embedding
 
 
 # -------------------------------------------------------------------------------------------- training

@@ -6,9 +6,11 @@ may be ``auto`` to take the encoder's default front-end (``ENCODERS[name][2]``).
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ssl_music.models.encoders import ENCODERS
@@ -39,6 +41,9 @@ def validate_model(model_cfg: Any) -> None:
     if frontend != "auto" and frontend not in compatible:
         bad("frontend", f"encoder '{encoder}' takes {' or '.join(compatible)}, got '{frontend}' "
                               f"(set model.frontend={default} or auto)")
+    w = model_cfg.get("periodicity_weight", 0.1)
+    if not 0 < w < 1:
+        bad("periodicity_weight", f"must be in (0, 1), got {w}")
     for key in ("embed_dim", "width", "n_mels", "proj_hidden", "proj_dim", "tempo_hidden", "win_ms", "hop_ms"):
         value = model_cfg[key]
         if not value > 0:
@@ -58,8 +63,9 @@ class Encoder(nn.Module):
     """Waveform [B, L] -> embedding [B, embed_dim]: front-end then encoder."""
 
     def __init__(self, frontend: nn.Module, encoder: nn.Module, embed_dim: int, sample_rate: int,
-                 frontend_name: str, encoder_name: str):
+                 frontend_name: str, encoder_name: str, block_norm: bool = False, periodicity_weight: float = 0.1):
         super().__init__()
+        self.block_norm, self.periodicity_weight = bool(block_norm), float(periodicity_weight)
         self.frontend = frontend
         self.encoder = encoder
         self.embed_dim = embed_dim
@@ -78,7 +84,24 @@ class Encoder(nn.Module):
         return self.embed_dim - (periodicity.out_dim if periodicity is not None else 0)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return self.encoder(self.frontend(wave))
+        e = self.encoder(self.frontend(wave))
+        return self.normalise_blocks(e) if self.block_norm else e
+
+    def normalise_blocks(self, e: torch.Tensor) -> torch.Tensor:
+        """Per-block normalisation: the learned block and the periodicity block each to unit length, then
+        weighted sqrt(1 - w^2) and w (``model.periodicity_weight``), so the embedding has unit length and
+        cosine similarity is (1 - w^2) x content similarity + w^2 x rhythm-statistic similarity.
+
+        Without it the periodicity block (BatchNorm output: unit variance per dimension, a fixed tempo
+        statistic) outweighs the learned dimensions, and on real music nearest neighbours were ranked by
+        tempo: on the dev set, 10-NN instrument 0.35 on the whole embedding, 0.57 on the learned block alone.
+        """
+        c = self.content_dim
+        content = F.normalize(e[:, :c], dim=1)
+        if c == e.shape[1]:
+            return content
+        w = self.periodicity_weight
+        return torch.cat([content * math.sqrt(1.0 - w * w), F.normalize(e[:, c:], dim=1) * w], dim=1)
 
 
 def build_encoder(model_cfg: Any, sample_rate: int) -> Encoder:
@@ -94,4 +117,7 @@ def build_encoder(model_cfg: Any, sample_rate: int) -> Encoder:
         kwargs.update(pitch_classes=int(model_cfg.pitch_classes), bands_per_octave=frontend.bands_per_octave)
     encoder = cls(in_channels=frontend.out_channels, embed_dim=int(model_cfg.embed_dim), width=int(model_cfg.width),
                   **kwargs)
-    return Encoder(frontend, encoder, int(model_cfg.embed_dim), sample_rate, frontend_name, name)
+    # .get: configs saved before these keys existed load as without block normalisation
+    return Encoder(frontend, encoder, int(model_cfg.embed_dim), sample_rate, frontend_name, name,
+                   block_norm=bool(model_cfg.get("block_norm", False)),
+                   periodicity_weight=float(model_cfg.get("periodicity_weight", 0.1)))

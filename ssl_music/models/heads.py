@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -20,12 +21,21 @@ class TempoHead(nn.Module):
     The difference and product terms make "same" easy to express whatever order the pair comes in.
     """
 
-    def __init__(self, embed_dim: int, hidden: int):
+    def __init__(self, embed_dim: int, hidden: int, unit_blocks: int | None = None):
         super().__init__()
+        # With a block-normalised embedding, the periodicity block is short by design (periodicity_weight);
+        # the head rescales both blocks to unit length so that its product term is not w^2 times too small.
+        self.unit_blocks = unit_blocks
         self.mlp = nn.Sequential(nn.Linear(4 * embed_dim, hidden, bias=False), nn.BatchNorm1d(hidden),
                                  nn.ReLU(inplace=True), nn.Linear(hidden, 1))
 
+    def _blocks(self, e: torch.Tensor) -> torch.Tensor:
+        c = self.unit_blocks
+        return torch.cat([F.normalize(e[:, :c], dim=1), F.normalize(e[:, c:], dim=1)], dim=1)
+
     def forward(self, e1: torch.Tensor, e2: torch.Tensor) -> torch.Tensor:
+        if self.unit_blocks:
+            e1, e2 = self._blocks(e1), self._blocks(e2)
         return self.mlp(torch.cat([e1, e2, (e1 - e2).abs(), e1 * e2], dim=1)).squeeze(1)
 
 
@@ -39,4 +49,6 @@ def projector(model_cfg, encoder: nn.Module) -> ProjectionHead:
 
 def tempo_head(model_cfg, encoder: nn.Module) -> TempoHead:
     """The same-vs-different tempo classifier; it reads the whole embedding, periodicity block included."""
-    return TempoHead(encoder.embed_dim, model_cfg.tempo_hidden)
+    split = encoder.content_dim if getattr(encoder, "block_norm", False) and encoder.content_dim < encoder.embed_dim \
+        else None
+    return TempoHead(encoder.embed_dim, model_cfg.tempo_hidden, unit_blocks=split)

@@ -140,3 +140,20 @@ def test_pitch_classes_need_the_semitone_frontend_and_add_no_dims():
         build_encoder(model_cfg(encoder="tiny", frontend="logmel", width=4, pitch_classes=2), SR)
     enc = build_encoder(model_cfg(encoder="tiny", frontend="logfreq", width=4, embed_dim=16, pitch_classes=2), SR)
     assert enc(torch.randn(2, SR)).shape == (2, 16) and enc.encoder.pitch.out_dim == 24
+
+
+def test_block_norm_gives_each_block_its_set_length():
+    torch.manual_seed(0)
+    enc = build_encoder(model_cfg(encoder="tiny", width=8, embed_dim=64, periodicity=True, hop_ms=20.0,
+                                  block_norm=True, periodicity_weight=0.2), SR).eval()
+    e = enc(torch.randn(3, SR))
+    c = enc.content_dim
+    assert c < 64
+    torch.testing.assert_close(e.norm(dim=1), torch.ones(3))
+    torch.testing.assert_close(e[:, c:].norm(dim=1), torch.full((3,), 0.2))
+    raw = enc.encoder(enc.frontend(torch.randn(3, SR)))
+    assert not torch.allclose(raw.norm(dim=1), torch.ones(3))        # off by default: the encoder's own output
+    plain = build_encoder(model_cfg(encoder="tiny", width=8, embed_dim=16, block_norm=True), SR).eval()
+    torch.testing.assert_close(plain(torch.randn(2, SR)).norm(dim=1), torch.ones(2))   # no periodicity: one block
+    with pytest.raises(ConfigError, match="model.periodicity_weight"):
+        build_encoder(model_cfg(encoder="tiny", width=8, block_norm=True, periodicity_weight=1.0), SR)

@@ -29,3 +29,15 @@ def test_tempo_head_sees_pair_features():
         first.weight[:, 24:] = 0
         assert torch.allclose(head(e1, e2), head(e2, e1))
         assert not torch.allclose(head(e1, e2), head(e1, e1))
+
+
+def test_tempo_head_rescales_a_block_normalised_embedding():
+    import torch
+
+    from ssl_music.models.heads import TempoHead
+
+    torch.manual_seed(0)
+    head = TempoHead(8, 16, unit_blocks=6).eval()
+    e1, e2 = torch.randn(4, 8), torch.randn(4, 8)
+    short = torch.cat([e1[:, :6], 0.1 * e1[:, 6:]], 1), torch.cat([e2[:, :6], 0.1 * e2[:, 6:]], 1)
+    torch.testing.assert_close(head(*short), head(e1, e2))   # the block lengths do not reach the MLP
