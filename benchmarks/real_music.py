@@ -1,0 +1,183 @@
+"""Real-music benchmark (issue #13): shards from a folder of real music, pretraining of a named recipe for a
+fixed step budget, the dev-set suite (configs/eval/devset.yaml: 3 seeds x 5 folds, the random-init twin and
+MFCC+chroma on the same splits, the tempo head against librosa), then one table with each stage's wall time.
+
+    python benchmarks/real_music.py                                   # Debian game-music packages, demo recipe
+    python benchmarks/real_music.py --config configs/pretrain/real_music.yaml --steps 1500 --out runs/real
+    python benchmarks/real_music.py --audio /data/my_music --shards runs/real/shards
+    python benchmarks/real_music.py --table runs/sweeps/real_music/*/      # tables of finished runs (a sweep)
+
+Default audio: the files of the Debian packages asc-music drascula-music hyperrogue-music planetblupi-music-ogg
+singularity-music warzone2100-music, when installed (never in CI). Every stage is a plain `ssl-music` command
+run in its own process, exactly as a user would run it; finished stages are reused (shards with a complete
+manifest, a run with DONE, an evaluation with results.json), so a re-run only prints the table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+PACKAGES = ("asc-music", "drascula-music", "hyperrogue-music", "planetblupi-music-ogg", "singularity-music",
+            "warzone2100-music")
+TASKS = ("style", "instrument", "key")
+SETS = ("model", "random_init", "mfcc_chroma")
+
+
+def package_audio() -> list[str]:
+    """Audio files the Debian music packages installed (dpkg -L), in a stable order."""
+    from ssl_music.data.files import AUDIO_EXTENSIONS
+
+    files = []
+    for pkg in PACKAGES:
+        out = subprocess.run(["dpkg", "-L", pkg], capture_output=True, text=True)
+        files += [line for line in out.stdout.splitlines()
+                  if Path(line).suffix.lower() in AUDIO_EXTENSIONS and Path(line).is_file()]
+    return sorted(set(files))
+
+
+def _cli(args: list[str], log: Path) -> float:
+    cmd = [sys.executable, "-m", "ssl_music.cli", *args]
+    print(f"$ {shlex.join(cmd)}   (log: {log})", flush=True)
+    t0 = time.perf_counter()
+    with open(log, "a") as fh:
+        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO).returncode
+    if rc:
+        sys.exit(f"failed (exit {rc}): see {log}")
+    return time.perf_counter() - t0
+
+
+def build(a, out: Path, times: dict) -> Path:
+    shards = Path(a.shards) if a.shards else out / "shards"
+    manifest = shards / "manifest.json"
+    if manifest.is_file() and json.loads(manifest.read_text()).get("complete"):
+        print(f"shards: reusing {shards}")
+        return shards
+    inputs = a.audio
+    if not inputs:
+        files = package_audio()
+        if not files:
+            sys.exit("no --audio given and none of the Debian music packages is installed: "
+                     f"apt-get install {' '.join(PACKAGES)}")
+        out.mkdir(parents=True, exist_ok=True)
+        listing = out / "real_music.csv"
+        listing.write_text("path\n" + "".join(f"{f}\n" for f in files))
+        inputs = [str(listing)]
+    times["shards"] = _cli(["shards", "build", *inputs, "--out", str(shards), "--workers", str(a.workers)],
+                           out / "shards.log")
+    return shards
+
+
+def pretrain(a, out: Path, shards: Path, times: dict) -> Path:
+    run = out / "run"
+    if (run / "DONE").is_file():
+        print(f"pretraining: reusing {run}")
+    else:
+        args = ["pretrain", "--config", a.config, f"data.shards={shards}", f"trainer.root_dir={run}",
+                f"trainer.max_steps={a.steps}", "trainer.progress_bar=false", "monitor.every_n_steps=0", *a.override]
+        times["pretrain"] = _cli(args, out / "pretrain.log")
+    return run
+
+
+def evaluate(a, out: Path, run: Path, times: dict) -> Path:
+    if not (run / "results.json").is_file():
+        args = ["evaluate", "--checkpoint", str(run / "checkpoints" / "last.ckpt"), "--suite", a.suite,
+                "--out", str(run), "--quiet", *(["--data", a.devset] if a.devset else [])]
+        times["evaluate"] = _cli(args, out / "evaluate.log")
+    return run
+
+
+# ---------------------------------------------------------------------------------------------- table
+def _mean(entry: dict | None) -> float | None:
+    return None if not entry else entry["accuracy"]["mean"]
+
+
+def _fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def rows(results: dict) -> list[tuple[str, ...]]:
+    """(measure, model, random init, MFCC+chroma, librosa, Δ vs random init) for every dev-set figure."""
+    ds = next(iter(results["datasets"].values()))
+    out = []
+    for task in TASKS:
+        t = ds["tasks"].get(task)
+        if not t:
+            continue
+        for probe in ("linear", "mlp"):
+            vals = [_mean(t["probes"].get(probe, {}).get(s)) for s in SETS]
+            out.append((f"{task} {probe}", *vals, None))
+        vals = [t.get("knn", {}).get(s, {}).get("10") for s in SETS]
+        out.append((f"{task} 10-NN", *vals, None))
+    loc = ds.get("locality", {})
+    for attr in loc.get("chance", {}):
+        vals = [loc["scores"].get(s, {}).get(attr) for s in SETS]
+        out.append((f"{attr} locality (chance {loc['chance'][attr]:.3f})", *vals, None))
+    for task in ("tempo", "tempo_drums"):
+        tempo = ds["tasks"].get(task, {}).get("tempo", {})
+        for m in ("acc1", "acc2"):
+            out.append((f"{task} {m.capitalize()} (n={tempo.get('n', 0)})", tempo.get("model", {}).get(m), None,
+                        None, tempo.get("librosa", {}).get(m)))
+    return [(name, *map(_fmt, vals), _fmt(vals[0] - vals[1]) if None not in vals[:2] else "–")
+            for name, *vals in out]
+
+
+def print_table(run: Path, times: dict) -> None:
+    results = json.loads((run / "results.json").read_text())
+    head = ("measure", "model", "random init", "MFCC+chroma", "librosa", "Δ vs random")
+    table = [head, *rows(results)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+    print(f"\n## {run}  (checkpoint {results.get('checkpoint')})")
+    for i, r in enumerate(table):
+        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    saved = run / "timings.json"
+    times = {**(json.loads(saved.read_text()) if saved.is_file() else {}), **times}
+    if times:
+        print("wall time: " + ", ".join(f"{k} {(v['seconds'] if isinstance(v, dict) else v) / 60:.1f} min"
+                                          for k, v in times.items()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--audio", nargs="*", default=[], help="folders / CSV manifests of real music (default: the "
+                    "Debian game-music packages)")
+    ap.add_argument("--shards", default="", help="shard folder to build into or reuse (default: OUT/shards)")
+    ap.add_argument("--config", default="configs/pretrain/demo.yaml", help="the recipe to pretrain")
+    ap.add_argument("--steps", type=int, default=1000, help="pretraining budget in optimiser steps (0: build the shards only)")
+    ap.add_argument("--suite", default="configs/eval/devset.yaml")
+    ap.add_argument("--devset", default="", help="dev-set labels.csv, when not at ../shared/devset")
+    ap.add_argument("--workers", type=int, default=2, help="shard-building processes")
+    ap.add_argument("--out", default="runs/real_music")
+    ap.add_argument("--table", nargs="*", default=None, help="only print the tables of finished run folders")
+    ap.add_argument("override", nargs="*", help="extra pretraining overrides key=value")
+    a = ap.parse_args()
+    if a.table is not None:
+        for run in a.table:
+            print_table(Path(run), {})
+        return
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    times: dict = {}
+    shards = build(a, out, times)
+    if a.steps == 0:
+        print(f"shards ready in {shards}")
+        return
+    run = pretrain(a, out, shards, times)
+    evaluate(a, out, run, times)
+    (run / "timings.json").write_text(json.dumps({**(json.loads((run / "timings.json").read_text())
+                                                      if (run / "timings.json").is_file() else {}),
+                                                   **{k: {"seconds": round(v, 1)} for k, v in times.items()}}))
+    print_table(run, {})
+
+
+if __name__ == "__main__":
+    main()
