@@ -52,7 +52,7 @@ def validate_model(model_cfg: Any) -> None:
     if pitch < 0:
         bad("pitch_classes", f"must be >= 0, got {pitch}")
     if pitch and "pitch_classes" not in inspect.signature(ENCODERS[encoder][0]).parameters:
-        bad("pitch_classes", f"encoder '{encoder}' has no pitch-class pooling (tiny does)")
+        bad("pitch_classes", f"encoder '{encoder}' has no pitch-class pooling (tiny and short_chunk_resnet do)")
     if pitch and resolve_frontend(model_cfg) != "logfreq":
         bad("pitch_classes", "folds a semitone axis: needs model.frontend=logfreq")
     if model_cfg.get("periodicity", False) and "periodicity" not in inspect.signature(ENCODERS[encoder][0]).parameters:

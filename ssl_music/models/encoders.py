@@ -142,13 +142,15 @@ class ShortChunkResNet(nn.Module):
 
     96 mel bands shrink to 1 after seven halvings; remaining frequency is max-pooled, then mean+max over
     time feed the dense layers (Won max-pools over time only; the mean adds a cheap density statistic).
-    ``periodicity`` adds the log-lag onset autocorrelation as in ``TinyCNN``.
+    ``periodicity`` adds the log-lag onset autocorrelation and ``pitch_classes`` the key-preserving pooling, as in
+    ``TinyCNN``.
     """
 
     def __init__(self, in_channels: int = 1, embed_dim: int = 512, width: int = 64, periodicity: bool = False,
-                 hop_ms: float = 10.0):
+                 hop_ms: float = 10.0, pitch_classes: int = 0, bands_per_octave: int = 12):
         super().__init__()
         w = width
+        self.pitch = PitchClassPool(in_channels, pitch_classes, bands_per_octave) if pitch_classes else None
         chans = [w, w, 2 * w, 2 * w, 2 * w, 2 * w, 4 * w]
         self.input_bn = nn.BatchNorm2d(in_channels)
         layers, c_in = [], in_channels
@@ -158,14 +160,15 @@ class ShortChunkResNet(nn.Module):
         self.layers = nn.Sequential(*layers)
         p = _period_dim(w, embed_dim) if periodicity else 0
         self.periodicity = PeriodicityPool(1000.0 / hop_ms, out_dim=p) if periodicity else None
-        self.head = _Embed(2 * c_in, c_in, embed_dim - p)
+        self.head = _Embed(2 * c_in + (self.pitch.out_dim if self.pitch else 0), c_in, embed_dim - p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_bn(x)
         # detach: the input BN is affine here, and the statistic needs no gradient to be useful
         extra = [self.periodicity(x.detach())] if self.periodicity is not None else []
+        pitch = [self.pitch(x)] if self.pitch is not None else []
         x = self.layers(x).amax(dim=2)
-        return torch.cat([self.head(_temporal_pool(x)), *extra], dim=1)
+        return torch.cat([self.head(torch.cat([_temporal_pool(x), *pitch], dim=1)), *extra], dim=1)
 
 
 # ------------------------------------------------------------------------------------------ SampleCNN

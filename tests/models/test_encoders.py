@@ -138,8 +138,11 @@ def test_pitch_class_pool_folds_octaves_and_follows_transposition():
 def test_pitch_classes_need_the_semitone_frontend_and_add_no_dims():
     with pytest.raises(ConfigError, match="model.pitch_classes"):
         build_encoder(model_cfg(encoder="tiny", frontend="logmel", width=4, pitch_classes=2), SR)
-    enc = build_encoder(model_cfg(encoder="tiny", frontend="logfreq", width=4, embed_dim=16, pitch_classes=2), SR)
-    assert enc(torch.randn(2, SR)).shape == (2, 16) and enc.encoder.pitch.out_dim == 24
+    for name in ("tiny", "short_chunk_resnet"):
+        enc = build_encoder(model_cfg(encoder=name, frontend="logfreq", width=4, embed_dim=16, pitch_classes=2), SR)
+        assert enc(torch.randn(2, SR)).shape == (2, 16) and enc.encoder.pitch.out_dim == 24
+    with pytest.raises(ConfigError, match="model.pitch_classes"):
+        build_encoder(model_cfg(encoder="samplecnn", frontend="raw", width=4, pitch_classes=2), SR)
 
 
 def test_block_norm_gives_each_block_its_set_length():
