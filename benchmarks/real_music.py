@@ -5,7 +5,7 @@ MFCC+chroma on the same splits, the tempo head against librosa), then one table 
     python benchmarks/real_music.py                                   # Debian game-music packages, demo recipe
     python benchmarks/real_music.py --config configs/pretrain/real_music.yaml --steps 1500 --out runs/real
     python benchmarks/real_music.py --audio /data/my_music --shards runs/real/shards
-    python benchmarks/real_music.py --table runs/sweeps/real_music/*/      # tables of finished runs (a sweep)
+    python benchmarks/real_music.py --table runs/sweeps/real_music_recipe/*/   # tables of finished runs (a sweep)
 
 Default audio: the files of the Debian packages asc-music drascula-music hyperrogue-music planetblupi-music-ogg
 singularity-music warzone2100-music, when installed (never in CI). Every stage is a plain `ssl-music` command
