@@ -163,7 +163,7 @@ def step_train(smoke: bool) -> dict:
     return {"figures": {**r, **{k: v for k, v in vars(args).items()}},
             "rows": [[f"short_chunk_resnet b{args.batch_size} {args.precision}, full chain on the gpu backend",
                       f"{r['clips_per_s']:.0f} clips/s",
-                      f"data-wait {100 * r['data_wait']:.0f} %, {mem}, {args.workers} loader workers, "
+                      f"data-wait {100 * r['data_wait']:.0f} %, augmentation {100 * r['augment']:.0f} %, {mem}, {args.workers} loader workers, "
                       f"{args.steps} steps in {r['wall_s']:.1f} s"]]}
 
 

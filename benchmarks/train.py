@@ -57,7 +57,9 @@ def run(shards: Path, encoder: str, args) -> dict:
     perf = [r for r in rows if r.get("perf/clips_per_s") and int(r["step"]) >= min(5, args.steps // 3)]
     clips = sorted(float(r["perf/clips_per_s"]) for r in perf)
     wait = sorted(float(r["perf/data_wait_share"]) for r in perf)
+    aug = sorted(float(r.get("perf/augment_share") or 0.0) for r in perf)
     out = {"encoder": encoder, "clips_per_s": clips[len(clips) // 2], "data_wait": wait[len(wait) // 2],
+           "augment": aug[len(aug) // 2],
            "wall_s": wall, "gpu_mem_gb": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None}
     shutil.rmtree(root, ignore_errors=True)
     return out
@@ -85,11 +87,11 @@ def main() -> None:
           f"preset {args.preset} on the {args.backend} backend, {args.steps} steps, median of steps after warm-up")
     results = [run(shards, name, args) for name in args.encoders.split(",")]
     base = results[0]["clips_per_s"]
-    print(f"{'encoder':<20} {'clips/s':>9} {'vs ' + results[0]['encoder']:>12} {'data-wait':>10} {'wall s':>8} {'GPU GiB':>8}")
+    print(f"{'encoder':<20} {'clips/s':>9} {'vs ' + results[0]['encoder']:>12} {'data-wait':>10} {'augment':>8} {'wall s':>8} {'GPU GiB':>8}")
     for r in results:
         mem = f"{r['gpu_mem_gb']:.2f}" if r["gpu_mem_gb"] is not None else "-"
         print(f"{r['encoder']:<20} {r['clips_per_s']:>9.1f} {r['clips_per_s'] / base:>11.2f}x "
-              f"{100 * r['data_wait']:>9.1f}% {r['wall_s']:>8.1f} {mem:>8}")
+              f"{100 * r['data_wait']:>9.1f}% {100 * r['augment']:>7.1f}% {r['wall_s']:>8.1f} {mem:>8}")
 
 
 if __name__ == "__main__":

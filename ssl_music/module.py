@@ -35,6 +35,7 @@ class PretrainModule(pl.LightningModule):
         self._aug_generator: torch.Generator | None = None
         self._t_batch_end: float | None = None
         self._t_batch_start = 0.0
+        self._t_augment = 0.0
 
     # ------------------------------------------------------------------------------------ augmentation
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
@@ -44,7 +45,14 @@ class PretrainModule(pl.LightningModule):
             # Distinct stream per rank, reproducible from the run's seed.
             self._aug_generator = torch.Generator(device=self.device)
             self._aug_generator.manual_seed(self.cfg.trainer.seed * 1000 + self.global_rank + 1)
-        return self.augmenter.apply_batch(batch, generator=self._aug_generator)  # runs under no_grad itself
+        t0 = time.perf_counter()
+        out = self.augmenter.apply_batch(batch, generator=self._aug_generator)  # runs under no_grad itself
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        # Lightning transfers (and so augments) the batch before on_train_batch_start: without this the
+        # augmentation time would be reported as waiting for data.
+        self._t_augment = time.perf_counter() - t0
+        return out
 
     # ---------------------------------------------------------------------------------------- losses
     def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:
@@ -87,10 +95,13 @@ class PretrainModule(pl.LightningModule):
                 torch.cuda.synchronize(self.device)
                 now = time.perf_counter()
             step = now - self._t_batch_end
-            wait = self._t_batch_start - self._t_batch_end
+            augment = self._t_augment
+            wait = max(0.0, self._t_batch_start - self._t_batch_end - augment)
             clips = sum(batch[n].shape[0] * batch[n].shape[1] for n in self.objectives)
             self.log("perf/clips_per_s", clips / max(step, 1e-9), on_step=True, batch_size=1)
             self.log("perf/data_wait_share", wait / max(step, 1e-9), on_step=True, batch_size=1)
+            self.log("perf/augment_share", augment / max(step, 1e-9), on_step=True, batch_size=1)
+        self._t_augment = 0.0
         self._t_batch_end = now
 
     # ------------------------------------------------------------------------------------ optimisation

@@ -61,7 +61,8 @@ def test_multitask_pretraining_writes_checkpoints_and_embeds(tiny_shards, tmp_pa
     assert done["global_step"] == 6
     assert (tmp_path / "run" / "config.yaml").is_file()
     metrics = (tmp_path / "run" / "logs" / "version_0" / "metrics.csv").read_text().splitlines()[0]
-    for name in ("train/contrastive", "train/triplet", "train/tempo", "perf/clips_per_s", "perf/data_wait_share"):
+    for name in ("train/contrastive", "train/triplet", "train/tempo", "perf/clips_per_s", "perf/data_wait_share",
+                 "perf/augment_share"):
         assert name in metrics
 
     model = ssl_music.load_encoder(tmp_path / "run" / "checkpoints" / "last.ckpt")
