@@ -70,7 +70,8 @@ hear-validate: $(HEAR_STAMP) $(DEMO_CKPT)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/hear-validator ssl_music.hear -m $(DEMO_OUT)/export
 
 bench: $(STAMP)
-	for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	# real_music.py is left out: it needs the Debian music packages and ~15 min of pretraining (run it directly)
+	for f in benchmarks/*.py; do case $$f in */real_music.py) continue;; esac; echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf .venv .venv-* $(DEMO_OUT) .pytest_cache
