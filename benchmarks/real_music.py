@@ -152,7 +152,7 @@ def main() -> None:
                     "Debian game-music packages)")
     ap.add_argument("--shards", default="", help="shard folder to build into or reuse (default: OUT/shards)")
     ap.add_argument("--config", default="configs/pretrain/demo.yaml", help="the recipe to pretrain")
-    ap.add_argument("--steps", type=int, default=1000, help="pretraining budget in optimiser steps (0: build the shards only)")
+    ap.add_argument("--steps", type=int, default=800, help="pretraining budget in optimiser steps (0: build the shards only)")
     ap.add_argument("--suite", default="configs/eval/devset.yaml")
     ap.add_argument("--devset", default="", help="dev-set labels.csv, when not at ../shared/devset")
     ap.add_argument("--workers", type=int, default=2, help="shard-building processes")
