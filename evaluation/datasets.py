@@ -47,6 +47,20 @@ class EvalDataset:
         return [it for it in self.items if task in it.labels]
 
 
+def split_where(where: str) -> tuple[str, str]:
+    """A task's ``where: COLUMN=VALUE`` filter -> (column, value), both stripped."""
+    column, _, value = where.partition("=")
+    return column.strip(), value.strip()
+
+
+def matches_where(item: "Item", where: str) -> bool:
+    """Whether ``item`` belongs to a task filtered by ``where`` (empty: every item); values compare case-blind."""
+    if not where:
+        return True
+    column, value = split_where(where)
+    return str(item.labels.get(column, "")).strip().lower() == value.lower()
+
+
 def parse_boundaries(text: str, sep: str = BOUNDARY_SEP) -> list[float]:
     """``"0|9.6|19.2|30"`` -> sorted unique boundary times ``[0.0, 9.6, 19.2, 30.0]``; SSLMusicError when a
     value is not a finite time >= 0 or fewer than two boundaries (one section) are given."""

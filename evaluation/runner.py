@@ -66,14 +66,6 @@ def tempo_columns(spec) -> list[str]:
     return [t.column for t in spec.tasks if t.type in ("tempo", "translation")]
 
 
-def task_items(task, items: list) -> list:
-    """The items a task scores: all of them, or those whose label matches the task's ``where``."""
-    if not task.where:
-        return list(items)
-    col, _, value = (p.strip() for p in task.where.partition("="))
-    return [it for it in items if str(it.labels.get(col, "")).strip().lower() == value.lower()]
-
-
 def _project(X: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
     Z = (X - X.mean(axis=0)) / (X.std(axis=0) + 1e-8)
     if method == "tsne" and len(Z) > 5:
@@ -106,11 +98,10 @@ def _embed_all(cfg, ds, model, random_model, cache: Path, progress: bool):
 
 
 def _probe_task(cfg, task, items, feats) -> dict:
-    from evaluation.datasets import make_splits
+    from evaluation.datasets import make_splits, matches_where
     from evaluation.linear_probe import run_probe
 
-    chosen = {id(it) for it in task_items(task, items)}
-    idx = [i for i, it in enumerate(items) if id(it) in chosen
+    idx = [i for i, it in enumerate(items) if matches_where(it, task.where)
            and (task.type != "multiclass" or it.labels.get(task.column) not in (None, ""))]
     fixed = [getattr(items[i], "split", None) for i in idx]
     dropped = {}
@@ -147,10 +138,11 @@ def _probe_task(cfg, task, items, feats) -> dict:
 
 
 def _tempo_task(cfg, task, items, model) -> dict:
+    from evaluation.datasets import matches_where
     from evaluation.tempo import TempoEstimator, evaluate_tempo
 
-    rows = [(str(it.path), float(it.labels[task.column])) for it in task_items(task, items)
-            if it.labels.get(task.column) not in (None, "")]
+    rows = [(str(it.path), float(it.labels[task.column])) for it in items
+            if matches_where(it, task.where) and it.labels.get(task.column) not in (None, "")]
     if cfg.tempo.max_items:
         rows = rows[: cfg.tempo.max_items]
     t = cfg.tempo
@@ -197,7 +189,8 @@ def evaluate_dataset(cfg, spec, ds, model, random_model, cache: Path, progress: 
         else:
             tasks[task.name] = _tempo_task(cfg, task, items, model) if task.type == "tempo" else _probe_task(cfg, task, items, feats)
     attrs = locality_attributes(cfg, spec)
-    tolerances = {a: float(cfg.locality.tolerance) for a in attrs if a in tempo_columns(spec)}
+    bpm_columns = tempo_columns(spec)
+    tolerances = {a: float(cfg.locality.tolerance) for a in attrs if a in bpm_columns}
     result = {"kind": spec.kind, "path": spec.path, "n_items": len(ds.items) + len(getattr(ds, "missing", [])),
               "n_embedded": len(items), "skipped": skipped, "tasks": tasks}
     if feats and attrs and len(items) > cfg.locality.k:

@@ -239,7 +239,7 @@ def _column_kind(task_type: str) -> str:
 
 def _csv_columns(spec: DictConfig) -> dict[str, str]:
     """Label columns a csv dataset reads: the tasks' own, plus the columns their ``where`` filters name."""
-    cols = {t.where.partition("=")[0].strip(): "multiclass" for t in spec.tasks if t.where}
+    cols = {_ds().split_where(t.where)[0]: "multiclass" for t in spec.tasks if t.where}
     return cols | {t.column: _column_kind(t.type) for t in spec.tasks}
 
 
@@ -298,7 +298,7 @@ def check_dataset(spec: DictConfig, index: int, ds, folds: int, locality_attrs: 
                                   f"classes with fewer than folds={folds} items: {dict(sorted(small.items())[:8])}; "
                                   f"lower folds, set rare_classes=drop or give the dataset a split column")
     for j, t in enumerate(spec.tasks):
-        col = t.where.partition("=")[0].strip()
+        col = _ds().split_where(t.where)[0]
         if t.where and col not in columns:
             raise ConfigError(f"invalid value for suite key '{key}.tasks.{j}.where': dataset '{spec.name}' "
                               f"({spec.path}) has no label column '{col}' (columns: {sorted(columns)})")
