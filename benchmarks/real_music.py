@@ -24,6 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from ssl_music.cluster.sweep import record_time  # noqa: E402
 
 PACKAGES = ("asc-music", "drascula-music", "hyperrogue-music", "planetblupi-music-ogg", "singularity-music",
             "warzone2100-music")
@@ -54,7 +55,7 @@ def _cli(args: list[str], log: Path) -> float:
     return time.perf_counter() - t0
 
 
-def build(a, out: Path, times: dict) -> Path:
+def build(a, out: Path, run: Path) -> Path:
     shards = Path(a.shards) if a.shards else out / "shards"
     manifest = shards / "manifest.json"
     if manifest.is_file() and json.loads(manifest.read_text()).get("complete"):
@@ -70,28 +71,25 @@ def build(a, out: Path, times: dict) -> Path:
         listing = out / "real_music.csv"
         listing.write_text("path\n" + "".join(f"{f}\n" for f in files))
         inputs = [str(listing)]
-    times["shards"] = _cli(["shards", "build", *inputs, "--out", str(shards), "--workers", str(a.workers)],
-                           out / "shards.log")
+    record_time(run, "shards", _cli(["shards", "build", *inputs, "--out", str(shards), "--workers", str(a.workers)],
+                                    out / "shards.log"))
     return shards
 
 
-def pretrain(a, out: Path, shards: Path, times: dict) -> Path:
-    run = out / "run"
+def pretrain(a, out: Path, shards: Path, run: Path) -> None:
     if (run / "DONE").is_file():
         print(f"pretraining: reusing {run}")
     else:
         args = ["pretrain", "--config", a.config, f"data.shards={shards}", f"trainer.root_dir={run}",
                 f"trainer.max_steps={a.steps}", "trainer.progress_bar=false", "monitor.every_n_steps=0", *a.override]
-        times["pretrain"] = _cli(args, out / "pretrain.log")
-    return run
+        record_time(run, "pretrain", _cli(args, out / "pretrain.log"))
 
 
-def evaluate(a, out: Path, run: Path, times: dict) -> Path:
+def evaluate(a, out: Path, run: Path) -> None:
     if not (run / "results.json").is_file():
         args = ["evaluate", "--checkpoint", str(run / "checkpoints" / "last.ckpt"), "--suite", a.suite,
                 "--out", str(run), "--quiet", *(["--data", a.devset] if a.devset else [])]
-        times["evaluate"] = _cli(args, out / "evaluate.log")
-    return run
+        record_time(run, "evaluate", _cli(args, out / "evaluate.log"))
 
 
 # ---------------------------------------------------------------------------------------------- table
@@ -129,7 +127,7 @@ def rows(results: dict) -> list[tuple[str, ...]]:
             for name, *vals in out]
 
 
-def print_table(run: Path, times: dict) -> None:
+def print_table(run: Path) -> None:
     results = json.loads((run / "results.json").read_text())
     head = ("measure", "model", "random init", "MFCC+chroma", "librosa", "Δ vs random")
     table = [head, *rows(results)]
@@ -139,11 +137,10 @@ def print_table(run: Path, times: dict) -> None:
         print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))))
         if i == 0:
             print("  ".join("-" * w for w in widths))
-    saved = run / "timings.json"
-    times = {**(json.loads(saved.read_text()) if saved.is_file() else {}), **times}
-    if times:
-        print("wall time: " + ", ".join(f"{k} {(v['seconds'] if isinstance(v, dict) else v) / 60:.1f} min"
-                                          for k, v in times.items()))
+    saved = run / "timings.json"   # written by record_time: this script's stages, or a local sweep's
+    if saved.is_file():
+        print("wall time: " + ", ".join(f"{k} {v['seconds'] / 60:.1f} min"
+                                          for k, v in json.loads(saved.read_text()).items()))
 
 
 def main() -> None:
@@ -152,7 +149,8 @@ def main() -> None:
                     "Debian game-music packages)")
     ap.add_argument("--shards", default="", help="shard folder to build into or reuse (default: OUT/shards)")
     ap.add_argument("--config", default="configs/pretrain/demo.yaml", help="the recipe to pretrain")
-    ap.add_argument("--steps", type=int, default=800, help="pretraining budget in optimiser steps (0: build the shards only)")
+    ap.add_argument("--steps", type=int, default=800,
+                    help="pretraining budget in optimiser steps (0: build the shards only)")
     ap.add_argument("--suite", default="configs/eval/devset.yaml")
     ap.add_argument("--devset", default="", help="dev-set labels.csv, when not at ../shared/devset")
     ap.add_argument("--workers", type=int, default=2, help="shard-building processes")
@@ -162,21 +160,18 @@ def main() -> None:
     a = ap.parse_args()
     if a.table is not None:
         for run in a.table:
-            print_table(Path(run), {})
+            print_table(Path(run))
         return
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    times: dict = {}
-    shards = build(a, out, times)
+    run = out / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    shards = build(a, out, run)
     if a.steps == 0:
         print(f"shards ready in {shards}")
         return
-    run = pretrain(a, out, shards, times)
-    evaluate(a, out, run, times)
-    (run / "timings.json").write_text(json.dumps({**(json.loads((run / "timings.json").read_text())
-                                                      if (run / "timings.json").is_file() else {}),
-                                                   **{k: {"seconds": round(v, 1)} for k, v in times.items()}}))
-    print_table(run, {})
+    pretrain(a, out, shards, run)
+    evaluate(a, out, run)
+    print_table(run)
 
 
 if __name__ == "__main__":

@@ -47,10 +47,11 @@ class PretrainModule(pl.LightningModule):
             self._aug_generator.manual_seed(self.cfg.trainer.seed * 1000 + self.global_rank + 1)
         t0 = time.perf_counter()
         out = self.augmenter.apply_batch(batch, generator=self._aug_generator)  # runs under no_grad itself
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
         # Lightning transfers (and so augments) the batch before on_train_batch_start: without this the
-        # augmentation time would be reported as waiting for data.
+        # augmentation time would be reported as waiting for data. Synchronise only for a step that is logged
+        # (global_step advances by one before on_train_batch_end reads it), not on the hot path of every step.
+        if self.device.type == "cuda" and self._logs_step(self.global_step + 1):
+            torch.cuda.synchronize(self.device)
         self._t_augment = time.perf_counter() - t0
         return out
 
@@ -85,12 +86,15 @@ class PretrainModule(pl.LightningModule):
         return total
 
     # -------------------------------------------------------------------- throughput and data-wait share
+    def _logs_step(self, step: int) -> bool:
+        return step % max(1, self.cfg.trainer.log_every_n_steps) == 0
+
     def on_train_batch_start(self, batch, batch_idx):
         self._t_batch_start = time.perf_counter()
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         now = time.perf_counter()
-        if self._t_batch_end is not None and self.global_step % max(1, self.cfg.trainer.log_every_n_steps) == 0:
+        if self._t_batch_end is not None and self._logs_step(self.global_step):
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
                 now = time.perf_counter()

@@ -13,7 +13,8 @@ A sweep file (configs/sweeps/*.yaml):
 
 Every run's config is loaded and validated before anything is written or submitted. A run folder holds its
 effective config.yaml, checkpoints/, DONE (pretraining reached max_steps), results.json (evaluated) or
-FAILED; a local sweep also writes timings.json (wall seconds of each stage). Runs with results.json are never touched again, so re-running a sweep only finishes what is missing.
+FAILED; a local sweep also writes timings.json (wall seconds of each stage). Runs with results.json are never
+touched again, so re-running a sweep only finishes what is missing.
 """
 from __future__ import annotations
 
@@ -230,7 +231,7 @@ def _step(cmd: list[str], log: Path) -> int:
         return subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
 
 
-def _record_time(run_dir: Path, stage: str, seconds: float, rc: int) -> None:
+def record_time(run_dir: Path, stage: str, seconds: float, rc: int = 0) -> None:
     """timings.json: wall seconds of each local stage, so sweep tables can say what each arm cost."""
     path = run_dir / "timings.json"
     times = json.loads(path.read_text()) if path.is_file() else {}
@@ -263,7 +264,7 @@ def run_local(sweep: Sweep, dry_run: bool = False) -> int:
             log = run.dir / f"{stage}.log"
             t0 = time.perf_counter()
             rc = _step(_cli(args), log)
-            _record_time(run.dir, stage, time.perf_counter() - t0, rc)
+            record_time(run.dir, stage, time.perf_counter() - t0, rc)
             if rc != 0:
                 (run.dir / "FAILED").write_text(json.dumps({"stage": stage, "returncode": rc, "log": str(log)}))
                 print(f"[sweep {sweep.name}] {run.name}: {stage} failed (exit {rc}), see {log}", flush=True)
