@@ -330,6 +330,9 @@ def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Pat
     ``model`` / ``random_model`` replace the encoders loaded from the checkpoint (tests, notebooks).
     """
     cfg = load_suite(suite_path, overrides, data)
+    from ssl_music.threads import single_threaded_blas
+
+    single_threaded_blas()  # librosa and scikit-learn run between torch calls here (ssl_music.threads)
     if model is None:
         from ssl_music.api import load_encoder
 

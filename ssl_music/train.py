@@ -169,6 +169,9 @@ def pretrain(cfg: DictConfig, callbacks: list | None = None) -> pl.Trainer:
     from ssl_music.data.datamodule import ShardDataModule
     from ssl_music.module import PretrainModule
     from ssl_music.objectives import enabled_objectives
+    from ssl_music.threads import single_threaded_blas
+
+    single_threaded_blas()  # for library users and spawned DDP ranks too, who do not start from the CLI
 
     root = Path(cfg.trainer.root_dir)
     root.mkdir(parents=True, exist_ok=True)

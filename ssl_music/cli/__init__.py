@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        from ssl_music.threads import single_threaded_blas
+
+        single_threaded_blas()  # torch does the heavy work of every command: BLAS must not hold its cores
         return int(args.func(args) or 0)
     except SSLMusicError as exc:
         print(f"ssl-music {name}: error: {exc}", file=sys.stderr)
