@@ -26,11 +26,14 @@ def mfcc_chroma_features(wave: np.ndarray, sample_rate: int, n_mfcc: int = 20) -
         y = y.mean(axis=0)
     if y.size < N_FFT:  # librosa warns and returns degenerate frames below one FFT window
         y = np.pad(y, (0, N_FFT - y.size))
-    mfcc = librosa.feature.mfcc(y=y, sr=sample_rate, n_mfcc=n_mfcc, n_fft=N_FFT, hop_length=HOP)
+    # one power spectrogram for both, as each of librosa's y= calls would compute it (centred, constant pad)
+    power = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP, pad_mode="constant")) ** 2
+    mel = librosa.feature.melspectrogram(S=power, sr=sample_rate, n_fft=N_FFT)
+    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), sr=sample_rate, n_mfcc=n_mfcc)
     # Delta needs at least `width` (9) frames; a shorter clip gets a narrower odd window.
     width = min(9, mfcc.shape[1] if mfcc.shape[1] % 2 else mfcc.shape[1] - 1)
     delta = librosa.feature.delta(mfcc, width=width) if width >= 3 else np.zeros_like(mfcc)
-    chroma = librosa.feature.chroma_stft(y=y, sr=sample_rate, n_fft=N_FFT, hop_length=HOP)
+    chroma = librosa.feature.chroma_stft(S=power, sr=sample_rate, n_fft=N_FFT, hop_length=HOP)
     blocks = [mfcc, delta, chroma]
     feats = [b.mean(axis=1) for b in blocks] + [b.std(axis=1) for b in blocks]
     return np.nan_to_num(np.concatenate(feats)).astype(np.float32)

@@ -94,6 +94,10 @@ def _decode(path: str, sample_rate: int) -> tuple[np.ndarray | None, str | None]
         return None, f"{path}: {type(exc).__name__}: {exc}"
 
 
+def _windows(model, wave: np.ndarray, sample_rate: int, hop_s: float | None) -> np.ndarray:
+    return np.asarray(model.embed_windows(wave, sample_rate, hop_s=hop_s), dtype=np.float32)
+
+
 def _compute(model, items, keep_windows, batch_size, hop_s, progress):
     paths = [_item_path(it) for it in items]
     rows, kept, skipped, windows = [], [], [], []
@@ -103,17 +107,23 @@ def _compute(model, items, keep_windows, batch_size, hop_s, progress):
 
         bar = tqdm(total=len(paths), desc=f"embed {Path(str(model.identity)).name[:24]}", unit="file",
                    file=sys.stderr)
-    # Decoding (I/O + resampling) runs up to ``batch_size`` files ahead of the model on threads.
+    sr = int(model.sample_rate)
+    # Decoding (I/O + resampling) runs up to ``batch_size`` files ahead of the model on threads; a model
+    # that says ``embeds_on_threads`` (numpy / librosa work that releases the GIL) is run there too.
+    on_threads = bool(getattr(model, "embeds_on_threads", False))
+
+    def job(i: int):
+        wave, reason = _decode(paths[i], sr)
+        return wave, reason, (_windows(model, wave, sr, hop_s) if on_threads and wave is not None else None)
+
     with ThreadPoolExecutor(max_workers=2) as pool:
         for start in range(0, len(paths), max(1, batch_size)):
             chunk = list(range(start, min(len(paths), start + max(1, batch_size))))
-            decoded = list(pool.map(lambda i: _decode(paths[i], int(model.sample_rate)), chunk))
-            for i, (wave, reason) in zip(chunk, decoded):
+            for i, (wave, reason, w) in zip(chunk, pool.map(job, chunk)):
                 if wave is None:
                     skipped.append((paths[i], reason))
                 else:
-                    w = np.asarray(model.embed_windows(wave, int(model.sample_rate), hop_s=hop_s),
-                                   dtype=np.float32)
+                    w = _windows(model, wave, sr, hop_s) if w is None else w
                     if w.ndim != 2 or w.shape[0] == 0 or not np.all(np.isfinite(w)):
                         skipped.append((paths[i], f"{paths[i]}: model returned no finite embedding"))
                     else:

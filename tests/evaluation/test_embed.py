@@ -137,3 +137,36 @@ def test_embed_cli_leaves_silent_files_out_and_says_why(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"skipped {silent}: silent (peak -inf dBFS < -80 dBFS)" in printed
     assert main(["embed", "--checkpoint", ckpt, silent, "--out", str(tmp_path / "none.npz"), "--quiet"]) == 1
+
+
+def test_models_that_embed_on_threads_give_the_same_rows_in_order(tmp_path):
+    """embeds_on_threads moves embed_windows onto the decode threads: same embeddings, file order, skips."""
+    import threading
+
+    class Threaded(SpectralModel):
+        embeds_on_threads = True
+
+        def __init__(self):
+            super().__init__(identity="fake-threads")
+            self.threads = set()
+
+        def embed_windows(self, wave, sample_rate, hop_s=None):
+            self.threads.add(threading.current_thread().name)
+            return super().embed_windows(wave, sample_rate, hop_s)
+
+    paths = _files(tmp_path, 5)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not really a wav file")
+    files = paths[:2] + [str(bad)] + paths[2:]
+    ref, ref_kept, ref_skipped = embed_dataset(SpectralModel(), files, cache_dir=None, progress=False, batch_size=2)
+    m = Threaded()
+    X, kept, skipped = embed_dataset(m, files, cache_dir=None, progress=False, batch_size=2)
+    np.testing.assert_array_equal(X, ref)
+    assert kept == ref_kept == paths and skipped == ref_skipped and skipped[0][0] == str(bad)
+    assert threading.main_thread().name not in m.threads and m.calls == len(paths)
+
+
+def test_mfcc_chroma_baseline_embeds_on_threads():
+    from evaluation.runner import MfccChromaFeatures
+
+    assert MfccChromaFeatures(16000, 3.0).embeds_on_threads is True

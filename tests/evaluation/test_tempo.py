@@ -133,3 +133,28 @@ def test_evaluate_tempo_skips_silent_files(tmp_path):
     res = evaluate_tempo(est, [silent, clicks], [92.5, 92.5], with_librosa=False)
     assert res["n"] == 1 and res["paths"] == [clicks] and res["model"]["acc1"] == 1.0
     assert [p for p, _ in res["skipped"]] == [silent] and "silent" in res["skipped"][0][1]
+
+
+def test_grouped_estimates_equal_one_file_at_a_time(tmp_path):
+    """evaluate_tempo scores files a group per encoder call; clips of different lengths (one shorter than a
+    crop, so fewer windows) must get the estimates they get one by one, in file order."""
+    import soundfile as sf
+
+    from evaluation.tempo import evaluate_tempo
+    from ssl_music.api import EmbeddingModel
+    from ssl_music.config import CONFIG_DIR, load_config
+
+    cfg = load_config(CONFIG_DIR / "pretrain" / "tempo.yaml",
+                      ["model.encoder=tiny", "model.width=8", "model.embed_dim=16", "model.tempo_hidden=8",
+                       "data.crop_s=1.0"])
+    est = TempoEstimator(EmbeddingModel.from_config(cfg, seed=0), lo=80, hi=160, step=0.04)
+    bpms, paths = [84.0, 97.0, 121.0, 150.0, 133.0], []
+    for i, (b, secs) in enumerate(zip(bpms, [4.0, 0.7, 3.0, 5.0, 2.5])):
+        paths.append(str(tmp_path / f"{i}.wav"))
+        sf.write(paths[-1], click_track(b, secs, 16000, kind="click"), 16000)
+    waves = [sf.read(p, dtype="float32")[0] for p in paths]
+    one_by_one = [est.estimate(w, 16000) for w in waves]
+    assert est.estimates(waves, 16000) == one_by_one
+    for group in (1, 2, 16):
+        res = evaluate_tempo(est, paths, bpms, with_librosa=False, group=group)
+        assert res["model"]["estimates"] == one_by_one, group
