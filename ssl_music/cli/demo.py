@@ -23,6 +23,9 @@ SCALES: dict[str, dict] = {
 }
 
 
+WORKERS = 2  # processes for the corpus and the shards: the demo is sized for 2 cores
+
+
 def _stage(name: str, t0: float) -> None:
     print(f"[demo {time.perf_counter() - t0:6.1f}s] {name}", flush=True)
 
@@ -41,14 +44,15 @@ def run_demo(out: Path, scale: str = "small", extra_overrides: list[str] | None 
     run_dir, report_dir = out / "run", out / "report"
 
     _stage(f"1/5 synthetic corpus: {s['train_tracks']} train + {s['eval_tracks']} eval tracks × {s['seconds']:.0f} s", t0)
+    # each track is rendered from its own seed, so the corpus is the same for any number of workers
     if not (train_dir / "labels.csv").is_file():
-        generate_corpus(train_dir, s["train_tracks"], s["seconds"], seed=1)
+        generate_corpus(train_dir, s["train_tracks"], s["seconds"], seed=1, workers=WORKERS)
     if not (eval_dir / "labels.csv").is_file():
-        generate_corpus(eval_dir, s["eval_tracks"], s["seconds"], seed=2)
+        generate_corpus(eval_dir, s["eval_tracks"], s["seconds"], seed=2, workers=WORKERS)
 
     _stage("2/5 shards", t0)
     build_shards(train_dir / "labels.csv", shard_dir, sample_rate=16000, segment_seconds=60,
-                 shard_size_mb=8, workers=2, progress=False)
+                 shard_size_mb=8, workers=WORKERS, progress=False)
 
     _stage("3/5 pretraining (multitask: contrastive + triplet + tempo, mild_stretch_pitch augmentation)", t0)
     overrides = [f"data.shards={shard_dir}", f"trainer.root_dir={run_dir}",
