@@ -167,10 +167,9 @@ def evaluate_tempo(estimator: TempoEstimator | None, paths: Sequence[str], ref_b
         from tqdm import tqdm
 
         iterator = tqdm(list(iterator), desc="tempo", unit="file")
-    # Files go to the head a group at a time, and to librosa after each group: a full encoder batch, and
-    # torch rarely starts right after librosa, whose BLAS threads keep spinning (ssl_music.threads). On the
-    # demo's eval set, head time per file: 85 ms interleaved file by file, 18 ms with one BLAS thread, 16 ms
-    # grouped as well.
+    # Files go to the head a group at a time (one fuller encoder call) and to librosa after each group, so
+    # torch seldom starts while librosa's BLAS threads still spin (ssl_music.threads). Head time per file on
+    # the demo's eval set: 85 ms file by file, 18 ms with one BLAS thread, 16 ms grouped as well.
     pending: list[np.ndarray] = []
 
     def flush():

@@ -17,7 +17,12 @@ _applied: int | None = None
 
 def single_threaded_blas() -> int:
     """Limit BLAS to ``SSL_MUSIC_BLAS_THREADS`` (default 1) threads for this process and the processes it
-    forks; returns the limit set (0: none). Idempotent."""
+    starts; returns the limit set (0: none). Idempotent.
+
+    Two halves, because threadpoolctl reaches only the libraries already loaded and most commands load numpy
+    and scipy later (``ssl-music demo`` and ``pretrain`` have neither loaded when this runs): OpenBLAS reads
+    ``OPENBLAS_NUM_THREADS`` when it loads, here or in a child process. MKL's variable is left alone: torch
+    links MKL for its own work."""
     global _applied
     if _applied is None:
         from threadpoolctl import threadpool_limits
@@ -30,6 +35,7 @@ def single_threaded_blas() -> int:
 
             raise SSLMusicError(f"SSL_MUSIC_BLAS_THREADS must be a whole number, got '{raw}'") from None
         if n > 0:
+            os.environ["OPENBLAS_NUM_THREADS"] = str(n)
             threadpool_limits(limits=n, user_api="blas")
         _applied = max(n, 0)
     return _applied
