@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssl_music.config import apply_overrides, merge, read_yaml
 from ssl_music.errors import ConfigError, SSLMusicError, require
+from ssl_music.threads import blas_limited
 
 SKIPS_SHOWN = 10  # skipped files `ssl-music evaluate` names on the terminal (the report lists them all)
 TASK_TYPES = ("multiclass", "multilabel", "tempo", "segmentation", "translation")
@@ -323,6 +324,7 @@ def check_translation(cfg: DictConfig, spec: DictConfig, ds) -> None:
 
 
 # ------------------------------------------------------------------------------------------- running
+@blas_limited  # librosa and scikit-learn run between torch calls here (ssl_music.threads); lifted on return
 def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Path, overrides: Sequence[str] = (),
               *, data: Sequence[str] = (), model: Any = None, random_model: Any = None, progress: bool = True) -> dict:
     """Evaluate ``checkpoint`` on every dataset of the suite; writes the report into ``out_dir``.
@@ -330,9 +332,6 @@ def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Pat
     ``model`` / ``random_model`` replace the encoders loaded from the checkpoint (tests, notebooks).
     """
     cfg = load_suite(suite_path, overrides, data)
-    from ssl_music.threads import single_threaded_blas
-
-    single_threaded_blas()  # librosa and scikit-learn run between torch calls here (ssl_music.threads)
     if model is None:
         from ssl_music.api import load_encoder
 

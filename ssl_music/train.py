@@ -20,6 +20,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, TQ
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 
 from ssl_music.config import save_config, to_container
+from ssl_music.threads import blas_limited
 
 log = logging.getLogger(__name__)
 
@@ -163,15 +164,13 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> pl.Tr
     )
 
 
+@blas_limited  # library users and spawned DDP ranks too, who do not start from the CLI; lifted on return
 def pretrain(cfg: DictConfig, callbacks: list | None = None) -> pl.Trainer:
     """Train (or resume) the run in cfg.trainer.root_dir with the given extra Lightning ``callbacks``.
     Returns the fitted Trainer."""
     from ssl_music.data.datamodule import ShardDataModule
     from ssl_music.module import PretrainModule
     from ssl_music.objectives import enabled_objectives
-    from ssl_music.threads import single_threaded_blas
-
-    single_threaded_blas()  # for library users and spawned DDP ranks too, who do not start from the CLI
 
     root = Path(cfg.trainer.root_dir)
     root.mkdir(parents=True, exist_ok=True)
