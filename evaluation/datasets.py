@@ -53,12 +53,27 @@ def split_where(where: str) -> tuple[str, str]:
     return column.strip(), value.strip()
 
 
+_TRUE, _FALSE = frozenset({"true", "yes"}), frozenset({"false", "no"})
+
+
+def where_value(text) -> bool | float | str:
+    """A where value or label cell as what it means: true/yes and false/no as booleans, numbers as numbers
+    (so ``drums=true`` matches a column of 1/0, ``bpm=120`` one of 120.0), anything else case-blind text."""
+    low = str(text).strip().lower()
+    if low in _TRUE or low in _FALSE:
+        return low in _TRUE
+    try:
+        return float(low)
+    except ValueError:
+        return low
+
+
 def matches_where(item: "Item", where: str) -> bool:
-    """Whether ``item`` belongs to a task filtered by ``where`` (empty: every item); values compare case-blind."""
+    """Whether ``item`` belongs to a task filtered by ``where`` (empty: every item); see ``where_value``."""
     if not where:
         return True
     column, value = split_where(where)
-    return str(item.labels.get(column, "")).strip().lower() == value.lower()
+    return where_value(item.labels.get(column, "")) == where_value(value)
 
 
 def parse_boundaries(text: str, sep: str = BOUNDARY_SEP) -> list[float]:

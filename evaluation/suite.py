@@ -303,6 +303,11 @@ def check_dataset(spec: DictConfig, index: int, ds, folds: int, locality_attrs: 
         if t.where and col not in columns:
             raise ConfigError(f"invalid value for suite key '{key}.tasks.{j}.where': dataset '{spec.name}' "
                               f"({spec.path}) has no label column '{col}' (columns: {sorted(columns)})")
+        if t.where and not any(_ds().matches_where(it, t.where) for it in ds.items):
+            held = sorted({str(v) for v in _labels(ds.items, col) if v not in (None, "")})
+            raise ConfigError(f"invalid value for suite key '{key}.tasks.{j}.where': '{t.where}' matches no item "
+                              f"of dataset '{spec.name}' ({spec.path}): column '{col}' holds {', '.join(held[:8])}"
+                              f"{', ...' if len(held) > 8 else ''}")
     for a in locality_attrs:
         if a not in columns:
             raise ConfigError(f"invalid value for suite key 'locality.attributes': dataset '{spec.name}' has no "

@@ -114,3 +114,15 @@ def test_encode_labels():
     assert y.tolist() == [1, 0, 1] and classes == ["a", "b"]
     Y, tags = encode_labels([["x"], [], ["y", "x"]], "multilabel")
     assert Y.tolist() == [[1, 0], [0, 0], [1, 1]] and tags == ["x", "y"]
+
+
+def test_where_filter_matches_the_columns_type():
+    # a 1/0 column asked for with true/false (or yes/no, 1.0) selects the same clips as 1/0 itself
+    from evaluation.datasets import Item, matches_where
+
+    items = [Item(f"{i}.wav", str(i), {"drums": v, "style": s}) for i, (v, s) in
+             enumerate([("1", "Rock"), ("0", "pop"), ("1", "1"), ("true", "pop")])]
+    pick = lambda where: [it.track_id for it in items if matches_where(it, where)]  # noqa: E731
+    assert pick("drums=true") == pick("drums=1") == pick("drums=yes") == pick("drums=1.0") == ["0", "2", "3"]
+    assert pick("drums=false") == pick("drums=0") == ["1"]
+    assert pick("style=rock") == ["0"] and pick("style=1") == ["2"] and pick("style=true") == ["2"]

@@ -251,3 +251,9 @@ tempo: {{windows: 1, librosa: false}}
         run_suite("fake.ckpt", bad, tmp_path / "run2", model=model, random_model=rand, progress=False)
     with pytest.raises(ConfigError, match="COLUMN=VALUE"):
         load_suite(suite, ["datasets.0.tasks.1.where=drums"])
+    # a value of another type than the column's selects nothing: refused, naming both, before any embedding
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(text.replace("where: style=a", "where: style=true"))
+    with pytest.raises(ConfigError, match=r"'datasets.0.tasks.1.where': 'style=true' matches no item .*column 'style' "
+                                          r"holds a, b"):
+        run_suite("fake.ckpt", wrong, tmp_path / "run3", model=model, random_model=rand, progress=False)
