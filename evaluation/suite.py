@@ -359,11 +359,16 @@ def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Pat
 
     from evaluation.report import write_report
     from evaluation.runner import evaluate_dataset, protocol
+    from ssl_music.provenance import evaluation_fingerprint, model_inputs
 
     cache = Path(cfg.embed.cache_dir) if cfg.embed.cache_dir else out / "cache"
+    model_cfg = getattr(model, "cfg", None)
+    model_cfg = model_cfg if isinstance(model_cfg, DictConfig) else OmegaConf.create({})
     results = {
         "format": "ssl_music.eval/1", "run": out.name, "checkpoint": str(checkpoint),
         "identity": str(model.identity), "suite": str(suite_path), "overrides": list(overrides) + list(data),
+        "inputs": evaluation_fingerprint(model_inputs(model_cfg, str(model.identity)), suite_path, overrides, data),
+        "provenance": OmegaConf.to_container(OmegaConf.select(model_cfg, "provenance", default=None) or {}),
         "created": _dt.datetime.now().isoformat(timespec="seconds"), "protocol": protocol(cfg, model),
         "datasets": {spec.name: evaluate_dataset(cfg, spec, ds, model, random_model if cfg.baselines.random_init else None,
                                                  cache, progress) for spec, ds in loaded},

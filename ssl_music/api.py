@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ssl_music.checkpoint import read_checkpoint, read_weights, write_export
 from ssl_music.errors import SSLMusicError
@@ -171,11 +171,13 @@ def load_encoder(checkpoint: str | Path, device: str = "cpu", random_init: bool 
     (``ssl-music export``) holds. Neither runs code from the file: checkpoints are read weights-only,
     exports are safetensors + JSON.
 
-    random_init=True gives the same architecture untrained (seed 0): the report's random-init baseline.
+    random_init=True gives the same architecture untrained, initialised with the run's own pretraining seed
+    (``trainer.seed``): the report's random-init twin, one init per pretraining seed.
     """
     state, cfg, identity = read_weights(checkpoint)
     if random_init:
-        return EmbeddingModel.from_config(cfg, seed=0, device=device)
+        return EmbeddingModel.from_config(cfg, seed=int(OmegaConf.select(cfg, "trainer.seed", default=0) or 0),
+                                          device=device)
     encoder, heads = _load_trained(cfg, state, checkpoint)
     model = EmbeddingModel(cfg, encoder, heads.get("tempo_head"), identity=identity, device=device)
     model.translator_source = checkpoint

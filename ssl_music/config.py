@@ -114,6 +114,9 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    # Written by pretraining, never read back as a setting: seeds, code version, lock hash, threads
+    # (ssl_music.provenance). Free-form so that a saved config.yaml loads again as it is.
+    provenance: Dict[str, Any] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------- loading

@@ -175,6 +175,7 @@ def pretrain(cfg: DictConfig, callbacks: list | None = None) -> pl.Trainer:
     root = Path(cfg.trainer.root_dir)
     root.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    cfg = _with_provenance(cfg, root / "config.yaml")
     model = PretrainModule(to_container(cfg))
     data = ShardDataModule(cfg.data, enabled_objectives(cfg), augmenter=model.augmenter)
     trainer = build_trainer(cfg, callbacks)
@@ -187,5 +188,26 @@ def pretrain(cfg: DictConfig, callbacks: list | None = None) -> pl.Trainer:
     # ModelCheckpoint wrote last.ckpt at train end; DONE tells sweeps and requeued jobs the run is complete.
     if trainer.is_global_zero and trainer.global_step >= cfg.trainer.max_steps:
         last = root / "checkpoints" / "last.ckpt"
-        (root / "DONE").write_text(json.dumps({"global_step": trainer.global_step, "checkpoint": str(last)}))
+        (root / "DONE").write_text(json.dumps({"global_step": trainer.global_step, "checkpoint": str(last),
+                                               "inputs": cfg.provenance.inputs}))
     return trainer
+
+
+def _with_provenance(cfg: DictConfig, saved: Path) -> DictConfig:
+    """``cfg`` with its provenance section filled for this start. A resumed run whose code or inputs changed
+    since it started keeps the earlier starts' records under ``provenance.earlier``, so the change is seen."""
+    from omegaconf import OmegaConf, open_dict
+
+    from ssl_music.provenance import collect
+
+    now = collect(cfg)
+    earlier = []
+    if saved.is_file():
+        before = OmegaConf.to_container(OmegaConf.load(saved)).get("provenance") or {}
+        earlier = list(before.pop("earlier", []))
+        if before and (before.get("inputs"), before.get("code")) != (now["inputs"], now["code"]):
+            earlier.append(before)
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.provenance = {**now, **({"earlier": earlier} if earlier else {})}
+    return cfg

@@ -6,15 +6,22 @@ A sweep file (configs/sweeps/*.yaml):
     name: augment_ablation
     base: configs/pretrain/multitask.yaml
     overrides: [trainer.max_steps=20000]        # applied to every run
-    grid:                                       # run = one choice per axis; name = choice names joined by '-'
+    grid:                                       # arm = one choice per axis; name = choice names joined by '-'
       augment: {none: [augment.preset=none], full: [augment.preset=full]}
       objectives: {contrastive: [objectives.triplet.weight=0], multitask: []}
+    seeds: 3                                    # or [0, 1, 2]: every arm once per pretraining seed
     evaluate: {suite: configs/eval/synthetic.yaml, overrides: []}
+
+With ``seeds``, each arm runs once per seed (``trainer.seed`` and ``data.seed`` set to it) in a folder
+``<arm>-seed<N>``, seed-major (every arm at the first seed, then every arm at the next), so a sweep stopped
+early still compares arms over the same seeds; the comparison report aggregates each arm over its seeds.
 
 Every run's config is loaded and validated before anything is written or submitted. A run folder holds its
 effective config.yaml, checkpoints/, DONE (pretraining reached max_steps), results.json (evaluated) or
-FAILED; a local sweep also writes timings.json (wall seconds of each stage). Runs with results.json are never
-touched again, so re-running a sweep only finishes what is missing.
+FAILED; a local sweep also writes timings.json (wall seconds of each stage). A finished stage is reused only
+when the fingerprint of its inputs that it recorded (ssl_music.provenance: config after overrides, seed,
+suite, code version) equals the one it would run with now; otherwise the run's files move to
+``<run>/stale/<time>/`` and the stage runs again, so a table never mixes old and new inputs.
 """
 from __future__ import annotations
 
@@ -27,12 +34,13 @@ import sys
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Any, Dict, List, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
 from ssl_music.cluster import slurm
 from ssl_music.config import CONFIG_DIR, ConfigError, load_config, merge, read_yaml, save_config
+from ssl_music.provenance import evaluation_fingerprint, pretrain_fingerprint, recorded
 
 PROJECT_DIR = CONFIG_DIR.parent
 _NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -43,6 +51,8 @@ class Run:
     name: str
     overrides: tuple[str, ...]   # pretraining overrides, trainer.root_dir=<dir> last
     dir: Path
+    arm: str = ""                # the grid choice this run is one seed of (== name without seeds)
+    seed: int | None = None      # the pretraining seed the sweep set (None: the config's own)
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,24 @@ class SweepFile:
     out: str = ""
     overrides: List[str] = field(default_factory=list)
     grid: Dict[str, Dict[str, List[str]]] = field(default_factory=dict)
+    seeds: Any = None            # a count N (seeds 0..N-1) or a list of seeds; none: the config's own seed
     evaluate: _Evaluate = field(default_factory=_Evaluate)
+
+
+def _seeds(value: Any, path: Path) -> list[int] | None:
+    """``seeds: 3`` -> [0, 1, 2]; ``seeds: [0, 7]`` -> [0, 7]; absent -> None."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ConfigError(f"sweep file {path}: invalid value for sweep key 'seeds': a count must be >= 1, got {value}")
+        return list(range(value))
+    items = list(value) if isinstance(value, (list, tuple)) or OmegaConf.is_list(value) else None
+    if (not items or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in items)
+            or len(set(items)) != len(items)):
+        raise ConfigError(f"sweep file {path}: invalid value for sweep key 'seeds': give a count (3) or a list "
+                          f"of distinct seeds >= 0 ([0, 1, 2]), got {value!r}")
+    return items
 
 
 def load_sweep(path: str | Path, out: str | Path | None = None, extra_overrides: Sequence[str] = (),
@@ -119,12 +146,16 @@ def load_sweep(path: str | Path, out: str | Path | None = None, extra_overrides:
                 raise ConfigError(f"sweep file {path}: grid.{axis}: choice name '{choice}' must match [A-Za-z0-9_]+")
         axes.append([(str(c), list(o)) for c, o in choices.items()])
 
+    seeds = _seeds(spec.seeds, path)
     runs = []
-    for combo in itertools.product(*axes):
-        run_name = "-".join(c for c, _ in combo)
-        run_dir = out_dir / run_name
-        ovr = common + [o for _, group in combo for o in group] + [f"trainer.root_dir={run_dir}"]
-        runs.append(Run(run_name, tuple(ovr), run_dir))
+    for seed in seeds if seeds is not None else [None]:
+        for combo in itertools.product(*axes):
+            arm = "-".join(c for c, _ in combo)
+            run_name = arm if seed is None else f"{arm}-seed{seed}"
+            run_dir = out_dir / run_name
+            seeded = [] if seed is None else [f"trainer.seed={seed}", f"data.seed={seed}"]
+            ovr = common + [o for _, group in combo for o in group] + seeded + [f"trainer.root_dir={run_dir}"]
+            runs.append(Run(run_name, tuple(ovr), run_dir, arm, seed))
     return Sweep(name, path, base, out_dir, tuple(runs), suite, tuple(list(spec.evaluate.overrides) + list(eval_overrides)))
 
 
@@ -184,21 +215,74 @@ def run_state(run_dir: Path) -> tuple[str, int | None]:
     return "pending", step
 
 
-def status_lines(sweep: Sweep) -> list[str]:
-    width = max(len(r.name) for r in sweep.runs)
-    lines = []
+def expected_inputs(sweep: Sweep, cfg: DictConfig) -> tuple[str, str]:
+    """(pretraining, evaluation) fingerprints a run with effective config ``cfg`` records when it runs now."""
+    pre = pretrain_fingerprint(cfg)
+    return pre, evaluation_fingerprint(pre, sweep.suite, sweep.eval_overrides)
+
+
+# What an evaluation leaves in a run folder: moved aside when only the evaluation is stale.
+EVALUATION_FILES = ("results.json", "report.md", "report.html", "figures", "cache", "evaluate.log")
+
+
+def stale_reason(run_dir: Path, inputs: tuple[str, str]) -> str | None:
+    """Why the finished or started stages in ``run_dir`` cannot be reused for ``inputs``; None if they can
+    (or nothing has run)."""
+    pre, ev = inputs
+    if (run_dir / "results.json").is_file() and recorded(run_dir / "results.json") != ev:
+        if (run_dir / "DONE").is_file() and recorded(run_dir / "DONE") == pre:
+            return "evaluation: its evaluation recorded other inputs (suite, its overrides or code)"
+        return "its evaluation recorded other inputs (pretraining, suite, overrides or code)"
+    if (run_dir / "DONE").is_file():
+        if recorded(run_dir / "DONE") != pre:
+            return "its pretraining recorded other inputs (config, seed or code)"
+    elif any((run_dir / "checkpoints").glob("*.ckpt")):
+        saved = run_dir / "config.yaml"
+        started = OmegaConf.select(OmegaConf.load(saved), "provenance.inputs", default=None) if saved.is_file() else None
+        if started != pre:
+            return "its unfinished pretraining started with other inputs (config, seed or code)"
+    return None
+
+
+def retire(run_dir: Path, reason: str = "") -> Path:
+    """Move the stale part of ``run_dir`` to ``run_dir/stale/<UTC time>/``: the evaluation's files when only
+    the evaluation is stale (its pretraining is reused), else everything but earlier stale copies."""
+    dest = run_dir / "stale" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest.mkdir(parents=True, exist_ok=True)
+    only_eval = reason.startswith("evaluation:")
+    for entry in run_dir.iterdir():
+        if entry.name != "stale" and (not only_eval or entry.name in EVALUATION_FILES):
+            entry.rename(dest / entry.name)
+    return dest
+
+
+def states(sweep: Sweep, configs: dict[str, DictConfig]) -> dict[str, tuple[str, int | None]]:
+    """run_state of every run, with 'stale' for one whose recorded inputs differ from its config's now."""
+    out = {}
     for run in sweep.runs:
-        state, step = run_state(run.dir)
-        lines.append(f"{run.name:<{width}}  {state:<10}  step {'-' if step is None else step}")
-    return lines
+        reason = stale_reason(run.dir, expected_inputs(sweep, configs[run.name]))
+        out[run.name] = ("stale", None) if reason else run_state(run.dir)
+    return out
+
+
+def status_lines(sweep: Sweep, configs: dict[str, DictConfig] | None = None) -> list[str]:
+    configs = validate(sweep) if configs is None else configs
+    width = max(len(r.name) for r in sweep.runs)
+    return [f"{name:<{width}}  {state:<10}  step {'-' if step is None else step}"
+            for name, (state, step) in states(sweep, configs).items()]
 
 
 def prepare(sweep: Sweep, launcher_overrides: Sequence[str] = (),
             configs: dict[str, DictConfig] | None = None) -> list[Run]:
-    """Validate every run (unless ``configs`` already holds them), print its augmentation chain, then write
-    config.yaml for each unfinished one; returns the unfinished runs."""
+    """Validate every run (unless ``configs`` already holds them), print its augmentation chain, move stale
+    runs aside, then write config.yaml for each unfinished one; returns the unfinished runs."""
     configs = validate(sweep, launcher_overrides) if configs is None else configs
     _announce(sweep, configs)
+    for run in sweep.runs:
+        reason = stale_reason(run.dir, expected_inputs(sweep, configs[run.name]))
+        if reason:
+            print(f"[sweep {sweep.name}] {run.name}: not reused, {reason}; its files moved to "
+                  f"{retire(run.dir, reason)}", flush=True)
     todo = [r for r in sweep.runs if run_state(r.dir)[0] != "evaluated"]
     for run in todo:
         if not (run.dir / "DONE").is_file():  # a finished pretraining keeps the config it ran with
@@ -242,13 +326,17 @@ def record_time(run_dir: Path, stage: str, seconds: float, rc: int = 0) -> None:
 def run_local(sweep: Sweep, dry_run: bool = False) -> int:
     """Pretrain + evaluate each unfinished run in turn, then the comparison report. Returns an exit status."""
     if dry_run:
-        _announce(sweep, validate(sweep))
+        configs = validate(sweep)
+        _announce(sweep, configs)
+        now = states(sweep, configs)
         for run in sweep.runs:
-            state = run_state(run.dir)[0]
+            state = now[run.name][0]
             if state == "evaluated":
                 print(f"# {run.name}: evaluated, skipped")
                 continue
-            if not (run.dir / "DONE").is_file():
+            if state == "stale":
+                print(f"# {run.name}: stale (recorded inputs differ), would be moved to {run.dir}/stale/ and re-run")
+            elif not (run.dir / "DONE").is_file():
                 print(shlex.join(_cli(pretrain_args(run.dir))))
             print(shlex.join(_cli(evaluate_args(sweep, run.dir))))
         print(shlex.join(_cli(report_args(sweep))))
@@ -323,8 +411,10 @@ def run_slurm(sweep: Sweep, res: slurm.Resources, dry_run: bool = False) -> str:
     """Submit the array (unfinished runs) and the dependent report job. Returns the ids, or the scripts."""
     overrides = res.trainer_overrides()
     if dry_run:
-        _announce(sweep, validate(sweep, overrides))
-        todo = [r for r in sweep.runs if run_state(r.dir)[0] != "evaluated"]
+        configs = validate(sweep, overrides)
+        _announce(sweep, configs)
+        now = states(sweep, configs)
+        todo = [r for r in sweep.runs if now[r.name][0] != "evaluated"]
         array, report = slurm_scripts(sweep, res, todo)
         return (array or "") + "\n# --- comparison report (sbatch --dependency=afterok:<array job>)\n" + report
     configs = validate(sweep, overrides)  # a bad key is the first thing to hear about

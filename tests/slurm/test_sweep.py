@@ -86,39 +86,51 @@ def test_shipped_sweeps_expand():
     assert len(expand(CONFIG_DIR / "sweeps" / "tiny.yaml")) >= 3
 
 
-def _finish(run_dir: Path, step: int, results: dict | None) -> None:
+def _finish(run_dir: Path, step: int, results: dict | None, inputs: tuple[str, str] = ("", "")) -> None:
+    """A finished pretraining (and evaluation, with ``results``) that recorded ``inputs`` as the real
+    commands do (DONE and results.json carry the fingerprints they ran with)."""
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (run_dir / "DONE").write_text(json.dumps({"global_step": step}))
+    (run_dir / "DONE").write_text(json.dumps({"global_step": step, "inputs": inputs[0]}))
     if results is not None:
-        (run_dir / "results.json").write_text(json.dumps(results))
+        (run_dir / "results.json").write_text(json.dumps({**results, "inputs": inputs[1]}))
+
+
+def _inputs(s, run) -> tuple[str, str]:
+    return sweep.expected_inputs(s, sweep.run_config(s, run))
+
+
+def _fake_step(s, calls: list):
+    """Records what would run; pretraining and evaluation record their inputs like the real commands."""
+    by_dir = {str(r.dir): r for r in s.runs}
+
+    def step(cmd, log):
+        assert cmd[:3] == [sys.executable, "-m", "ssl_music.cli"]
+        calls.append(cmd[3:])
+        if cmd[3] == "evaluate":
+            out = Path(cmd[cmd.index("--out") + 1])
+            (out / "results.json").write_text(json.dumps({"marker": "new", "inputs": _inputs(s, by_dir[str(out)])[1]}))
+        if cmd[3] == "pretrain":
+            run_dir = Path(cmd[cmd.index("--config") + 1]).parent
+            _finish(run_dir, 3, None, _inputs(s, by_dir[str(run_dir)]))
+        return 0
+    return step
 
 
 def test_local_run_skips_finished_runs_and_keeps_their_results(tmp_path, monkeypatch, capsys):
     path = _write_sweep(tmp_path, GRID)
     s = load_sweep(path)
     finished, pretrained = s.runs[0], s.runs[1]
-    _finish(finished.dir, 3, {"marker": "original"})
+    _finish(finished.dir, 3, {"marker": "original"}, _inputs(s, finished))
     (finished.dir / "config.yaml").write_text("original config\n")
-    _finish(pretrained.dir, 3, None)
+    _finish(pretrained.dir, 3, None, _inputs(s, pretrained))
 
     calls = []
-
-    def fake_step(cmd, log):  # records what would run; evaluation writes results.json like the real command
-        assert cmd[:3] == [sys.executable, "-m", "ssl_music.cli"]
-        calls.append(cmd[3:])
-        if cmd[3] == "evaluate":
-            out = Path(cmd[cmd.index("--out") + 1])
-            (out / "results.json").write_text(json.dumps({"marker": "new"}))
-        if cmd[3] == "pretrain":
-            _finish(Path(cmd[cmd.index("--config") + 1]).parent, 3, None)
-        return 0
-
-    monkeypatch.setattr(sweep, "_step", fake_step)
+    monkeypatch.setattr(sweep, "_step", _fake_step(s, calls))
     assert main(["sweep", "run", str(path)]) == 0
     # finished run: nothing; pretrained run: evaluation only; the other two: both; then one comparison report
     assert [c[0] for c in calls] == ["evaluate", "pretrain", "evaluate", "pretrain", "evaluate", "report"]
     assert str(finished.dir) not in " ".join(" ".join(c) for c in calls[:-1])
-    assert json.loads((finished.dir / "results.json").read_text()) == {"marker": "original"}
+    assert json.loads((finished.dir / "results.json").read_text())["marker"] == "original"
     assert (finished.dir / "config.yaml").read_text() == "original config\n"
     assert calls[-1][:2] == ["report", "compare"] and all(str(r.dir) in calls[-1] for r in s.runs)
     for r in s.runs[2:]:  # effective config written for the runs that were started
@@ -160,9 +172,12 @@ def test_run_state_steps(tmp_path):
 def test_slurm_dry_run_and_array_of_unfinished_runs(tmp_path, capsys):
     path = _write_sweep(tmp_path, GRID)
     s = load_sweep(path)
-    _finish(s.runs[1].dir, 3, {"x": 1})
-    rc = main(["sweep", "run", str(path), "--launcher", "slurm", "--gpus-per-node", "0", "--tasks-per-node", "2",
-               "--cpus-per-task", "1", "--dry-run"])
+    args = ["--gpus-per-node", "0", "--tasks-per-node", "2", "--cpus-per-task", "1"]
+    res = slurm.Resources(gpus_per_node=0, tasks_per_node=2, cpus_per_task=1)
+    launched = sweep.run_config(s, s.runs[1], res.trainer_overrides())  # what the SLURM job would run
+    pre = sweep.pretrain_fingerprint(launched)
+    _finish(s.runs[1].dir, 3, {"x": 1}, (pre, sweep.evaluation_fingerprint(pre, s.suite, s.eval_overrides)))
+    rc = main(["sweep", "run", str(path), "--launcher", "slurm", *args, "--dry-run"])
     out = capsys.readouterr().out
     assert rc == 0
     assert "#SBATCH --array=0,2-3" in out and "#SBATCH --ntasks-per-node=2" in out
@@ -209,7 +224,7 @@ def test_shipped_sweep_arms_are_what_their_names_say(path):
     checked = 0
     for run in s.runs:
         chain = configs[run.name].augment.chain
-        for choice in run.name.split("-"):
+        for choice in run.arm.split("-"):
             if choice == "none":
                 assert dict(chain) == {}, run.name
                 checked += 1
@@ -239,3 +254,69 @@ def test_local_sweep_records_each_stage_wall_time(tmp_path, monkeypatch):
     sweep.run_local(s)
     times = json.loads((s.runs[0].dir / "timings.json").read_text())
     assert times == {"pretrain": {"seconds": pytest.approx(0.0, abs=0.5), "returncode": 3}}
+
+
+def test_seeds_axis_plans_arms_times_seeds_seed_major_and_resumes(tmp_path, monkeypatch):
+    path = _write_sweep(tmp_path, "  lr: {slow: [optim.lr=0.0001], fast: [optim.lr=0.01]}")
+    path.write_text(path.read_text() + "seeds: 2\n")
+    s = load_sweep(path)
+    assert [r.name for r in s.runs] == ["slow-seed0", "fast-seed0", "slow-seed1", "fast-seed1"]
+    assert [(r.arm, r.seed) for r in s.runs] == [("slow", 0), ("fast", 0), ("slow", 1), ("fast", 1)]
+    for r in s.runs:
+        cfg = sweep.run_config(s, r)
+        assert cfg.trainer.seed == r.seed and cfg.data.seed == r.seed and cfg.trainer.root_dir == str(r.dir)
+    assert len({_inputs(s, r)[0] for r in s.runs}) == 4  # each seed is its own input
+    path.write_text(path.read_text().replace("seeds: 2", "seeds: [3, 7]"))
+    assert [r.name for r in load_sweep(path).runs] == ["slow-seed3", "fast-seed3", "slow-seed7", "fast-seed7"]
+
+    path.write_text(path.read_text().replace("seeds: [3, 7]", "seeds: 2"))
+    calls = []
+    monkeypatch.setattr(sweep, "_step", _fake_step(s, calls))
+    _finish(s.runs[0].dir, 3, {"marker": "kept"}, _inputs(s, s.runs[0]))
+    assert main(["sweep", "run", str(path)]) == 0
+    assert [c[0] for c in calls] == ["pretrain", "evaluate"] * 3 + ["report"]
+    calls.clear()
+    assert main(["sweep", "run", str(path)]) == 0 and [c[0] for c in calls] == ["report"]
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "[0, 0]", "[1, -2]", "abc", "[true]"])
+def test_bad_seeds_name_the_key(tmp_path, bad):
+    path = _write_sweep(tmp_path, GRID)
+    path.write_text(path.read_text() + f"seeds: {bad}\n")
+    with pytest.raises(ConfigError, match="seeds"):
+        load_sweep(path)
+
+
+def test_a_stage_whose_inputs_changed_is_rerun_and_the_old_files_kept(tmp_path, monkeypatch, capsys):
+    path = _write_sweep(tmp_path, "  lr: {slow: [optim.lr=0.0001]}")
+    s = load_sweep(path)
+    run = s.runs[0]
+    _finish(run.dir, 3, {"marker": "old"}, _inputs(s, run))
+    assert sweep.states(s, sweep.validate(s))[run.name][0] == "evaluated"
+    # the same sweep with another learning rate: the finished run recorded other inputs
+    path.write_text(path.read_text().replace("optim.lr=0.0001", "optim.lr=0.0002"))
+    s2 = load_sweep(path)
+    assert sweep.states(s2, sweep.validate(s2))[run.name][0] == "stale"
+    calls = []
+    monkeypatch.setattr(sweep, "_step", _fake_step(s2, calls))
+    assert main(["sweep", "run", str(path)]) == 0
+    assert [c[0] for c in calls] == ["pretrain", "evaluate", "report"]
+    assert "not reused" in capsys.readouterr().out
+    kept = list((run.dir / "stale").glob("*/results.json"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["marker"] == "old"
+    assert json.loads((run.dir / "results.json").read_text())["marker"] == "new"
+    # only the evaluation's inputs changed (a suite override): pretraining is reused, evaluation re-runs
+    _finish(run.dir, 3, {"marker": "v2"}, _inputs(s2, run))
+    s3 = load_sweep(path, eval_overrides=["folds=3"])
+    calls.clear()
+    monkeypatch.setattr(sweep, "_step", _fake_step(s3, calls))
+    assert sweep.run_local(s3) == 0
+    assert [c[0] for c in calls] == ["evaluate", "report"]
+
+
+def test_a_finished_run_without_recorded_inputs_is_not_reused(tmp_path):
+    """Runs from before fingerprints were recorded cannot prove what they ran with."""
+    s = load_sweep(_write_sweep(tmp_path, "  lr: {slow: [optim.lr=0.0001]}"))
+    (s.runs[0].dir / "checkpoints").mkdir(parents=True)
+    (s.runs[0].dir / "DONE").write_text(json.dumps({"global_step": 3}))
+    assert sweep.states(s, sweep.validate(s))[s.runs[0].name][0] == "stale"
