@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from evaluation.datasets import make_splits  # noqa: E402
+from evaluation.datasets import load_csv_manifest, make_splits  # noqa: E402
 from evaluation.knn import knn_accuracy  # noqa: E402
 from evaluation.linear_probe import run_probe  # noqa: E402
+from ssl_music.data.files import resolve  # noqa: E402
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
@@ -33,6 +34,25 @@ def variants(X: np.ndarray, period_dims: int, weight: float) -> dict[str, np.nda
             f"block_norm w={weight:g}": np.hstack([_unit(c) * np.sqrt(1 - weight ** 2), weight * _unit(p)])}
 
 
+def cached_labels(cache: Path, labels_csv: str, columns: list[str]) -> tuple[np.ndarray, dict[str, list]]:
+    """The cached embeddings and, row for row, their labels. ``kept`` indexes the suite's dataset items, not
+    the CSV's rows (rows whose file is missing or label empty are not items), so rows are matched by path; a
+    cache older than its ``paths`` array is matched through the dataset rebuilt the way the suite loads it."""
+    with np.load(cache) as z:  # plain arrays only: nothing in a cache needs unpickling
+        X, kept = z["X"], z["kept"].tolist()
+        paths = z["paths"].tolist() if "paths" in z else None
+    if paths is None:
+        print(f"  {cache.name}: no paths recorded (an older cache); rows matched through {labels_csv} loaded "
+              f"with columns {columns}, as the suite loads it", file=sys.stderr)
+        items = load_csv_manifest(labels_csv, columns).items
+        return X, {c: [items[i].labels[c] for i in kept] for c in columns}
+    by_path = {str(resolve(r["path"], Path(labels_csv).parent)): r for r in csv.DictReader(open(labels_csv, newline=""))}
+    missing = [p for p in paths if p not in by_path]
+    if missing:
+        sys.exit(f"{cache}: {len(missing)} cached file(s) not in {labels_csv}, e.g. {missing[0]}")
+    return X, {c: [by_path[p][c] for p in paths] for c in columns}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", help="an evaluated run folder (holds cache/*.npz)")
@@ -42,13 +62,10 @@ def main() -> None:
     ap.add_argument("--weight", type=float, default=0.1)
     ap.add_argument("--dim", type=int, default=128, help="only caches of this width (the model and its twin)")
     a = ap.parse_args()
-    rows = list(csv.DictReader(open(a.labels, newline="")))
     for f in sorted(Path(a.run, "cache").glob("*.npz")):
-        z = np.load(f, allow_pickle=True)
-        X = z["X"]
+        X, labels = cached_labels(f, a.labels, a.columns)
         if X.shape[1] != a.dim:
             continue
-        labels = {c: [rows[i][c] for i in z["kept"]] for c in a.columns}
         print(f"== {f.name} ({len(X)} items)")
         for name, V in variants(X, a.period_dims, a.weight).items():
             out = []

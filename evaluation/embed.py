@@ -139,9 +139,10 @@ def _compute(model, items, keep_windows, batch_size, hop_s, progress):
     return X, kept, skipped, windows
 
 
-def _save(path: Path, X, kept, skipped, windows) -> None:
+def _save(path: Path, X, kept, skipped, windows, paths: Sequence[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {"X": X, "kept": np.asarray(kept, dtype=np.int64),
+    # paths: which file each row is, for readers of the cache without the dataset (benchmarks/embedding_blocks.py)
+    arrays = {"X": X, "kept": np.asarray(kept, dtype=np.int64), "paths": np.asarray([paths[i] for i in kept], dtype=str),
               "skipped_paths": np.asarray([s[0] for s in skipped], dtype=str),
               "skipped_reasons": np.asarray([s[1] for s in skipped], dtype=str)}
     if windows:
@@ -182,7 +183,7 @@ def embed_dataset(model: Any, dataset: Any, cache_dir: str | Path | None = None,
     else:
         X, kept, skipped, windows = _compute(model, items, keep_windows, batch_size, hop_s, progress)
         if cache_file is not None:
-            _save(cache_file, X, kept, skipped, windows)
+            _save(cache_file, X, kept, skipped, windows, paths)
     kept_items = [items[i] for i in kept]
     return (X, kept_items, skipped, windows) if keep_windows else (X, kept_items, skipped)
 
