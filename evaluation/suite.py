@@ -192,6 +192,7 @@ def validate_suite(cfg: DictConfig) -> None:
     _check(cfg.locality.k >= 1, "locality.k", f"must be >= 1, got {cfg.locality.k}")
     _check(0 < cfg.locality.tolerance < 1, "locality.tolerance", f"must be in (0, 1), got {cfg.locality.tolerance}")
     _check(cfg.probes.linear or cfg.probes.mlp, "probes", "enable linear and/or mlp")
+    _check(cfg.probes.bootstrap >= 0, "probes.bootstrap", f"must be >= 0 (0: no intervals), got {cfg.probes.bootstrap}")
     _check(cfg.tempo.reference in ("click", "drums"), "tempo.reference", f"must be click or drums, got '{cfg.tempo.reference}'")
     _check(0 < cfg.tempo.min_bpm < cfg.tempo.max_bpm, "tempo.min_bpm", "need 0 < min_bpm < max_bpm")
     _check(0 < cfg.tempo.step < 0.04, "tempo.step", f"must be in (0, 0.04) to resolve the 4 % tolerance, got {cfg.tempo.step}")
@@ -200,6 +201,7 @@ def validate_suite(cfg: DictConfig) -> None:
     _check(cfg.rare_classes in ("error", "drop"), "rare_classes", f"must be error or drop, got '{cfg.rare_classes}'")
     _check(cfg.embed.batch_size >= 1, "embed.batch_size", "must be >= 1")
     sg = cfg.segmentation
+    _check(sg.bootstrap >= 0, "segmentation.bootstrap", f"must be >= 0 (0: no intervals), got {sg.bootstrap}")
     for k in ("hop_s", "kernel_s", "peak_s", "mean_s"):
         _check(sg[k] > 0, f"segmentation.{k}", f"must be > 0, got {sg[k]}")
     _check(sg.kernel_s >= 2 * sg.hop_s, "segmentation.kernel_s", "must span at least two frames (>= 2 x hop_s)")

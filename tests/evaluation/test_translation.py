@@ -54,7 +54,12 @@ def test_translation_task_reports_every_part(translator_checkpoint, tiny_corpus,
     assert set(p["per_ratio"]["translated"]) == {"0.8", "1.25"}
     assert 0 <= p["translated"] <= 1 and p["within_target"] == (p["translated"] >= p["untranslated"] - 0.02)
     probe = res["tempo_probe"]
-    assert set(probe["arms"]) == {"plain", "translated", "stretched"} or "error" in probe
+    assert "error" not in probe and set(probe["arms"]) == {"plain", "translated", "stretched"}
+    for arm in probe["arms"].values():
+        acc = arm["accuracy"]
+        assert 0 <= acc["ci_low"] <= acc["mean"] <= acc["ci_high"] <= 1
+    assert probe["gain"]["translated"] == pytest.approx(probe["arms"]["translated"]["accuracy"]["mean"]
+                                                        - probe["arms"]["plain"]["accuracy"]["mean"])
     ret = res["retrieval"]
     assert len(ret["queries"]) == 2 and len(ret["queries"][0]["translated"]) == 5
     assert ret["queries_scored"] <= 12 and set(ret["translated"]) == {"near_target", "near_query", "mean_log2"}
@@ -83,6 +88,50 @@ def test_suite_checks_translation_settings_and_columns(tiny_corpus, tmp_path):
     with pytest.raises(ConfigError, match="translation.attributes.*no label column 'instrument'"):
         run_suite(tiny_checkpoint(tmp_path / "m.ckpt"), suite, tmp_path / "eval",
                   ["translation.attributes=[instrument]"], progress=False)
+
+
+def test_bootstrap_zero_gives_no_interval_and_negative_is_refused(translator_checkpoint, tiny_corpus, tmp_path):
+    suite = _suite(tmp_path, tiny_corpus)
+    with pytest.raises(ConfigError, match="'probes.bootstrap': must be >= 0 .*got -1"):
+        load_suite(suite, ["probes.bootstrap=-1"])
+    results = run_suite(translator_checkpoint, suite, tmp_path / "eval", ["probes.bootstrap=0"], progress=False)
+    res = results["datasets"]["tiny"]["tasks"]["tempo_translation"]["translation"]
+    for f in res["fidelity"]:   # two draws used to make up a "95 % CI"
+        assert np.isnan(f["translated"]["ci_low"]) and np.isnan(f["gain"]["ci_high"]) and not f["separated"]
+    assert "no CI" in res["protocol"]["interval"] and "95 % CI" not in res["protocol"]["interval"]
+    report = (tmp_path / "eval" / "report.md").read_text()
+    section = report[report.index("Tempo translation:"):]
+    assert "nan" not in section and "95 % CI" not in section
+
+
+class _Broken:
+    """A model whose translator raises AttributeError from inside: a bug to show, not 'no translator'."""
+    sample_rate, crop_s, identity, has_tempo_head = 16000, 1.0, "broken", False
+
+    def translate_tempo(self, embedding, ratio):
+        return embedding.no_such_attribute
+
+
+def test_only_a_missing_translator_reads_as_no_translator():
+    from types import SimpleNamespace
+
+    from evaluation.translation import translation_task
+
+    cfg = load_suite_defaults()
+    task = SimpleNamespace(column="tempo")
+    spec = SimpleNamespace(name="x", tasks=[])
+    with pytest.raises(AttributeError, match="no_such_attribute"):
+        translation_task(cfg, spec, task, [], _Broken(), np.zeros((3, 4), np.float32), None)
+    res = translation_task(cfg, spec, task, [], object(), np.zeros((3, 4), np.float32), None)["translation"]
+    assert "no tempo translator" in res["model_error"]
+
+
+def load_suite_defaults():
+    from omegaconf import OmegaConf
+
+    from evaluation.suite import SuiteConfig
+
+    return OmegaConf.structured(SuiteConfig)
 
 
 def test_fidelity_ranks_and_intervals_on_known_embeddings():
