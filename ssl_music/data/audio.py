@@ -31,7 +31,10 @@ SILENCE_PEAK = 1e-4  # -80 dBFS: below this a "track" is digital silence or near
 #     (measured 104 frames on Vorbis, 10 on Opus; 5806 frames = 0.064 % on a 207 s orchestral track).
 #     Vorbis priming is half a block: up to 4096 samples, 0.5 s at 8 kHz.
 # A cut file loses whole seconds. So a lossy file may fall short by max(1 s, 1 %) -- twice the worst
-# estimate error and codec delay above -- and is kept with a note; beyond that it is cut. (A cut Ogg
+# estimate error and codec delay above -- and is kept with a note; beyond that it is cut.
+# That tolerance is for estimates only: an MP3 whose first frame is a Xing/Info header with a frame count
+# (LAME and libsndfile write one) or a VBRI header states its exact length (mpg123 decodes such files to
+# the sample), so one that decodes more than one MPEG frame short lost its end, whatever the percentage. (A cut Ogg
 # file's declared length comes from its last complete page, so it matches what decodes; the missing
 # end-of-stream flag, _truncation_hint, is what gives most of them away.)
 LOSSY_SUBTYPES = frozenset({"VORBIS", "OPUS", "MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III"})
@@ -54,12 +57,56 @@ def _truncation_hint(info: sf._SoundFileInfo) -> str | None:
     return None
 
 
-def length_tolerance(declared: int, sample_rate: int, subtype: str) -> int:
+MPEG_FRAME = 1152  # samples per MPEG-1 layer III frame (the largest of the layers' frames)
+
+
+def length_tolerance(declared: int, sample_rate: int, subtype: str, exact: bool = False) -> int:
     """Frames a full decode may fall short of ``declared`` (the header's count) without the file being
-    cut: 0 for lossless formats, max(1 s, 1 %) for lossy codecs (see LENGTH_TOLERANCE_S)."""
+    cut: 0 for lossless formats, max(1 s, 1 %) for lossy codecs (see LENGTH_TOLERANCE_S), one MPEG frame
+    for an MP3 whose header counts its frames (``exact``, see ``mpeg_length_is_exact``)."""
     if subtype not in LOSSY_SUBTYPES:
         return 0
+    if exact:
+        return MPEG_FRAME
     return int(max(LENGTH_TOLERANCE_S * sample_rate, LENGTH_TOLERANCE_REL * declared))
+
+
+_MPEG_KBPS = {1: [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320],   # MPEG-1 layer III
+              2: [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160]}      # MPEG-2 / 2.5 layer III
+_MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def mpeg_length_is_exact(head: bytes) -> bool:
+    """Whether an MP3 (its first bytes, 64 KiB is plenty past a small ID3 tag) opens with a Xing/Info frame
+    that counts its frames, or a VBRI header: then the length libsndfile reports is exact, not estimated."""
+    i = 0
+    if head[:3] == b"ID3" and len(head) >= 10:
+        i = 10 + ((head[6] & 127) << 21 | (head[7] & 127) << 14 | (head[8] & 127) << 7 | (head[9] & 127))
+    while i + 4 <= len(head):  # the first frame sync after the tag (some files have a few junk bytes)
+        if head[i] == 0xFF and head[i + 1] & 0xE0 == 0xE0 and (head[i + 1] >> 3) & 3 != 1 \
+                and (head[i + 1] >> 1) & 3 == 1 and head[i + 2] >> 4 not in (0, 15) and (head[i + 2] >> 2) & 3 != 3:
+            break
+        i += 1
+    else:
+        return False
+    version = (head[i + 1] >> 3) & 3
+    kbps = _MPEG_KBPS[1 if version == 3 else 2][head[i + 2] >> 4]
+    size = (144 if version == 3 else 72) * kbps * 1000 // _MPEG_RATES[version][(head[i + 2] >> 2) & 3]
+    frame = head[i: i + size + 1]
+    if frame[36:40] == b"VBRI":
+        return True
+    for tag in (b"Xing", b"Info"):
+        j = frame.find(tag)
+        if j >= 0 and len(frame) >= j + 8:
+            return bool(int.from_bytes(frame[j + 4: j + 8], "big") & 1)  # flag 1: the frame count is present
+    return False
+
+
+def _head(src, n: int = 1 << 16) -> bytes:
+    if hasattr(src, "getbuffer"):
+        return bytes(src.getbuffer()[:n])
+    with open(src, "rb") as f:
+        return f.read(n)
 
 
 def _read(src, name: str, start: int = 0, frames: int = -1,
@@ -85,10 +132,12 @@ def _read(src, name: str, start: int = 0, frames: int = -1,
         raise AudioError(f"{name}: cannot decode ({msg})") from None
     short = info.frames - x.shape[0]
     if frames < 0 and start == 0 and short > 0:
-        tol = length_tolerance(info.frames, int(sr), info.subtype)
+        exact = info.subtype.startswith("MPEG_LAYER") and mpeg_length_is_exact(_head(src))
+        tol = length_tolerance(info.frames, int(sr), info.subtype, exact)
         if short > tol:
             raise AudioError(f"{name}: truncated: header declares {info.frames} frames, decoded {x.shape[0]} "
-                             f"({short / sr:.3f} s short; {info.subtype} allows {tol / sr:.3f} s)")
+                             f"({short / sr:.3f} s short; {info.subtype} allows {tol / sr:.3f} s"
+                             f"{', its Xing/Info header states the exact length' if exact else ''})")
         if notes is not None:
             notes.append({"kind": "length_mismatch", "format": info.subtype, "sample_rate": int(sr),
                           "header_frames": int(info.frames), "decoded_frames": int(x.shape[0]),

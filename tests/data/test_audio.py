@@ -167,3 +167,26 @@ def test_length_tolerance_is_zero_for_lossless_and_max_1s_1pct_for_lossy():
     assert length_tolerance(441000, 44100, "VORBIS") == 44100               # 10 s: 1 s dominates
     assert length_tolerance(44100 * 600, 44100, "MPEG_LAYER_III") == 264600  # 10 min: 1 % dominates
     assert length_tolerance(48000, 48000, "OPUS") == 48000
+
+
+@pytest.mark.parametrize("seconds, sr, keep", [(600.0, 8000, 0.991), (30.0, 22050, 0.98)],
+                         ids=["10 min, 5.4 s short (under 1 %)", "30 s, 0.6 s short (under 1 s)"])
+def test_mp3_whose_info_frame_states_its_length_is_cut_when_short_by_less_than_the_lossy_tolerance(
+        tmp_path, seconds, sr, keep):
+    # the Xing/Info frame counts the frames exactly: the max(1 s, 1 %) tolerance is for lengths estimated from
+    # the file size, not for this file, which lost its end
+    b = mp3_bytes(music(seconds, sr), sr)
+    p = tmp_path / "cut.mp3"
+    p.write_bytes(b[: int(len(b) * keep)])
+    short = (sf.info(p).frames - len(sf.read(p)[0])) / sr
+    assert 0.5 < short < max(1.0, 0.01 * seconds)       # within the lossy tolerance: kept before
+    with pytest.raises(AudioError, match=r"cut\.mp3: truncated: header declares \d+ frames"):
+        decode_file(p)
+    # the same file intact decodes to exactly its stated length
+    p.write_bytes(b)
+    assert decode_file(p)[0].shape[-1] == sf.info(p).frames
+
+
+def test_length_tolerance_of_an_exact_header_is_one_mpeg_frame():
+    assert length_tolerance(44100 * 600, 44100, "MPEG_LAYER_III", exact=True) == 1152
+    assert length_tolerance(44100 * 600, 44100, "MPEG_LAYER_III", exact=False) == 264600
