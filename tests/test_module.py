@@ -56,3 +56,18 @@ def test_resuming_a_checkpoint_whose_projector_read_the_whole_embedding_is_refus
     with pytest.raises(SSLMusicError, match="ssl_music.checkpoint/1 checkpoint.*new trainer.root_dir"):
         module.on_load_checkpoint({"state_dict": old, "ssl_music": {"format": "ssl_music.checkpoint/1"}})
     module.on_load_checkpoint({"state_dict": module.state_dict(), "ssl_music": {"format": "ssl_music.checkpoint/2"}})
+
+
+def test_perf_shares_split_the_step_into_waiting_augmenting_and_the_rest(monkeypatch):
+    # between the previous batch's end (t=10.0) and this one's (11.0): augmentation 0.2 s, then the batch
+    # started at 10.5, so 0.3 s went waiting for data and 0.5 s into the step itself
+    module = _module("trainer.log_every_n_steps=1")
+    logged = {}
+    monkeypatch.setattr(module, "log", lambda name, value, **kw: logged.__setitem__(name, float(value)))
+    monkeypatch.setattr("ssl_music.module.time.perf_counter", lambda: 11.0)
+    module._t_batch_end, module._t_augment, module._t_batch_start = 10.0, 0.2, 10.5
+    batch = _batch(module)
+    module.on_train_batch_end(None, batch, 0)
+    assert logged["perf/augment_share"] == pytest.approx(0.2)
+    assert logged["perf/data_wait_share"] == pytest.approx(0.3)
+    assert logged["perf/clips_per_s"] == pytest.approx(3 * (2 + 3 + 2) / 1.0)

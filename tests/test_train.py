@@ -60,10 +60,17 @@ def test_multitask_pretraining_writes_checkpoints_and_embeds(tiny_shards, tmp_pa
     done = json.loads((tmp_path / "run" / "DONE").read_text())
     assert done["global_step"] == 6
     assert (tmp_path / "run" / "config.yaml").is_file()
-    metrics = (tmp_path / "run" / "logs" / "version_0" / "metrics.csv").read_text().splitlines()[0]
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "run" / "logs" / "version_0" / "metrics.csv")))
     for name in ("train/contrastive", "train/triplet", "train/tempo", "perf/clips_per_s", "perf/data_wait_share",
                  "perf/augment_share"):
-        assert name in metrics
+        assert name in rows[0]
+    perf = [r for r in rows if r["perf/augment_share"]]
+    assert perf  # the multitask config augments on the batch (backend gpu, here on the CPU): a share of every step
+    for r in perf:
+        aug, wait = float(r["perf/augment_share"]), float(r["perf/data_wait_share"])
+        assert 0 < aug < 1 and 0 <= wait < 1 and aug + wait <= 1 + 1e-6
 
     model = ssl_music.load_encoder(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert model.has_tempo_head and model.embed_dim == 16
