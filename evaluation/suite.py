@@ -370,7 +370,7 @@ def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Pat
         "format": "ssl_music.eval/1", "run": out.name, "checkpoint": str(checkpoint),
         "identity": str(model.identity), "suite": str(suite_path), "overrides": list(overrides) + list(data),
         "inputs": evaluation_fingerprint(model_inputs(model_cfg, str(model.identity)), suite_path, overrides, data),
-        "provenance": OmegaConf.to_container(OmegaConf.select(model_cfg, "provenance", default=None) or {}),
+        "provenance": OmegaConf.to_container(model_cfg.provenance) if "provenance" in model_cfg else {},
         "created": _dt.datetime.now().isoformat(timespec="seconds"), "protocol": protocol(cfg, model),
         "datasets": {spec.name: evaluate_dataset(cfg, spec, ds, model, random_model if cfg.baselines.random_init else None,
                                                  cache, progress) for spec, ds in loaded},

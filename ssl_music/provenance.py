@@ -95,7 +95,7 @@ def collect(cfg: Any) -> dict:
         "code": code_version(),
         "lock_sha256": lock_hash(),
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "host": platform.node(),
         "threads": thread_settings(cfg.data.num_workers),

@@ -306,7 +306,7 @@ def test_a_stage_whose_inputs_changed_is_rerun_and_the_old_files_kept(tmp_path, 
     assert len(kept) == 1 and json.loads(kept[0].read_text())["marker"] == "old"
     assert json.loads((run.dir / "results.json").read_text())["marker"] == "new"
     # only the evaluation's inputs changed (a suite override): pretraining is reused, evaluation re-runs
-    _finish(run.dir, 3, {"marker": "v2"}, _inputs(s2, run))
+    _finish(run.dir, 3, {"marker": "v2"}, _inputs(s2, s2.runs[0]))
     s3 = load_sweep(path, eval_overrides=["folds=3"])
     calls.clear()
     monkeypatch.setattr(sweep, "_step", _fake_step(s3, calls))
