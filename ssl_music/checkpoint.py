@@ -56,16 +56,77 @@ def _unsafe_globals(path: Path, exc: Exception) -> str:
     return ", ".join(names) or "an object that is not a tensor or plain data"
 
 
+# What a file starts with -> what it is: read before torch is asked, so a file that is no checkpoint is
+# named for what it is instead of by the exception torch's reader happens to raise on it.
+_AUDIO_MAGIC = ((b"RIFF", "WAV"), (b"RF64", "WAV"), (b"fLaC", "FLAC"), (b"OggS", "Ogg"), (b"ID3", "MP3"),
+                (b"FORM", "AIFF"), (b".snd", "AU"), (b"caff", "CAF"))
+# torch.save's legacy (pre-zip) format opens with this pickled magic number
+_TORCH_LEGACY = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+
+
+def sniff(path: Path) -> tuple[str, str]:
+    """(kind, what the file is in words); kind is "torch" (zip or legacy torch.save) or "other"."""
+    import zipfile
+
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if not head:
+        return "other", "is empty (0 bytes)"
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            names = zipfile.ZipFile(path).namelist()
+        except (zipfile.BadZipFile, OSError):
+            return "torch", "a zip archive"   # torch reads it and says how it is damaged
+        if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+            return "torch", "a torch zip checkpoint"
+        return "other", f"is a zip archive but not a torch checkpoint (no data.pkl among {len(names)} entries)"
+    if head.startswith(_TORCH_LEGACY):
+        return "torch", "a legacy torch.save file"
+    if head[:1] == b"\x80":
+        return "other", ("is a plain Python pickle, not a torch checkpoint: not loaded, since unpickling runs "
+                         "whatever code the file names")
+    for magic, name in _AUDIO_MAGIC:
+        if head.startswith(magic):
+            return "other", f"is audio ({name}), not a checkpoint"
+    if head[0] == 0xFF and head[1:2] and head[1] & 0xE0 == 0xE0:
+        return "other", "is audio (MP3), not a checkpoint"
+    if head[8:10] == b'{"' and int.from_bytes(head[:8], "little") + 8 <= path.stat().st_size:
+        return "other", (f"is a safetensors file; ssl_music reads safetensors only inside an export folder "
+                         f"({WEIGHTS_FILE} + {CONFIG_FILE}, written by `ssl-music export`)")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(c.isprintable() or c in "\t\r\n" for c in text):
+        first = text.strip().splitlines()[0][:60] if text.strip() else ""
+        return "other", f"is a text file (starts '{first}'), not a checkpoint"
+    return "other", f"is not a torch checkpoint (unrecognised content, starts with bytes {head[:8].hex(' ')})"
+
+
+def _run_folder(path: Path) -> str | None:
+    """Where a pretraining run folder passed as a checkpoint keeps its last checkpoint, in an error message."""
+    if path.is_dir() and ((path / "checkpoints").is_dir() or (path / "config.yaml").is_file()):
+        last = path / "checkpoints" / "last.ckpt"
+        return (f"{path} is a pretraining run folder, not a checkpoint: pass its checkpoint, {last}"
+                + ("" if last.is_file() else " (not written yet: the run has not saved one)"))
+    return None
+
+
 def read_checkpoint(path: str | Path) -> tuple[dict, DictConfig]:
     """Load a pretraining checkpoint (weights only: no pickled code runs) and its ssl_music config;
-    anything else is refused with the path in the message."""
+    anything else is refused with the path and what the file is in the message."""
     import pickle
 
     import torch
 
     path = Path(path)
+    if _run_folder(path):
+        raise SSLMusicError(_run_folder(path))
     if not path.is_file():
         raise SSLMusicError(f"checkpoint not found: {path}")
+    kind, what = sniff(path)
+    if kind != "torch":
+        raise SSLMusicError(f"{path} {what}")
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -77,8 +138,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict, DictConfig]:
             f"({_unsafe_globals(path, exc)}); unpickling them would run code named by the file. An ssl_music "
             "checkpoint never needs them: do not load this file unless you trust where it came from, and "
             "share models as `ssl-music export` folders (safetensors + JSON).") from None
-    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: say which
-        raise SSLMusicError(f"cannot read checkpoint {path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a truncated or damaged file: say so, torch's words only as detail
+        detail = str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else type(exc).__name__
+        raise SSLMusicError(f"cannot read checkpoint {path}: {what} that is truncated or damaged ({detail})") from None
     meta = ckpt.get("ssl_music") if isinstance(ckpt, dict) else None
     if not isinstance(meta, dict) or "config" not in meta:
         raise SSLMusicError(f"{path} is not an ssl_music checkpoint (no 'ssl_music' section)")
@@ -92,9 +154,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict, DictConfig]:
 
 
 def is_export(path: str | Path) -> bool:
-    """An export folder, or the weights file inside one."""
+    """An export folder, or the weights file inside one (a pretraining run folder is not one)."""
     path = Path(path)
-    return path.is_dir() or path.suffix == ".safetensors"
+    return (path.is_dir() and not _run_folder(path)) or path.suffix == ".safetensors"
 
 
 def write_export(out_dir: str | Path, state: dict, config: dict, source: dict) -> Path:
@@ -123,7 +185,7 @@ def read_export(path: str | Path) -> tuple[dict, DictConfig, str]:
     cfg_file, weights = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     if not cfg_file.is_file():
         raise SSLMusicError(f"{folder} is not an ssl_music export (no {CONFIG_FILE}); "
-                            "write one with `ssl-music export CKPT --out DIR`")
+                            "write one with `ssl-music export --checkpoint CKPT --out DIR`")
     try:
         meta = json.loads(cfg_file.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

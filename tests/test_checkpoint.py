@@ -120,3 +120,55 @@ def test_a_changed_or_foreign_export_is_refused(tmp_path):
         ssl_music.load_encoder(out)
     with pytest.raises(SSLMusicError, match="is not an ssl_music export"):
         ssl_music.load_encoder(tmp_path)
+
+
+# ------------------------------------------------------------------ what the file is, when it is not a checkpoint
+def _not_checkpoints(tmp_path):
+    import pickle
+    import zipfile
+
+    import soundfile as sf
+
+    files = {"notes.ckpt": b"epoch=3 loss=0.21\nnot a model\n", "empty.ckpt": b"",
+             "model.pkl": pickle.dumps({"weights": [1, 2, 3]}), "header.ckpt": bytes([0, 1, 2, 0xFE, 0xFF, 7]) * 10}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    wave = np.zeros(1600, np.float32)
+    sf.write(tmp_path / "song.wav", wave, 16000)
+    sf.write(tmp_path / "song.flac", wave, 16000)
+    sf.write(tmp_path / "song.ogg", wave, 16000)
+    (tmp_path / "song.mp3").write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" + bytes(400))
+    with zipfile.ZipFile(tmp_path / "photos.zip", "w") as z:
+        z.writestr("a.txt", "hi")
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "weights.ckpt"))
+    return {"notes.ckpt": "is a text file", "empty.ckpt": "is empty (0 bytes)",
+            "model.pkl": "is a plain Python pickle, not a torch checkpoint",
+            "header.ckpt": "not a torch checkpoint (unrecognised content",
+            "song.wav": "is audio (WAV)", "song.flac": "is audio (FLAC)", "song.ogg": "is audio (Ogg)",
+            "song.mp3": "is audio (MP3)", "photos.zip": "is a zip archive but not a torch checkpoint",
+            "weights.ckpt": "is a safetensors file"}
+
+
+def test_a_file_that_is_no_checkpoint_is_named_for_what_it_is(tmp_path):
+    for name, says in _not_checkpoints(tmp_path).items():
+        with pytest.raises(SSLMusicError) as err:
+            ssl_music.load_encoder(tmp_path / name)
+        msg = str(err.value)
+        assert str(tmp_path / name) in msg and says in msg, (name, msg)
+        # never the internal exception, never the security alarm meant for a checkpoint hiding code
+        for internal in ("pop from empty list", "pickled objects", "enforce fail", "invalid load key"):
+            assert internal not in msg, (name, msg)
+        assert not msg.rstrip().endswith(":"), (name, msg)
+
+
+def test_a_run_folder_points_at_its_last_checkpoint(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    tiny_checkpoint(run / "checkpoints" / "last.ckpt")
+    (run / "config.yaml").write_text("name: run\n")
+    with pytest.raises(SSLMusicError, match=f"{run} is a pretraining run folder.*{run / 'checkpoints' / 'last.ckpt'}"):
+        ssl_music.load_encoder(run)
+    assert cli(["export", "--checkpoint", str(run), "--out", str(tmp_path / "out")]) == 2
+    assert "checkpoints/last.ckpt" in capsys.readouterr().err
