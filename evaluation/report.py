@@ -13,7 +13,8 @@ from typing import Sequence
 import numpy as np
 
 from evaluation.report_doc import FEATURE_SETS, SET_NAMES, Doc, best_keys, finite, fmt_score, json_default, pyplot
-from evaluation.report_summary import add_comparison_summary, add_summary, seg_classical, seg_rows
+from evaluation.report_seeds import add_seed_sections
+from evaluation.report_summary import add_comparison_summary, add_summary, comparison_rows, seg_classical, seg_rows
 from ssl_music.errors import SSLMusicError
 
 RESULTS_FORMAT = "ssl_music.eval/1"
@@ -252,29 +253,6 @@ def summary_rows(results: dict, knn_k: str = "5", metric: str = "accuracy") -> l
 
 
 # ------------------------------------------------------------------------------------------ compare
-def comparison_rows(results: dict) -> dict[str, float]:
-    """Flatten one run's headline numbers (model features only) into {row label: value}."""
-    rows: dict[str, float] = {}
-    for ds_name, ds in results.get("datasets", {}).items():
-        for task, t in ds.get("tasks", {}).items():
-            for probe, sets in t.get("probes", {}).items():
-                for metric, s in sets.get("model", {}).items():
-                    rows[f"{ds_name}/{task}/{probe} {metric}"] = s["mean"]
-            for k, acc in t.get("knn", {}).get("model", {}).items():
-                rows[f"{ds_name}/{task}/knn@{k}"] = acc
-            for m in ("acc1", "acc2"):
-                if "model" in t.get("tempo", {}):
-                    rows[f"{ds_name}/{task}/tempo {m}"] = t["tempo"]["model"][m]
-            for w, s in seg_rows(t):
-                if "model" in s:
-                    rows[f"{ds_name}/{task}/HR@{w} F"] = s["model"]["f"]["mean"]
-            for label, v in t.get("translation", {}).get("headline", {}).items():
-                rows[f"{ds_name}/{task}/{label}"] = v
-        for attr, share in ds.get("locality", {}).get("scores", {}).get("model", {}).items():
-            rows[f"{ds_name}/locality/{attr}"] = share
-    return rows
-
-
 def _run_chain(run_dir: Path) -> str:
     """The augmentation chain a run trained with, from the config.yaml its pretraining saved."""
     cfg = run_dir / "config.yaml"
@@ -306,6 +284,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     doc = Doc(f"ssl_music comparison of {len(names)} runs", out / "figures")
+    seeds = add_seed_sections(doc, [Path(d) for d in run_dirs], loaded)
     add_comparison_summary(doc, names, loaded)
     doc.heading("Details")
     doc.heading("Runs")
@@ -326,7 +305,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
                          {n: [table[lab][n] if finite(table[lab][n]) else np.nan for lab in labs] for n in names},
                          group, "score"), group)
     summary = {"runs": names, "dirs": [str(d) for d in run_dirs], "chains": dict(zip(names, chains)),
-               "table": table, "best": best}
+               "table": table, "best": best, "seeds": seeds}
     (out / "compare.json").write_text(json.dumps(summary, indent=1, default=json_default))
     doc.write(out, "compare")
     return summary

@@ -232,3 +232,28 @@ def summary_figure(labels: list[str], series: dict[str, list], chance: list, gro
     ax.legend(handles=handles, fontsize=9, ncol=len(handles), loc="lower left", bbox_to_anchor=(0, 1.0),
               frameon=False)
     return fig
+
+
+def comparison_rows(results: dict, feature_set: str = "model") -> dict[str, float]:
+    """Flatten one run's headline numbers of one feature set (default: the model's) into {row label: value}."""
+    fs = feature_set
+    rows: dict[str, float] = {}
+    for ds_name, ds in results.get("datasets", {}).items():
+        for task, t in ds.get("tasks", {}).items():
+            for probe, sets in t.get("probes", {}).items():
+                for metric, s in sets.get(fs, {}).items():
+                    rows[f"{ds_name}/{task}/{probe} {metric}"] = s["mean"]
+            for k, acc in t.get("knn", {}).get(fs, {}).items():
+                rows[f"{ds_name}/{task}/knn@{k}"] = acc
+            for m in ("acc1", "acc2"):
+                if fs in t.get("tempo", {}):
+                    rows[f"{ds_name}/{task}/tempo {m}"] = t["tempo"][fs][m]
+            for w, s in seg_rows(t):
+                if fs in s:
+                    rows[f"{ds_name}/{task}/HR@{w} F"] = s[fs]["f"]["mean"]
+            if fs == "model":
+                for label, v in t.get("translation", {}).get("headline", {}).items():
+                    rows[f"{ds_name}/{task}/{label}"] = v
+        for attr, share in ds.get("locality", {}).get("scores", {}).get(fs, {}).items():
+            rows[f"{ds_name}/locality/{attr}"] = share
+    return rows

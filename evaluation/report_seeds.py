@@ -1,0 +1,74 @@
+"""Compare's answer when runs are pretraining seeds of arms: each arm over its seeds, and paired differences.
+
+Runs are grouped into arms by folder name (a sweep's ``<arm>-seed<N>``; otherwise the run's own name with the
+seed from its config.yaml). Every arm's random-init twin (one init per pretraining seed, from the same
+results.json files) is an arm of its own, ``<arm> · random init``, compared with its model on the same seeds.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from evaluation.report_doc import Doc
+from evaluation.report_summary import comparison_rows
+from evaluation.seeds import by_arm, fmt_difference, fmt_summary, seed_tables, split_name
+
+TWIN = " · random init"
+
+
+def _config_seed(run_dir: Path) -> int | None:
+    cfg = run_dir / "config.yaml"
+    if not cfg.is_file():
+        return None
+    from omegaconf import OmegaConf
+
+    seed = OmegaConf.select(OmegaConf.load(cfg), "trainer.seed", default=None)
+    return None if seed is None else int(seed)
+
+
+def group(run_dirs: Sequence[Path], results: Sequence[dict]) -> dict:
+    """{arm: {row: {seed: value}}} for the model of every arm and its random-init twin."""
+    runs = []
+    for d, res in zip(run_dirs, results):
+        arm, seed = split_name(d.name, _config_seed(d))
+        runs.append((arm, seed, comparison_rows(res)))
+        twin = comparison_rows(res, "random_init")
+        if twin:
+            runs.append((arm + TWIN, seed, twin))
+    return by_arm(runs)
+
+
+def seed_report(run_dirs: Sequence[Path], results: Sequence[dict]) -> dict | None:
+    """seed_tables over the runs' arms (pairs: every two model arms, and each arm against its twin), or None
+    when no arm has more than one run (nothing to aggregate)."""
+    arms = group(run_dirs, results)
+    if not any(len({s for r in rows.values() for s in r}) > 1 for rows in arms.values()):
+        return None
+    models = [a for a in arms if not a.endswith(TWIN)]
+    pairs = [(a, b) for i, a in enumerate(models) for b in models[i + 1:]]
+    pairs += [(a, a + TWIN) for a in models if a + TWIN in arms]
+    return seed_tables(arms, pairs)
+
+
+def add_seed_sections(doc: Doc, run_dirs: Sequence[Path], results: Sequence[dict]) -> dict | None:
+    """The arms table and the paired differences, first in the comparison report; returns what it showed."""
+    tables = seed_report(run_dirs, results)
+    if tables is None:
+        doc.para("Each run below is a single pretraining run (one seed): its figures carry the probes' own "
+                 "intervals but not the run-to-run variance of pretraining.")
+        return None
+    arms = list(tables["arms"])
+    rows = list(dict.fromkeys(r for a in arms for r in tables["arms"][a]))
+    doc.heading("Arms over pretraining seeds")
+    doc.para(f"Mean over pretraining seeds [{tables['method']}]. A figure from one seed has no interval and says "
+             "so. `· random init` is the arm's untrained twin, one init per pretraining seed.")
+    doc.table(["row", *arms], [[r, *(fmt_summary(tables["arms"][a].get(r, {})) for a in arms)] for r in rows])
+    doc.heading("Paired differences (A − B, same seeds)", 3)
+    doc.para("better / worse: the interval of the difference excludes 0; otherwise not distinguishable.")
+    doc.table(["A", "B", "row", "A − B [95 % CI]", "seeds", "verdict"],
+              [[p["a"], p["b"], p["row"], fmt_difference(p), str(p["n"]), p["verdict"]] for p in tables["pairs"]])
+    doc.heading("Per-seed values", 3)
+    doc.table(["row", "arm", "values by seed"],
+              [[r, a, ", ".join(f"s{s}: {v:.3f}" for s, v in tables["arms"][a][r]["values"].items())]
+               for r in rows for a in arms if r in tables["arms"][a]])
+    return tables

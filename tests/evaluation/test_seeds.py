@@ -1,0 +1,101 @@
+"""Aggregation over pretraining seeds and paired differences, against values computed by hand."""
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from evaluation.seeds import arm_summary, by_arm, paired_difference, seed_tables, split_name, t_interval, verdict
+
+
+def test_t_interval_by_hand():
+    # values 0.5, 0.6, 0.7: mean 0.6, sd 0.1, t(0.975, 2) = 4.302653, half = 4.302653 * 0.1 / sqrt(3) = 0.248414
+    s = t_interval([0.5, 0.6, 0.7])
+    assert s["n"] == 3 and s["mean"] == pytest.approx(0.6) and s["sd"] == pytest.approx(0.1)
+    assert s["ci_low"] == pytest.approx(0.6 - 0.248414, abs=1e-6) and s["ci_high"] == pytest.approx(0.848414, abs=1e-6)
+    one = t_interval([0.42])
+    assert one["n"] == 1 and one["mean"] == 0.42 and math.isnan(one["ci_low"]) and math.isnan(one["sd"])
+    assert t_interval([float("nan"), None])["n"] == 0
+
+
+def test_paired_difference_by_hand_uses_common_seeds_only():
+    a = {0: 0.60, 1: 0.62, 2: 0.58, 5: 0.9}
+    b = {0: 0.50, 1: 0.55, 2: 0.50, 7: 0.1}
+    d = paired_difference(a, b)
+    # diffs 0.10, 0.07, 0.08: mean 0.083333, sd 0.015275, half = 4.302653 * 0.015275 / sqrt(3) = 0.037946
+    assert d["values"] == pytest.approx({0: 0.10, 1: 0.07, 2: 0.08})
+    assert d["n"] == 3 and d["mean"] == pytest.approx(0.083333, abs=1e-6)
+    assert d["ci_low"] == pytest.approx(0.083333 - 0.037946, abs=1e-5) and d["verdict"] == "better"
+    assert paired_difference(b, a)["verdict"] == "worse"
+    noisy = paired_difference({0: 0.6, 1: 0.5, 2: 0.7}, {0: 0.55, 1: 0.6, 2: 0.6})
+    assert noisy["ci_low"] < 0 < noisy["ci_high"] and noisy["verdict"] == "not distinguishable"
+    assert paired_difference({0: 0.6}, {0: 0.5})["verdict"] == "one seed: no interval"
+    assert verdict(0.01, 0.02, 3) == "better" and verdict(-0.02, -0.01, 3) == "worse"
+
+
+def test_paired_interval_is_narrower_than_unpaired_when_seeds_move_both_arms():
+    """A seed effect shared by both arms cancels in the paired difference."""
+    a = {0: 0.70, 1: 0.50, 2: 0.60}
+    b = {0: 0.68, 1: 0.48, 2: 0.57}
+    d = paired_difference(a, b)
+    assert d["verdict"] == "better"
+    sa, sb = arm_summary(a), arm_summary(b)
+    assert sa["ci_low"] < sb["ci_high"]  # the arms' own intervals overlap widely
+
+
+def test_names_group_into_arms():
+    assert split_name("shipped-seed2") == ("shipped", 2)
+    assert split_name("mild-none-seed10") == ("mild-none", 10)
+    assert split_name("recipe", 4) == ("recipe", 4) and split_name("recipe") == ("recipe", None)
+    arms = by_arm([("a", 0, {"x": 1.0}), ("a", 1, {"x": 2.0}), ("b", None, {"x": 3.0}), ("b", None, {"x": 5.0})])
+    assert arms == {"a": {"x": {0: 1.0, 1: 2.0}}, "b": {"x": {0: 3.0, 1: 5.0}}}
+    t = seed_tables(arms)
+    assert t["arms"]["a"]["x"]["mean"] == 1.5 and t["arms"]["a"]["x"]["values"] == {0: 1.0, 1: 2.0}
+    assert [(p["a"], p["b"], p["row"], p["mean"]) for p in t["pairs"]] == [("a", "b", "x", -2.5)]
+
+
+def _results(model: float, random: float) -> dict:
+    probe = lambda v: {"accuracy": {"mean": v, "std": 0.0, "ci_low": v, "ci_high": v}}  # noqa: E731
+    return {"run": "r", "datasets": {"dev": {"tasks": {"style": {
+        "probes": {"linear": {"model": probe(model), "random_init": probe(random)}},
+        "knn": {"model": {"10": model}, "random_init": {"10": random}}}}}}}
+
+
+def test_compare_aggregates_arms_over_seeds_with_paired_verdicts(tmp_path):
+    from evaluation.report import compare_runs
+
+    values = {"shipped": [0.60, 0.62, 0.58], "none": [0.50, 0.55, 0.50]}
+    dirs = []
+    for arm, vals in values.items():
+        for seed, v in enumerate(vals):
+            d = tmp_path / f"{arm}-seed{seed}"
+            d.mkdir()
+            (d / "results.json").write_text(json.dumps(_results(v, 0.4 + seed / 100)))
+            dirs.append(d)
+    summary = compare_runs(dirs, tmp_path / "report")
+    seeds = summary["seeds"]
+    row = "dev/style/linear accuracy"
+    assert seeds["arms"]["shipped"][row]["mean"] == pytest.approx(0.6)
+    assert seeds["arms"]["shipped"][row]["values"] == {0: 0.60, 1: 0.62, 2: 0.58}
+    assert seeds["arms"]["shipped · random init"][row]["values"] == pytest.approx({0: 0.40, 1: 0.41, 2: 0.42})
+    pair = next(p for p in seeds["pairs"] if (p["a"], p["b"], p["row"]) == ("shipped", "none", row))
+    assert pair["mean"] == pytest.approx(0.083333, abs=1e-6) and pair["verdict"] == "better"
+    twin = next(p for p in seeds["pairs"] if (p["a"], p["b"], p["row"]) == ("none", "none · random init", row))
+    assert twin["values"] == pytest.approx({0: 0.10, 1: 0.14, 2: 0.08})
+    md = (tmp_path / "report" / "compare.md").read_text()
+    assert md.index("Arms over pretraining seeds") < md.index("Summary")
+    assert "0.600 [" in md and "(3 seeds)" in md and "better" in md
+    json.loads((tmp_path / "report" / "compare.json").read_text())
+
+
+def test_compare_of_single_runs_says_they_are_single(tmp_path):
+    from evaluation.report import compare_runs
+
+    dirs = []
+    for name, v in (("a", 0.6), ("b", 0.5)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(_results(v, 0.4)))
+        dirs.append(tmp_path / name)
+    summary = compare_runs(dirs, tmp_path / "report")
+    assert summary["seeds"] is None
+    assert "single pretraining run (one seed)" in (tmp_path / "report" / "compare.md").read_text()
