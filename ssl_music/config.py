@@ -43,7 +43,9 @@ class TransformConfig:
 @dataclass
 class AugmentConfig:
     preset: str = "none"      # configs/augment/<preset>.yaml supplies the chain
-    backend: str = "gpu"      # cpu: audiomentations in workers | gpu: batched torch after transfer
+    # cpu: audiomentations in workers | gpu: batched torch after transfer | spectral: batched on the
+    # magnitude STFT of a spectrogram front-end (ssl_music.augment.spectral)
+    backend: str = "gpu"
     chain: Dict[str, TransformConfig] = field(default_factory=dict)  # YAML order = application order
 
 
@@ -280,14 +282,22 @@ def validate(cfg: DictConfig) -> None:
     require(d.num_workers >= 0, "data.num_workers", f"must be >= 0, got {d.num_workers}")
     require(d.batches_per_epoch > 0, "data.batches_per_epoch", f"must be > 0, got {d.batches_per_epoch}")
 
-    require(cfg.augment.backend in ("cpu", "gpu"), "augment.backend", f"must be cpu or gpu, got '{cfg.augment.backend}'")
-    from ssl_music.augment.chain import validate_chain  # lazy: keeps `--help` fast
+    from ssl_music.augment import BACKENDS  # lazy: keeps `--help` fast
+    from ssl_music.augment.chain import validate_chain
+
+    require(cfg.augment.backend in BACKENDS, "augment.backend",
+            f"must be one of {', '.join(BACKENDS)}, got '{cfg.augment.backend}'")
 
     validate_chain(cfg.augment.chain, d.sample_rate)
 
-    from ssl_music.models import validate_model
+    from ssl_music.models import reads_spectrogram, resolve_frontend, validate_model
 
     validate_model(cfg.model)
+    if cfg.augment.backend == "spectral":
+        require(reads_spectrogram(cfg.model), "augment.backend",
+                f"'spectral' augments the STFT of a spectrogram front-end, and model.frontend resolves to "
+                f"'{resolve_frontend(cfg.model)}' (encoder '{cfg.model.encoder}'), which reads the waveform: "
+                f"use augment.backend=gpu (the same draws on the waveform)")
 
     from ssl_music.objectives import OBJECTIVES
 

@@ -39,14 +39,16 @@ class PretrainModule(pl.LightningModule):
 
     # ------------------------------------------------------------------------------------ augmentation
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        if self.augmenter.backend != "gpu" or not self.training:
+        if self.augmenter.backend == "cpu" or not self.training:
             return batch
         if self._aug_generator is None or self._aug_generator.device != self.device:
             # Distinct stream per rank, reproducible from the run's seed.
             self._aug_generator = torch.Generator(device=self.device)
             self._aug_generator.manual_seed(self.cfg.trainer.seed * 1000 + self.global_rank + 1)
         t0 = time.perf_counter()
-        out = self.augmenter.apply_batch(batch, generator=self._aug_generator)  # runs under no_grad itself
+        # spectral: the views leave as the front-end's power spectrograms, and the encoder takes them as such
+        frontend = self.encoder.frontend if self.augmenter.backend == "spectral" else None
+        out = self.augmenter.apply_batch(batch, generator=self._aug_generator, frontend=frontend)  # no_grad inside
         # Lightning transfers (and so augments) the batch before on_train_batch_start: without this the
         # augmentation time would be reported as waiting for data. Synchronise only for a step that is logged
         # (global_step advances by one before on_train_batch_end reads it), not on the hot path of every step.
@@ -57,12 +59,13 @@ class PretrainModule(pl.LightningModule):
 
     # ---------------------------------------------------------------------------------------- losses
     def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Every view of every objective goes through the encoder in one call (one BN batch, one kernel launch)."""
+        """Every view of every objective goes through the encoder in one call (one BN batch, one kernel launch).
+        A view is a waveform [B, V, L] or, from the spectral backend, a power spectrogram [B, V, F, T]."""
         chunks, shapes = [], {}
         for name in self.objectives:
             x = batch[name]
             shapes[name] = x.shape[:2]
-            chunks.append(x.reshape(-1, x.shape[-1]))
+            chunks.append(x.reshape(-1, *x.shape[2:]))
         emb = self.encoder(torch.cat(chunks).float())
         losses, offset = {}, 0
         for name in self.objectives:

@@ -1,8 +1,10 @@
-"""Augmentation of training views: one config, two backends.
+"""Augmentation of training views: one config, three backends.
 
 ``backend: cpu`` augments each example in DataLoader workers with audiomentations (:meth:`apply_sample`);
 ``backend: gpu`` augments whole batches on the device after transfer (:meth:`apply_batch`). Either way
-every view leaves with exactly ``L = round(crop_s * sample_rate)`` samples. Which views get which
+every view leaves with exactly ``L = round(crop_s * sample_rate)`` samples. ``backend: spectral`` draws
+as gpu does and augments the magnitude STFT of a spectrogram front-end instead (:meth:`apply_batch` with
+the front-end): its views leave as that front-end's power spectrograms of L samples. Which views get which
 treatment is the objectives' business (``Objective.pair``); this module never names an objective.
 """
 from __future__ import annotations
@@ -16,6 +18,8 @@ if TYPE_CHECKING:
 
 from ssl_music.augment.chain import has_time_stretch, resolve_chain, tempo_rates, without
 from ssl_music.data.crops import source_frames
+
+BACKENDS = ("cpu", "gpu", "spectral")   # augment.backend
 
 
 class ViewAugmenter:
@@ -33,7 +37,7 @@ class ViewAugmenter:
         self.crop_s = float(data_cfg.crop_s)
         self.out_len = int(round(self.crop_s * self.sample_rate))
         self.pairs = {name: spec.treatment(data_cfg[name]) for name, spec in OBJECTIVES.items()}
-        self._batch_chains = None
+        self._batch_chains = {}
 
     # ------------------------------------------------------------------------------------- lengths
     def source_factor(self, view: str) -> float:
@@ -79,44 +83,52 @@ class ViewAugmenter:
             record.extend((view, i, name, applied, prm) for name, applied, prm in rec)
         return y
 
-    # ---------------------------------------------------------------------------------- gpu backend
-    def _chains(self):
-        if self._batch_chains is None:
+    # ------------------------------------------------------------------------- gpu and spectral backends
+    def _chains(self, spectral: bool):
+        if spectral not in self._batch_chains:
             from ssl_music.augment.gpu import BatchChain
+            from ssl_music.augment.spectral import SpectralChain
 
-            self._batch_chains = (BatchChain(self.chain, self.sample_rate, self.out_len),
-                                  BatchChain(self.pair_chain, self.sample_rate, self.out_len))
-        return self._batch_chains
+            cls = SpectralChain if spectral else BatchChain
+            self._batch_chains[spectral] = (cls(self.chain, self.sample_rate, self.out_len),
+                                            cls(self.pair_chain, self.sample_rate, self.out_len))
+        return self._batch_chains[spectral]
 
     def apply_batch(self, batch: Dict[str, Any], generator: Optional["torch.Generator"] = None,
-                    record: Optional[list] = None) -> dict:
-        """Tensors [B, V, S] (any device) -> [B, V, L]; random parameters differ per example and view."""
+                    record: Optional[list] = None, frontend: Optional["torch.nn.Module"] = None) -> dict:
+        """Tensors [B, V, S] (any device) -> [B, V, L]; random parameters differ per example and view.
+
+        With a spectrogram ``frontend`` (the spectral backend) -> power spectrograms [B, V, F, T] in its STFT
+        layout, from the same draws. Without one a spectral augmenter gives the waveform views of those
+        draws (what an audio preview can play)."""
         import torch  # here, so that config validation (which imports this package) stays light
 
         with torch.no_grad():
-            return self._apply_batch(batch, generator, record)
+            return self._apply_batch(batch, generator, record, frontend)
 
-    def _apply_batch(self, batch, generator, record) -> dict:
+    def _apply_batch(self, batch, generator, record, frontend) -> dict:
         from ssl_music.augment.gpu import tempo_draw
 
-        chain, pair_chain = self._chains()
+        chain, pair_chain = self._chains(frontend is not None)
+        kw = {} if frontend is None else {"frontend": frontend}
         out = dict(batch)
         for name, pair in self.pairs.items():
             if name in batch and pair is None:
                 x = batch[name].float()
                 b, v = x.shape[:2]
-                out[name] = chain(x.reshape(b * v, -1), generator, record).reshape(b, v, self.out_len)
+                y = chain(x.reshape(b * v, -1), generator, record, **kw)
+                out[name] = y.reshape(b, v, *y.shape[1:])
         for name, pair in self.pairs.items():
             if name in batch and pair is not None:
                 x = batch[name].float()
                 b = x.shape[0]
                 rates, same = tempo_draw(b, pair.as_kwargs(), generator, x.device)
                 rates, same = rates.to(x.dtype), same.to(x.dtype)
-                # the chain stretches by the rates itself, fused with its pitch_shift when that comes first
-                y = pair_chain(x.reshape(b * 2, -1), generator, record, rate=rates.reshape(-1))
-                out[name] = y.reshape(b, 2, self.out_len)
+                # the chain stretches by the rates itself (gpu: fused with its pitch_shift when that comes first)
+                y = pair_chain(x.reshape(b * 2, -1), generator, record, rate=rates.reshape(-1), **kw)
+                out[name] = y.reshape(b, 2, *y.shape[1:])
                 out[f"{name}_same"], out[f"{name}_rates"] = same, rates
         return out
 
 
-__all__ = ["ViewAugmenter"]
+__all__ = ["BACKENDS", "ViewAugmenter"]

@@ -16,12 +16,19 @@ from torch import nn
 from ssl_music.models.encoders import ENCODERS
 from ssl_music.models.frontends import FRONTENDS, build_frontend
 
-__all__ = ["ENCODERS", "FRONTENDS", "Encoder", "build_encoder", "resolve_frontend", "validate_model"]
+__all__ = ["ENCODERS", "FRONTENDS", "Encoder", "build_encoder", "reads_spectrogram", "resolve_frontend",
+           "validate_model"]
 
 
 def resolve_frontend(model_cfg: Any) -> str:
     frontend = str(model_cfg.frontend)
     return ENCODERS[str(model_cfg.encoder)][2] if frontend == "auto" else frontend
+
+
+def reads_spectrogram(model_cfg: Any) -> bool:
+    """Whether the front-end is an STFT followed by a filter bank on its power (``from_power``): what the
+    spectral augmentation backend augments in between. A waveform front-end is not."""
+    return hasattr(FRONTENDS[resolve_frontend(model_cfg)], "from_power")
 
 
 def validate_model(model_cfg: Any) -> None:
@@ -60,7 +67,8 @@ def validate_model(model_cfg: Any) -> None:
 
 
 class Encoder(nn.Module):
-    """Waveform [B, L] -> embedding [B, embed_dim]: front-end then encoder."""
+    """Waveform [B, L] -> embedding [B, embed_dim]: front-end then encoder. A spectrogram front-end also
+    takes the power spectrogram [B, F, T] the spectral augmentation backend makes."""
 
     def __init__(self, frontend: nn.Module, encoder: nn.Module, embed_dim: int, sample_rate: int,
                  frontend_name: str, encoder_name: str, block_norm: bool = False, periodicity_weight: float = 0.1):

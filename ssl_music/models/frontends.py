@@ -1,5 +1,9 @@
 """Front-ends: waveform batch [B, L] -> model input.
 
+A spectrogram front-end is its STFT (:meth:`~_Float32.stft`) followed by a filter bank and log on the power
+(:meth:`~_Float32.from_power`); the spectral augmentation backend augments the STFT's magnitude between the
+two and hands the front-end the power spectrogram [B, F, T] instead of the waveform.
+
 All front-ends run on the model's device inside the forward pass, in float32 with autocast disabled: mel
 filter banks and log compression lose too much precision in bf16, and the cost is negligible next to the
 encoder.
@@ -10,6 +14,7 @@ import math
 
 import torch
 from torch import nn
+from torchaudio.functional import spectrogram
 from torchaudio.transforms import MelSpectrogram, Spectrogram
 
 
@@ -23,16 +28,37 @@ def _fft_size(win_length: int) -> int:
 
 
 class _Float32(nn.Module):
-    """Base class: runs ``transform`` in float32 whatever the surrounding autocast says."""
+    """Base class of the spectrogram front-ends: runs in float32 whatever the surrounding autocast says.
+    A subclass provides its STFT settings (:meth:`stft_module`) and :meth:`from_power`."""
 
-    def transform(self, wave: torch.Tensor) -> torch.Tensor:
+    hop_length: int
+
+    def stft_module(self) -> Spectrogram:
         raise NotImplementedError
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        if wave.dim() != 2:
-            raise ValueError(f"front-end expects a waveform batch [B, L], got shape {tuple(wave.shape)}")
+    def from_power(self, power: torch.Tensor) -> torch.Tensor:
+        """Power spectrogram [B, F, T] in :meth:`stft`'s layout -> model input (filter bank and log)."""
+        raise NotImplementedError
+
+    @property
+    def n_fft(self) -> int:
+        return self.stft_module().n_fft
+
+    def stft(self, wave: torch.Tensor) -> torch.Tensor:
+        """[B, L] -> complex [B, n_fft // 2 + 1, 1 + L // hop]: the STFT whose power :meth:`from_power` reads."""
+        s = self.stft_module()
         with torch.autocast(device_type=wave.device.type, enabled=False):
-            return self.transform(wave.float())
+            return spectrogram(wave.float(), s.pad, s.window, s.n_fft, s.hop_length, s.win_length, None,
+                               s.normalized, s.center, s.pad_mode, s.onesided)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Waveform [B, L], or power spectrogram [B, F, T] from the spectral augmentation backend."""
+        if x.dim() not in (2, 3):
+            raise ValueError(f"front-end expects a waveform batch [B, L] or a power spectrogram [B, F, T], "
+                             f"got shape {tuple(x.shape)}")
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = x.float()
+            return self.from_power(x if x.dim() == 3 else self.stft_module()(x))
 
 
 class LogMel(_Float32):
@@ -51,8 +77,11 @@ class LogMel(_Float32):
         self.mel = MelSpectrogram(sample_rate=sample_rate, n_fft=_fft_size(win), win_length=win,
                                   hop_length=self.hop_length, n_mels=n_mels, power=2.0, center=True)
 
-    def transform(self, wave: torch.Tensor) -> torch.Tensor:
-        return log_compress(self.mel(wave)).unsqueeze(1)
+    def stft_module(self) -> Spectrogram:
+        return self.mel.spectrogram
+
+    def from_power(self, power: torch.Tensor) -> torch.Tensor:
+        return log_compress(self.mel.mel_scale(power)).unsqueeze(1)
 
 
 class HarmonicFilterBank(_Float32):
@@ -91,8 +120,10 @@ class HarmonicFilterBank(_Float32):
         dist = (self.fft_hz[:, None] - centre[None, :]).abs()
         return torch.relu(1 - 2 * dist / bw[None, :])
 
-    def transform(self, wave: torch.Tensor) -> torch.Tensor:
-        power = self.spec(wave)                                                           # [B, K, T]
+    def stft_module(self) -> Spectrogram:
+        return self.spec
+
+    def from_power(self, power: torch.Tensor) -> torch.Tensor:
         bands = torch.einsum("bkt,kf->bft", power, self.filters())                       # [B, H*F, T]
         b, _, t = bands.shape
         return log_compress(bands).reshape(b, self.n_harmonics, self.n_bands, t)

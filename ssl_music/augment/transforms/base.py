@@ -1,9 +1,10 @@
 """The transform base class, parameter checks, shared draws and the registry.
 
 A transform is one :class:`Transform` subclass registered under its ``name``: its parameter spec, how it
-maps shared uniforms to per-example parameters (one mapping for both backends, so a config means the same
-distribution on either), its per-example numpy apply and its batched torch apply. The chain machinery in
-:mod:`ssl_music.augment.cpu` and :mod:`ssl_music.augment.gpu` only iterates :data:`TRANSFORMS`.
+maps shared uniforms to per-example parameters (one mapping for every backend, so a config means the same
+distribution on each), its per-example numpy apply, its batched torch apply and its apply on a magnitude
+spectrogram. The chain machinery in :mod:`ssl_music.augment.cpu`, :mod:`ssl_music.augment.gpu` and
+:mod:`ssl_music.augment.spectral` only iterates :data:`TRANSFORMS`.
 
 Config validation imports this registry, so transform modules import torch, scipy and audiomentations
 inside the methods that use them, never at module level.
@@ -136,6 +137,41 @@ class Transform:
 
         return on_rows(x, applied, lambda i: self.gpu(take(x, i), {k: take(v, i) for k, v in drawn.items()},
                                                       cfg, sr, g))
+
+    def draw_signal(self, n: int, cfg: Mapping[str, Any], sr: int, out_len: int, g, like):
+        """The large random tensor (noise, impulse responses) an entry applied to ``n`` rows reads, or None.
+        Both batched backends take it from ``g`` right after the entry's parameters, so one seed gives
+        them the same parameters; ``like`` gives device and dtype."""
+        return None
+
+    # -------------------------------------------------------------------------- spectral backend
+    # Where the spectral backend applies the entry: "spectrum", the magnitude STFT [n, F, T], in chain order
+    # (what is exact there: gains, filter responses, the two warps); or "wave", the source waveform before
+    # the STFT (linear time-invariant effects whose phase a magnitude cannot hold), with time constants
+    # scaled by the row's stretch rate so that they come out as drawn.
+    spectral_domain: ClassVar[str] = "spectrum"
+
+    def spectral_rate(self, drawn: Dict[str, Any]):
+        """Per-row rates [n] of a transform that stretches time (the spectral backend stretches frames as it
+        takes the STFT), None for any other."""
+        return None
+
+    def spectral(self, mag, drawn: Dict[str, Any], cfg: Mapping[str, Any], ctx, signal):
+        """Rows of a magnitude STFT [n, F, T] with the transform applied; ``ctx`` the
+        :class:`~ssl_music.augment.spectral.SpectralContext`, ``signal`` what :meth:`draw_signal` drew."""
+        raise NotImplementedError(f"{type(self).__name__} has no spectral apply")
+
+    def spectral_batch(self, mag, applied, drawn: Dict[str, Any], cfg: Mapping[str, Any], ctx, signal):
+        """The chain entry on a magnitude batch [N, F, T]: :meth:`spectral` on the rows where ``applied``."""
+        from ssl_music.augment.signal import on_rows, take
+
+        return on_rows(mag, applied, lambda i: self.spectral(take(mag, i), {k: take(v, i) for k, v in drawn.items()},
+                                                             cfg, ctx, signal))
+
+    def spectral_wave(self, x, drawn: Dict[str, Any], cfg: Mapping[str, Any], sr: int, rate, signal):
+        """Rows of the source waveform [n, S] with the transform applied (domain "wave"), before the stretch
+        by ``rate`` [n] that follows it."""
+        raise NotImplementedError(f"{type(self).__name__} has no waveform apply for the spectral backend")
 
 
 # ------------------------------------------------------------------------------------- the registry

@@ -1,7 +1,8 @@
 """Filters: low_pass, high_pass, high_low_pass, band_pass (Butterworth) and eq (peaking biquad).
 
 The cpu backend runs audiomentations' filters; the gpu backend multiplies by the same filters' magnitude
-(Butterworth) or complex (biquad) response in the rFFT domain, all rows in one FFT.
+(Butterworth) or complex (biquad) response in the rFFT domain, all rows in one FFT; the spectral backend
+multiplies the magnitude STFT by the response's modulus at the bins' frequencies.
 """
 from __future__ import annotations
 
@@ -61,7 +62,21 @@ def _am_pass(low: bool, x, drawn, sr: int):
     return frozen_apply(t, x, sr, cutoff_freq=drawn["cutoff_freq"], rolloff=rolloff)
 
 
-class _Pass(Transform):
+class _Filter(Transform):
+    """A filter is its response [n, F] at frequencies f [1, F] (Hz), one row per example: the gpu backend
+    multiplies the rows' rFFT by it, the spectral backend their magnitude STFT by its modulus."""
+
+    def response(self, f, drawn, sr: int):
+        raise NotImplementedError
+
+    def gpu(self, x, drawn, cfg, sr, g):
+        return _fft_filter(x, lambda s, n: self.response(_freqs(n, sr, x), drawn, sr))
+
+    def spectral(self, mag, drawn, cfg, ctx, signal):
+        return mag * self.response(ctx.bin_hz.to(mag.dtype)[None], drawn, ctx.sr).abs()[:, :, None]
+
+
+class _Pass(_Filter):
     high: bool
     n_uniforms = 2
 
@@ -72,9 +87,8 @@ class _Pass(Transform):
     def cpu(self, x, drawn, cfg, sr, rng):
         return _am_pass(not self.high, x, drawn, sr)
 
-    def gpu(self, x, drawn, cfg, sr, g):
-        return _fft_filter(x, lambda s, n: _butter_mag(_freqs(n, sr, x), drawn["cutoff_freq"], drawn["order"],
-                                                       sr, self.high))
+    def response(self, f, drawn, sr):
+        return _butter_mag(f, drawn["cutoff_freq"], drawn["order"], sr, self.high)
 
 
 @register_transform
@@ -94,7 +108,7 @@ class HighPass(_Pass):
 
 
 @register_transform
-class HighLowPass(Transform):
+class HighLowPass(_Filter):
     """CLMR's HighLowPass: a fair coin picks a low-pass or a high-pass per example."""
 
     name = "high_low_pass"
@@ -113,19 +127,16 @@ class HighLowPass(Transform):
     def cpu(self, x, drawn, cfg, sr, rng):
         return _am_pass(drawn["is_low"] > 0.5, x, drawn, sr)
 
-    def gpu(self, x, drawn, cfg, sr, g):
+    def response(self, f, drawn, sr):
         import torch
 
-        def response(s, n):
-            f = _freqs(n, sr, x)
-            low = _butter_mag(f, drawn["cutoff_freq"], drawn["order"], sr, high=False)
-            high = _butter_mag(f, drawn["cutoff_freq"], drawn["order"], sr, high=True)
-            return torch.where(drawn["is_low"][:, None] > 0.5, low, high)
-        return _fft_filter(x, response)
+        low = _butter_mag(f, drawn["cutoff_freq"], drawn["order"], sr, high=False)
+        high = _butter_mag(f, drawn["cutoff_freq"], drawn["order"], sr, high=True)
+        return torch.where(drawn["is_low"][:, None] > 0.5, low, high)
 
 
 @register_transform
-class BandPass(Transform):
+class BandPass(_Filter):
     name = "band_pass"
     params = {"min_center_freq": (200.0, FREQ), "max_center_freq": (4000.0, FREQ),
               "min_bandwidth_fraction": (0.5, BANDWIDTH), "max_bandwidth_fraction": (1.99, BANDWIDTH),
@@ -144,18 +155,14 @@ class BandPass(Transform):
         return frozen_apply(am.BandPassFilter(min_rolloff=6, max_rolloff=rolloff, p=1.0), x, sr,
                             center_freq=drawn["center_freq"], bandwidth=drawn["bandwidth"], rolloff=rolloff)
 
-    def gpu(self, x, drawn, cfg, sr, g):
+    def response(self, f, drawn, sr):
         lo = (drawn["center_freq"] - drawn["bandwidth"] / 2).clamp_min(1.0)
         hi = (drawn["center_freq"] + drawn["bandwidth"] / 2).clamp(max=sr / 2 * 0.9999)
-
-        def response(s, n):
-            f = _freqs(n, sr, x)
-            return _butter_mag(f, lo, drawn["order"], sr, True) * _butter_mag(f, hi, drawn["order"], sr, False)
-        return _fft_filter(x, response)
+        return _butter_mag(f, lo, drawn["order"], sr, True) * _butter_mag(f, hi, drawn["order"], sr, False)
 
 
 @register_transform
-class Eq(Transform):
+class Eq(_Filter):
     name = "eq"
     params = {"min_center_freq": (50.0, FREQ), "max_center_freq": (7500.0, FREQ),
               "min_gain_db": (-12.0, DB), "max_gain_db": (12.0, DB), "min_q": (0.5, POSITIVE), "max_q": (5.0, POSITIVE)}
@@ -172,8 +179,8 @@ class Eq(Transform):
         return frozen_apply(am.PeakingFilter(p=1.0), x, sr, center_freq=drawn["center_freq"],
                             gain_db=drawn["gain_db"], q_factor=drawn["q"])
 
-    def gpu(self, x, drawn, cfg, sr, g):
-        # RBJ peaking biquad (same coefficients as audiomentations.PeakingFilter), evaluated on the FFT grid
+    def response(self, f, drawn, sr):
+        # RBJ peaking biquad (same coefficients as audiomentations.PeakingFilter), evaluated at f
         import torch
 
         w0 = 2 * math.pi * drawn["center_freq"] / sr
@@ -181,10 +188,7 @@ class Eq(Transform):
         alpha = torch.sin(w0) / (2 * drawn["q"])
         b0, b1, b2 = 1 + alpha * a, -2 * torch.cos(w0), 1 - alpha * a
         a0, a1, a2 = 1 + alpha / a, -2 * torch.cos(w0), 1 - alpha / a
-
-        def response(s, n):
-            z1 = torch.exp(-1j * 2 * math.pi * _freqs(n, sr, x) / sr)
-            num = b0[:, None] + b1[:, None] * z1 + b2[:, None] * z1 * z1
-            den = a0[:, None] + a1[:, None] * z1 + a2[:, None] * z1 * z1
-            return (num / den).to(s.dtype)
-        return _fft_filter(x, response)
+        z1 = torch.exp(-1j * 2 * math.pi * f / sr)
+        num = b0[:, None] + b1[:, None] * z1 + b2[:, None] * z1 * z1
+        den = a0[:, None] + a1[:, None] * z1 + a2[:, None] * z1 * z1
+        return num / den

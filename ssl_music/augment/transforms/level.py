@@ -1,4 +1,6 @@
-"""gain, polarity and noise: per-example level changes."""
+"""gain, polarity and noise: per-example level changes. On a magnitude spectrogram gain is exact, polarity
+is invisible, and noise is added to each bin as the STFT of the same white noise (exact in distribution:
+the noise's phase is uniform, so the signal's own phase does not matter)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +12,12 @@ def _scale_where(x, applied, factor):
     # one pass with factor 1 where not applied: no row gather/scatter, no host sync on the mask
     import torch
 
-    return x * torch.where(applied, factor, torch.ones_like(applied, dtype=x.dtype))[:, None]
+    f = torch.where(applied, factor, torch.ones_like(applied, dtype=x.dtype))
+    return x * f.reshape(-1, *([1] * (x.dim() - 1)))
+
+
+def _energy(mag):
+    return mag.square().reshape(mag.shape[0], -1).sum(1)
 
 
 @register_transform
@@ -30,6 +37,9 @@ class Gain(Transform):
     def gpu_batch(self, x, applied, drawn, cfg, sr, out_len, g):
         return _scale_where(x, applied, 10 ** (drawn["gain_db"] / 20))
 
+    def spectral_batch(self, mag, applied, drawn, cfg, ctx, signal):
+        return _scale_where(mag, applied, 10 ** (drawn["gain_db"] / 20))
+
 
 @register_transform
 class Polarity(Transform):
@@ -44,6 +54,9 @@ class Polarity(Transform):
         import torch
 
         return _scale_where(x, applied, -torch.ones_like(applied, dtype=x.dtype))
+
+    def spectral_batch(self, mag, applied, drawn, cfg, ctx, signal):
+        return mag  # |-X| = |X|
 
 
 @register_transform
@@ -61,8 +74,20 @@ class Noise(Transform):
         rms = float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
         return x + rng.normal(0.0, rms / 10 ** (drawn["snr_db"] / 20), x.shape).astype(np.float32)
 
-    def gpu(self, x, drawn, cfg, sr, g):
+    def draw_signal(self, n, cfg, sr, out_len, g, like):
         import torch
 
+        return torch.randn(n, out_len, generator=g, device=like.device, dtype=like.dtype)
+
+    def gpu(self, x, drawn, cfg, sr, g):
         std = x.pow(2).mean(1, keepdim=True).sqrt() / 10 ** (drawn["snr_db"][:, None] / 20)
-        return x + std * torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
+        return x + std * self.draw_signal(x.shape[0], cfg, sr, x.shape[1], g, x)
+
+    def spectral(self, mag, drawn, cfg, ctx, signal):
+        import torch
+
+        noise = ctx.stft(signal)
+        # the SNR as a ratio of STFT energies: both go through the same window, so it is the waveform's
+        ratio = (_energy(mag) / _energy(noise.abs()).clamp_min(1e-20)).sqrt()
+        std = (ratio / 10 ** (drawn["snr_db"] / 20))[:, None, None]
+        return torch.hypot(mag + std * noise.real, std * noise.imag)

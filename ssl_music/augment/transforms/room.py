@@ -1,5 +1,7 @@
 """delay and reverb. Both are numpy on the cpu backend: audiomentations has no delay, and its reverb needs
-impulse-response files."""
+impulse-response files. On the spectral backend both act on the source waveform before the STFT (an echo
+interferes with the signal through its phase, which a magnitude spectrogram does not hold), their delay
+and decay scaled by the row's stretch rate so that the stretched view has them as drawn."""
 from __future__ import annotations
 
 import math
@@ -28,13 +30,22 @@ class Delay(Transform):
         delayed = np.concatenate([np.zeros(min(d, len(x)), np.float32), x[: max(0, len(x) - d)]])
         return x + np.float32(drawn["volume"]) * delayed
 
-    def gpu(self, x, drawn, cfg, sr, g):
-        import torch
+    spectral_domain = "wave"
 
-        d = torch.round(drawn["delay_ms"] * sr / 1000).long()[:, None]
-        src = torch.arange(x.shape[1], device=x.device)[None] - d
-        delayed = x.gather(1, src.clamp_min(0)) * (src >= 0)
-        return x + drawn["volume"][:, None] * delayed
+    def gpu(self, x, drawn, cfg, sr, g):
+        return _echo(x, drawn["delay_ms"], drawn["volume"], sr)
+
+    def spectral_wave(self, x, drawn, cfg, sr, rate, signal):
+        return _echo(x, drawn["delay_ms"] * rate, drawn["volume"], sr)
+
+
+def _echo(x, delay_ms, volume, sr: int):
+    import torch
+
+    d = torch.round(delay_ms * sr / 1000).long()[:, None]
+    src = torch.arange(x.shape[1], device=x.device)[None] - d
+    delayed = x.gather(1, src.clamp_min(0)) * (src >= 0)
+    return x + volume[:, None] * delayed
 
 
 @register_transform
@@ -61,16 +72,33 @@ class Reverb(Transform):
         wet = fftconvolve(x, ir.astype(np.float32))[: len(x)]
         return ((1 - drawn["wet"]) * x + drawn["wet"] * wet).astype(np.float32)
 
-    def gpu(self, x, drawn, cfg, sr, g):
+    spectral_domain = "wave"
+
+    def draw_signal(self, n, cfg, sr, out_len, g, like):
         import torch
 
         n_ir = max(1, int(math.ceil(float(cfg["max_rt60_s"]) * sr)))
-        t = torch.arange(n_ir, device=x.device, dtype=x.dtype)[None] / sr
-        ir = torch.randn(x.shape[0], n_ir, generator=g, device=x.device, dtype=x.dtype)
-        ir = ir * torch.exp(-math.log(1000.0) * t / drawn["rt60_s"][:, None])
-        ir = ir / ir.pow(2).sum(1, keepdim=True).sqrt().clamp_min(1e-9)
-        n = x.shape[1]
-        n_fft = fast_len(n + n_ir)
-        wet = torch.fft.irfft(torch.fft.rfft(x, n_fft) * torch.fft.rfft(ir, n_fft), n_fft)[:, :n]
-        w = drawn["wet"][:, None]
-        return (1 - w) * x + w * wet
+        return torch.randn(n, n_ir, generator=g, device=like.device, dtype=like.dtype)
+
+    def gpu(self, x, drawn, cfg, sr, g):
+        noise = self.draw_signal(x.shape[0], cfg, sr, x.shape[1], g, x)
+        return _room(x, noise, drawn["rt60_s"], drawn["wet"], sr)
+
+    def spectral_wave(self, x, drawn, cfg, sr, rate, signal):
+        # the response stays max_rt60_s long (the draw's size): a decay stretched by r > 1 is cut at -60 / r dB
+        return _room(x, signal, drawn["rt60_s"] * rate, drawn["wet"], sr)
+
+
+def _room(x, noise, rt60_s, wet, sr: int):
+    """x convolved with ``noise`` decaying by 60 dB in rt60_s [n] (unit energy), mixed in at ``wet`` [n]."""
+    import torch
+
+    n_ir = noise.shape[1]
+    t = torch.arange(n_ir, device=x.device, dtype=x.dtype)[None] / sr
+    ir = noise * torch.exp(-math.log(1000.0) * t / rt60_s[:, None])
+    ir = ir / ir.pow(2).sum(1, keepdim=True).sqrt().clamp_min(1e-9)
+    n = x.shape[1]
+    n_fft = fast_len(n + n_ir)
+    wet_part = torch.fft.irfft(torch.fft.rfft(x, n_fft) * torch.fft.rfft(ir, n_fft), n_fft)[:, :n]
+    w = wet[:, None]
+    return (1 - w) * x + w * wet_part

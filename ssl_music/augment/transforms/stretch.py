@@ -1,6 +1,8 @@
 """time_stretch and pitch_shift: Signalsmith via audiomentations on cpu, the batched phase vocoder of
-:mod:`ssl_music.augment.vocoder` on gpu. ``gpu.BatchChain`` fuses a time_stretch directly followed by a
-pitch_shift into one vocoder pass; these classes are what runs when they stand alone."""
+:mod:`ssl_music.augment.vocoder` on gpu, the magnitude warps of :mod:`ssl_music.augment.magnitude` on
+spectral. ``gpu.BatchChain`` fuses a time_stretch directly followed by a pitch_shift into one vocoder pass;
+these classes are what runs when they stand alone. On spectral the stretch happens as the STFT is taken
+(``spectral.SpectralChain``), so time_stretch only says by how much."""
 from __future__ import annotations
 
 from ssl_music.augment.transforms.base import RATE, SEMITONES, Transform, frozen_apply, lerp, register_transform
@@ -28,6 +30,9 @@ class TimeStretch(Transform):
 
         return on_rows(crop(x, out_len), applied, lambda i: stretch(take(x, i), take(drawn["rate"], i), out_len))
 
+    def spectral_rate(self, drawn):
+        return drawn["rate"]
+
 
 @register_transform
 class PitchShift(Transform):
@@ -48,3 +53,8 @@ class PitchShift(Transform):
         from ssl_music.augment.vocoder import pitch_shift
 
         return pitch_shift(x, drawn["semitones"])
+
+    def spectral(self, mag, drawn, cfg, ctx, signal):
+        from ssl_music.augment.magnitude import warp_bins
+
+        return warp_bins(mag, 2.0 ** (drawn["semitones"] / 12.0))
