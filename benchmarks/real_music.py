@@ -5,12 +5,17 @@ MFCC+chroma on the same splits, the tempo head against librosa), then one table 
     python benchmarks/real_music.py                                   # Debian game-music packages, demo recipe
     python benchmarks/real_music.py --config configs/pretrain/real_music.yaml --steps 1500 --out runs/real
     python benchmarks/real_music.py --audio /data/my_music --shards runs/real/shards
-    python benchmarks/real_music.py --table runs/sweeps/real_music_recipe/*/   # tables of finished runs (a sweep)
+    python benchmarks/real_music.py --config configs/pretrain/real_music.yaml --seeds 3   # 3 pretraining seeds
+    python benchmarks/real_music.py --table runs/sweeps/real_music_seeds/shipped-seed*/   # tables of finished runs
 
 Default audio: the files of the Debian packages asc-music drascula-music hyperrogue-music planetblupi-music-ogg
 singularity-music warzone2100-music, when installed (never in CI). Every stage is a plain `ssl-music` command
-run in its own process, exactly as a user would run it; finished stages are reused (shards with a complete
-manifest, a run with DONE, an evaluation with results.json), so a re-run only prints the table.
+run in its own process, exactly as a user would run it. With ``--seeds N`` the recipe is pretrained once per
+seed (``trainer.seed`` = ``data.seed`` = s, in OUT/run-seed<s>) and the table gives each figure's mean over
+seeds with a t interval, the per-seed values, and the paired difference to the random-init twin (one init per
+seed). Finished stages are reused only when the inputs they recorded (config after overrides, steps, seed,
+suite, code version: ssl_music.provenance) equal this invocation's; a stale run moves to <run>/stale/<time>/.
+Shards are reused when their manifest is complete.
 """
 from __future__ import annotations
 
@@ -24,7 +29,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from ssl_music.cluster.sweep import record_time  # noqa: E402
+from evaluation.seeds import arm_summary, fmt_difference, fmt_summary, paired_difference, split_name  # noqa: E402
+from ssl_music.cluster.sweep import record_time, retire, stale_reason  # noqa: E402
+from ssl_music.config import load_config  # noqa: E402
+from ssl_music.provenance import evaluation_fingerprint, pretrain_fingerprint  # noqa: E402
 
 PACKAGES = ("asc-music", "drascula-music", "hyperrogue-music", "planetblupi-music-ogg", "singularity-music",
             "warzone2100-music")
@@ -76,20 +84,34 @@ def build(a, out: Path, run: Path) -> Path:
     return shards
 
 
-def pretrain(a, out: Path, shards: Path, run: Path) -> None:
+def pretrain_overrides(a, shards: Path, run: Path, seed: int) -> list[str]:
+    return [f"data.shards={shards}", f"trainer.root_dir={run}", f"trainer.max_steps={a.steps}",
+            "trainer.progress_bar=false", "monitor.every_n_steps=0", f"trainer.seed={seed}", f"data.seed={seed}",
+            *a.override]
+
+
+def stage_inputs(a, shards: Path, run: Path, seed: int) -> tuple[str, str]:
+    """The (pretraining, evaluation) fingerprints this invocation's stages record for ``run``."""
+    pre = pretrain_fingerprint(load_config(a.config, pretrain_overrides(a, shards, run, seed)))
+    return pre, evaluation_fingerprint(pre, a.suite, [], [a.devset] if a.devset else [])
+
+
+def pretrain(a, out: Path, shards: Path, run: Path, seed: int) -> None:
+    reason = stale_reason(run, stage_inputs(a, shards, run, seed))
+    if reason:
+        print(f"{run}: not reused, {reason}; moved to {retire(run, reason)}")
     if (run / "DONE").is_file():
-        print(f"pretraining: reusing {run}")
+        print(f"pretraining: reusing {run} (same inputs)")
     else:
-        args = ["pretrain", "--config", a.config, f"data.shards={shards}", f"trainer.root_dir={run}",
-                f"trainer.max_steps={a.steps}", "trainer.progress_bar=false", "monitor.every_n_steps=0", *a.override]
-        record_time(run, "pretrain", _cli(args, out / "pretrain.log"))
+        args = ["pretrain", "--config", a.config, *pretrain_overrides(a, shards, run, seed)]
+        record_time(run, "pretrain", _cli(args, out / f"pretrain-{run.name}.log"))
 
 
 def evaluate(a, out: Path, run: Path) -> None:
     if not (run / "results.json").is_file():
         args = ["evaluate", "--checkpoint", str(run / "checkpoints" / "last.ckpt"), "--suite", a.suite,
                 "--out", str(run), "--quiet", *(["--data", a.devset] if a.devset else [])]
-        record_time(run, "evaluate", _cli(args, out / "evaluate.log"))
+        record_time(run, "evaluate", _cli(args, out / f"evaluate-{run.name}.log"))
 
 
 # ---------------------------------------------------------------------------------------------- table
@@ -101,8 +123,8 @@ def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.3f}"
 
 
-def rows(results: dict) -> list[tuple[str, ...]]:
-    """(measure, model, random init, MFCC+chroma, librosa, Δ vs random init) for every dev-set figure."""
+def raw_rows(results: dict) -> list[tuple]:
+    """(measure, model, random init, MFCC+chroma, librosa) for every dev-set figure (None: not measured)."""
     ds = next(iter(results["datasets"].values()))
     out = []
     for task in TASKS:
@@ -123,20 +145,67 @@ def rows(results: dict) -> list[tuple[str, ...]]:
         for m in ("acc1", "acc2"):
             out.append((f"{task} {m.capitalize()} (n={tempo.get('n', 0)})", tempo.get("model", {}).get(m), None,
                         None, tempo.get("librosa", {}).get(m)))
+    return out
+
+
+def rows(results: dict) -> list[tuple[str, ...]]:
+    """(measure, model, random init, MFCC+chroma, librosa, Δ vs random init) for every dev-set figure."""
     return [(name, *map(_fmt, vals), _fmt(vals[0] - vals[1]) if None not in vals[:2] else "–")
-            for name, *vals in out]
+            for name, *vals in raw_rows(results)]
+
+
+def seed_rows(per_seed: dict[int, dict]) -> list[tuple[str, ...]]:
+    """Over pretraining seeds ({seed: results}): (measure, model, random init, MFCC+chroma, librosa,
+    model − random init paired, verdict, model per seed). Means with a t interval over seeds."""
+    table: dict[str, list[dict]] = {}
+    for seed, res in sorted(per_seed.items()):
+        for name, *vals in raw_rows(res):
+            cols = table.setdefault(name, [{}, {}, {}, {}])
+            for col, v in zip(cols, vals):
+                if v is not None:
+                    col[seed] = v
+    out = []
+    for name, (model, rand, mfcc, lib) in table.items():
+        diff = paired_difference(model, rand) if rand else None
+        out.append((name, fmt_summary(arm_summary(model)), fmt_summary(arm_summary(rand)) if rand else "–",
+                    _fmt(arm_summary(mfcc)["mean"]) if mfcc else "–", _fmt(arm_summary(lib)["mean"]) if lib else "–",
+                    fmt_difference(diff) if diff else "–", diff["verdict"] if diff else "–",
+                    " ".join(f"{v:.3f}" for _, v in sorted(model.items()))))
+    return out
+
+
+def _print(title: str, head: tuple, body: list) -> None:
+    table = [head, *body]
+    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+    print(title)
+    for i, r in enumerate(table):
+        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def print_seed_table(runs: list[Path]) -> None:
+    """One table per arm over its seeds (runs named <arm>-seed<N>, or any runs of one recipe)."""
+    arms: dict[str, dict[int, dict]] = {}
+    for i, run in enumerate(runs):
+        arm, seed = split_name(run.name)
+        results = json.loads((run / "results.json").read_text())
+        arms.setdefault(arm, {})[i if seed is None else seed] = results
+    for arm, per_seed in arms.items():
+        if len(per_seed) < 2:
+            continue
+        head = ("measure", "model", "random init", "MFCC+chroma", "librosa", "model − random (paired)", "verdict",
+                "model per seed")
+        _print(f"\n## {arm}: {len(per_seed)} pretraining seeds ({', '.join(map(str, sorted(per_seed)))}); mean "
+               "[95 % t interval over seeds]", head, seed_rows(per_seed))
 
 
 def print_table(run: Path) -> None:
     results = json.loads((run / "results.json").read_text())
     head = ("measure", "model", "random init", "MFCC+chroma", "librosa", "Δ vs random")
-    table = [head, *rows(results)]
-    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-    print(f"\n## {run}  (checkpoint {results.get('checkpoint')})")
-    for i, r in enumerate(table):
-        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    seed = (results.get("provenance") or {}).get("seeds", {}).get("trainer")
+    _print(f"\n## {run}  (checkpoint {results.get('checkpoint')}; one pretraining run, seed "
+           f"{'?' if seed is None else seed}: no run-to-run interval)", head, rows(results))
     saved = run / "timings.json"   # written by record_time: this script's stages, or a local sweep's
     if saved.is_file():
         print("wall time: " + ", ".join(f"{k} {v['seconds'] / 60:.1f} min"
@@ -151,6 +220,7 @@ def main() -> None:
     ap.add_argument("--config", default="configs/pretrain/demo.yaml", help="the recipe to pretrain")
     ap.add_argument("--steps", type=int, default=800,
                     help="pretraining budget in optimiser steps (0: build the shards only)")
+    ap.add_argument("--seeds", default="1", help="pretraining seeds: a count N (seeds 0..N-1) or a list '0,3,5'")
     ap.add_argument("--suite", default="configs/eval/devset.yaml")
     ap.add_argument("--devset", default="", help="dev-set labels.csv, when not at ../shared/devset")
     ap.add_argument("--workers", type=int, default=2, help="shard-building processes")
@@ -161,17 +231,36 @@ def main() -> None:
     if a.table is not None:
         for run in a.table:
             print_table(Path(run))
+        print_seed_table([Path(r) for r in a.table])
         return
+    seeds = parse_seeds(a.seeds)
     out = Path(a.out)
-    run = out / "run"
-    run.mkdir(parents=True, exist_ok=True)
-    shards = build(a, out, run)
+    out.mkdir(parents=True, exist_ok=True)
+    shards = build(a, out, out)
     if a.steps == 0:
         print(f"shards ready in {shards}")
         return
-    pretrain(a, out, shards, run)
-    evaluate(a, out, run)
-    print_table(run)
+    runs = [out / f"run-seed{seed}" for seed in seeds]
+    for seed, run in zip(seeds, runs):   # seed by seed: a stopped benchmark still has whole runs
+        run.mkdir(parents=True, exist_ok=True)
+        pretrain(a, out, shards, run, seed)
+        evaluate(a, out, run)
+        print_table(run)
+    print_seed_table(runs)
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        items = [int(t) for t in str(text).split(",") if t.strip()]
+    except ValueError:
+        sys.exit(f"--seeds: give a count (3) or a comma list of seeds (0,3,5), got '{text}'")
+    if len(items) == 1:
+        if items[0] < 1:
+            sys.exit(f"--seeds: a count must be >= 1, got {items[0]}")
+        return list(range(items[0]))
+    if len(set(items)) != len(items) or min(items) < 0:
+        sys.exit(f"--seeds: seeds must be distinct and >= 0, got '{text}'")
+    return items
 
 
 if __name__ == "__main__":

@@ -44,3 +44,46 @@ def test_devset_suite_parses_with_its_drum_subset():
     assert tasks["tempo_drums"].where == "drums=true" and tasks["tempo_drums"].type == "tempo"
     assert list(cfg.seeds) == [0, 1, 2] and cfg.folds == 5 and cfg.rare_classes == "drop"
     assert "tempo" in cfg.locality.attributes and cfg.locality.tolerance == pytest.approx(0.04)
+
+
+def _dev(model: float, random: float, mfcc: float = 0.65) -> dict:
+    probes = {"linear": {"model": _acc(model), "random_init": _acc(random), "mfcc_chroma": _acc(mfcc)}}
+    return {"datasets": {"devset": {"tasks": {"style": {"probes": probes}}}}}
+
+
+def test_seed_table_means_intervals_and_paired_delta_by_hand():
+    bench = _bench()
+    rows = {r[0]: r[1:] for r in bench.seed_rows({0: _dev(0.60, 0.50), 1: _dev(0.62, 0.55), 2: _dev(0.58, 0.50)})}
+    model, rand, mfcc, lib, diff, verdict, per_seed = rows["style linear"]
+    # model 0.60 / 0.62 / 0.58: mean 0.600, sd 0.02, t(0.975, 2) * 0.02 / sqrt(3) = 0.0497
+    assert model == "0.600 [0.550, 0.650] (3 seeds)"
+    # paired differences 0.10, 0.07, 0.08 -> +0.083 [+0.045, +0.121]
+    assert diff == "+0.083 [+0.045, +0.121]" and verdict == "better"
+    assert mfcc == "0.650" and lib == "–" and per_seed == "0.600 0.620 0.580"
+    one = {r[0]: r[1:] for r in bench.seed_rows({0: _dev(0.6, 0.5)})}
+    assert one["style linear"][0] == "0.600 (1 seed, no interval)" and one["style linear"][5] == "one seed: no interval"
+    assert bench.parse_seeds("3") == [0, 1, 2] and bench.parse_seeds("0,4") == [0, 4]
+    for bad in ("0", "1,1", "x"):
+        with pytest.raises(SystemExit):
+            bench.parse_seeds(bad)
+
+
+def test_benchmark_reuses_a_stage_only_for_the_same_inputs(tmp_path, monkeypatch):
+    import json
+    from types import SimpleNamespace
+
+    bench = _bench()
+    calls = []
+    monkeypatch.setattr(bench, "_cli", lambda args, log: calls.append(args[0]) or 0.0)
+    a = SimpleNamespace(config=str(ROOT / "configs/pretrain/real_music.yaml"), steps=800, override=[],
+                        suite=str(ROOT / "configs/eval/devset.yaml"), devset="")
+    run = tmp_path / "run-seed0"
+    run.mkdir()
+    pre, ev = bench.stage_inputs(a, tmp_path / "shards", run, 0)
+    (run / "DONE").write_text(json.dumps({"global_step": 800, "inputs": pre}))
+    bench.pretrain(a, tmp_path, tmp_path / "shards", run, 0)
+    assert calls == []                                    # same inputs: reused
+    a.steps = 1600                                        # another budget: not reused, the old run kept aside
+    bench.pretrain(a, tmp_path, tmp_path / "shards", run, 0)
+    assert calls == ["pretrain"] and list((run / "stale").glob("*/DONE"))
+    assert bench.stage_inputs(a, tmp_path / "shards", run, 1)[0] != bench.stage_inputs(a, tmp_path / "shards", run, 0)[0]
