@@ -109,12 +109,30 @@ def _head(src, n: int = 1 << 16) -> bytes:
         return f.read(n)
 
 
+def _not_audio(src, msg: str) -> str:
+    """What a file libsndfile cannot open is, for the message: its own words would say an existing file
+    "does not exist" (that is how it reports a format it does not recognise)."""
+    if hasattr(src, "seek"):
+        src.seek(0)
+    head = _head(src, 512)
+    try:
+        text = head.decode("utf-8")
+        if text.strip() and all(c.isprintable() or c in "\t\r\n" for c in text):
+            return f"a text file, starts '{text.strip().splitlines()[0][:40]}'"
+    except UnicodeDecodeError:
+        pass
+    if "does not exist" in msg:
+        return f"no audio format libsndfile recognises; starts with bytes {head[:8].hex(' ')}"
+    return msg
+
+
 def _read(src, name: str, start: int = 0, frames: int = -1,
           notes: list[dict] | None = None) -> tuple[np.ndarray, int]:
     """soundfile.read with every failure turned into an AudioError naming ``name``; returns [C, N].
 
     A whole-file decode that falls short of the header's length raises when the shortfall exceeds
     ``length_tolerance``; a smaller one is appended to ``notes`` (when given) as a "length_mismatch"."""
+    info = None
     try:
         info = sf.info(src)
         if hasattr(src, "seek"):
@@ -129,6 +147,8 @@ def _read(src, name: str, start: int = 0, frames: int = -1,
         msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         if any(s in msg.lower() for s in ("lost sync", "end of file", "malformed")):
             raise AudioError(f"{name}: truncated or corrupt stream ({msg})") from None
+        if info is None:   # libsndfile found no audio in it at all
+            raise AudioError(f"{name}: not decodable audio ({_not_audio(src, msg)})") from None
         raise AudioError(f"{name}: cannot decode ({msg})") from None
     short = info.frames - x.shape[0]
     if frames < 0 and start == 0 and short > 0:

@@ -8,86 +8,31 @@ shards whose checksum still matches are kept untouched and the build continues a
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import sys
 import tarfile
+import tempfile
 import time
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from ssl_music.data.audio import check_audio, decode_bytes, decode_file, encode_flac, resample, to_mono
-from ssl_music.data.files import audio_files, file_sha256, read_csv, resolve
+from ssl_music.data.files import file_sha256
+from ssl_music.data.shard_inputs import file_rows, grow, inputs_sha256, list_inputs, no_audio_message
 from ssl_music.errors import AudioError, ShardError
+
+__all__ = ["build_shards", "inspect_shards", "verify_shards", "read_manifest", "list_inputs", "MANIFEST", "FORMAT"]
 
 FORMAT = "ssl_music.shards/1"
 MANIFEST = "manifest.json"
 JSON_FIELDS = ("track_id", "segment", "offset_s", "duration_s", "sample_rate", "channels", "source", "labels")
 _SETTINGS_THAT_SHAPE_OUTPUT = ("sample_rate", "segment_seconds", "shard_size_mb", "mono", "min_seconds", "inputs_sha256")
-
-
-# ------------------------------------------------------------------------------------------- inputs
-def _label_value(v: str):
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return v
-
-
-def _track_id(rel: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "_", str(Path(rel).with_suffix(""))) or "track"
-
-
-def list_inputs(inputs: str | Path | Iterable[str | Path]) -> list[dict]:
-    """Folders (recursive) and CSV manifests -> [{path, rel, track_id, labels}] in a stable order."""
-    if isinstance(inputs, (str, Path)):
-        inputs = [inputs]
-    items: list[dict] = []
-    for inp in map(Path, inputs):
-        if inp.is_dir():
-            for p in audio_files(inp):
-                rel = p.relative_to(inp).as_posix()
-                items.append({"path": str(p), "rel": rel, "track_id": _track_id(rel), "labels": {}})
-        elif inp.is_file() and inp.suffix.lower() == ".csv":
-            items += _read_csv_manifest(inp)
-        else:
-            raise ShardError(f"input {inp}: not a folder or a .csv manifest")
-    seen: dict[str, int] = {}
-    for it in items:  # keys must be unique within the dataset
-        n = seen.get(it["track_id"], 0)
-        seen[it["track_id"]] = n + 1
-        if n:
-            it["track_id"] = f"{it['track_id']}-{n + 1}"
-    return items
-
-
-def _read_csv_manifest(path: Path) -> list[dict]:
-    _, rows = read_csv(path, what="CSV manifest", error=ShardError)
-    out = []
-    for row in rows:
-        rel = row.get("path") or ""
-        tid = row.get("track_id") or ""
-        labels = {k: _label_value(v) for k, v in row.items() if k not in ("path", "track_id")}
-        out.append({"path": str(resolve(rel, path.parent)), "rel": rel,
-                    "track_id": re.sub(r"[^A-Za-z0-9_-]", "_", tid) if tid else _track_id(rel), "labels": labels})
-    return out
-
-
-def _inputs_sha256(items: list[dict]) -> str:
-    h = hashlib.sha256()
-    for it in items:
-        p = Path(it["path"])
-        size = p.stat().st_size if p.is_file() else -1
-        h.update(json.dumps([it["path"], it["track_id"], size, it["labels"]], sort_keys=True).encode())
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------- one track
@@ -97,7 +42,8 @@ def process_track(job: tuple) -> dict:
     item, sr, seg_s, mono, min_s = job
     notes: list[dict] = []
     try:
-        x, sr_in = decode_file(item["path"], notes=notes)
+        with _stderr_captured() as decoder_said:  # mpg123 writes its notes to fd 2: the build reports instead
+            x, sr_in = decode_file(item["path"], notes=notes)
         if mono:
             x = to_mono(x)
         elif x.shape[0] == 1:
@@ -107,7 +53,7 @@ def process_track(job: tuple) -> dict:
         x = resample(x, sr_in, sr)
         check_audio(x, sr, min_s, item["path"])
     except AudioError as exc:
-        return {"item": item, "error": str(exc)}
+        return {"item": item, "error": str(exc), "decoder": "".join(decoder_said)}
     seg = int(round(seg_s * sr))
     n = x.shape[-1]
     samples = []
@@ -120,7 +66,25 @@ def process_track(job: tuple) -> dict:
                 "source": item["rel"], "labels": item["labels"]}
         samples.append({"__key__": f"{item['track_id']}__{j:04d}", "flac": encode_flac(part, sr),
                         "json": json.dumps(meta).encode()})
-    return {"item": item, "samples": samples, "seconds": n / sr, "notes": notes}
+    return {"item": item, "samples": samples, "seconds": n / sr, "notes": notes, "decoder": "".join(decoder_said)}
+
+
+@contextmanager
+def _stderr_captured() -> Iterator[list[str]]:
+    """What C libraries write to file descriptor 2 meanwhile, instead of the terminal. Only for the shard
+    build's decode, which runs alone in its process (a worker, or the main process between tracks)."""
+    said: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            said.append(tmp.read().decode("utf-8", "replace"))
 
 
 def _ordered_map(fn, jobs: list, workers: int) -> Iterator[dict]:
@@ -156,15 +120,20 @@ def _warn(msg: str) -> None:
     _say(f"warning: {msg}")
 
 
-def _resume_point(out: Path, settings: dict) -> tuple[list[dict], list[dict], list[dict], int]:
-    """Shards of a previous run that are still intact, their skipped inputs and notes, and the next input index."""
+def _old_manifest(out: Path) -> dict | None:
     path = out / MANIFEST
     if not path.exists():
-        return [], [], [], 0
+        return None
     try:
-        old = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ShardError(f"{path}: existing manifest is unreadable ({exc}); use a new --out or delete it") from None
+
+
+def _resume_point(out: Path, old: dict | None, settings: dict) -> tuple[list[dict], list[dict], list[dict], int]:
+    """Shards of a previous run that are still intact, their skipped inputs and notes, and the next input index."""
+    if old is None:
+        return [], [], [], 0
     diff = [f"{k}: {old.get('settings', {}).get(k)!r} -> {settings[k]!r}" for k in _SETTINGS_THAT_SHAPE_OUTPUT
             if old.get("settings", {}).get(k) != settings[k]]
     if diff:
@@ -183,6 +152,14 @@ def _resume_point(out: Path, settings: dict) -> tuple[list[dict], list[dict], li
     return kept, skipped, notes, next_input
 
 
+def _no_samples(m: dict, out: Path) -> str:
+    skipped = m.get("skipped", [])
+    shown = "; ".join(f"{Path(s['path']).name}: {s['reason']}" for s in skipped[:3])
+    more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return (f"{out}: the build wrote 0 samples: {len(skipped)} input(s) skipped ({shown}{more}); "
+            f"every reason is listed by `ssl-music shards inspect {out}`")
+
+
 def build_shards(inputs, out_dir: str | Path, sample_rate: int = 16000, segment_seconds: float = 60,
                  shard_size_mb: float = 256, workers: int = 1, mono: bool = True, min_seconds: float = 1.0,
                  progress: bool = True) -> dict:
@@ -190,24 +167,42 @@ def build_shards(inputs, out_dir: str | Path, sample_rate: int = 16000, segment_
 
     ``manifest["skipped"]`` lists the inputs left out, with the reason; ``manifest["notes"]`` lists inputs
     kept despite something worth knowing, e.g. kind "length_mismatch": a lossy file that decodes a little
-    shorter than its header declares (header_frames, decoded_frames, seconds_short)."""
+    shorter than its header declares (header_frames, decoded_frames, seconds_short). An interrupted build
+    resumes; a finished one is left as it is, or grows by the files added to its inputs since
+    (``shard_inputs.grow``). ShardError when no sample could be written, naming why."""
     from tqdm import tqdm
     import webdataset as wds  # lazy: keeps worker start-up and `--help` light
 
     if sample_rate <= 0 or segment_seconds <= 0 or shard_size_mb <= 0:
         raise ShardError("sample_rate, segment_seconds and shard_size_mb must all be > 0")
     items = list_inputs(inputs)
+    if not items:
+        raise ShardError(no_audio_message(inputs))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"inputs": [str(Path(i).resolve()) for i in ([inputs] if isinstance(inputs, (str, Path)) else inputs)],
                 "sample_rate": int(sample_rate), "segment_seconds": float(segment_seconds),
-                "shard_size_mb": float(shard_size_mb), "mono": bool(mono), "min_seconds": float(min_seconds),
-                "inputs_sha256": _inputs_sha256(items)}
-    shards, skipped, notes, start = _resume_point(out, settings)
+                "shard_size_mb": float(shard_size_mb), "mono": bool(mono), "min_seconds": float(min_seconds)}
+    old = _old_manifest(out)
+    added = len(items)
+    if old is not None and "files" in old:
+        items, added = grow(old["files"], items, out)
+        settings["inputs_sha256"] = inputs_sha256(items)
+        old.setdefault("settings", {})["inputs_sha256"] = settings["inputs_sha256"]  # compared file by file above
+    else:
+        settings["inputs_sha256"] = inputs_sha256(items)
+    shards, skipped, notes, start = _resume_point(out, old, settings)
+    if old is not None and old.get("complete") and not added and len(shards) == len(old.get("shards", [])):
+        if not old.get("total_samples"):
+            raise ShardError(_no_samples(old, out))
+        _say(f"{out}: already complete ({len(shards)} shards, {old['total_samples']} samples), nothing to do; "
+             "files added to its inputs since are sharded by re-running this command")
+        return old
     for tmp in out.glob("*.tmp"):
         tmp.unlink()  # left by an interrupted run
     manifest = {"format": FORMAT, "sample_rate": int(sample_rate), "channels": 1 if mono else 2,
-                "settings": settings, "shards": shards, "skipped": skipped, "notes": notes, "complete": False}
+                "settings": settings, "shards": shards, "skipped": skipped, "notes": notes, "complete": False,
+                "files": file_rows(items)}
 
     def save(complete: bool) -> None:
         manifest["complete"] = complete
@@ -234,6 +229,8 @@ def build_shards(inputs, out_dir: str | Path, sample_rate: int = 16000, segment_
     bar = tqdm(total=len(items), initial=start, unit="file", desc="shards", disable=not progress)
     for index, res in enumerate(_ordered_map(process_track, jobs, workers), start=start):
         bar.update(1)
+        if res["decoder"].strip() and progress:
+            _say(f"decoder notes on {res['item']['path']}: {' | '.join(res['decoder'].strip().splitlines()[:3])}")
         if "error" in res:
             reason = res["error"].removeprefix(res["item"]["path"] + ": ")
             skipped.append({"path": res["item"]["path"], "reason": reason, "index": index})
@@ -260,6 +257,8 @@ def build_shards(inputs, out_dir: str | Path, sample_rate: int = 16000, segment_
     save(True)
     if progress:
         _say(describe_throughput(manifest["last_build"]))
+    if not manifest["total_samples"]:
+        raise ShardError(_no_samples(manifest, out))
     return manifest
 
 
@@ -347,6 +346,9 @@ def verify_shards(shard_dir: str | Path) -> list[str]:
     except ShardError as exc:
         return [str(exc)]
     problems, root = [], Path(shard_dir)
+    if not sum(s["samples"] for s in m["shards"]):
+        problems.append(f"{Path(shard_dir) / MANIFEST}: no samples: every input was skipped "
+                        f"(`ssl-music shards inspect {shard_dir}` lists why)")
     for s in m["shards"]:
         path = root / s["name"]
         if not path.is_file():

@@ -82,7 +82,7 @@ def test_bad_inputs_are_skipped_with_reasons(tmp_path):
     reasons = {os.path.basename(s["path"]): s["reason"] for s in m["skipped"]}
     assert set(reasons) == {"empty.wav", "cut.flac", "junk.mp3", "silent.wav", "short.wav", "gone.wav"}
     assert "zero-length" in reasons["empty.wav"] and "truncated" in reasons["cut.flac"]
-    assert "cannot decode" in reasons["junk.mp3"] and "silent" in reasons["silent.wav"]
+    assert "not decodable audio" in reasons["junk.mp3"] and "silent" in reasons["silent.wav"]
     assert "too short" in reasons["short.wav"] and "no such file" in reasons["gone.wav"]
     assert json.loads((tmp_path / "sh" / "manifest.json").read_text())["skipped"] == m["skipped"]
     got = samples_of(tmp_path / "sh")
@@ -246,6 +246,76 @@ def test_every_build_reports_hours_of_audio_per_minute_per_worker(tmp_path, caps
     assert last["hours"] == pytest.approx(12.0 / 3600, rel=1e-3) and last["workers"] == 2 and last["seconds"] > 0
     assert last["hours_per_min_per_worker"] == pytest.approx(last["hours_per_min"] / 2, rel=0.01)
     assert f"{last['hours_per_min']:.2f} h of audio per minute, {last['hours_per_min_per_worker']:.2f} per worker" in err
-    # a resumed build that finds everything done sharded nothing new: the figure is about this run only
+    # a finished build re-run says so and leaves the manifest, its last_build figure included, as it was
+    manifest = (tmp_path / "sh" / "manifest.json").read_text()
     assert main(["shards", "build", str(src), "--out", str(tmp_path / "sh"), "--quiet"]) == 0
-    assert read_manifest(tmp_path / "sh")["last_build"]["hours"] == 0.0
+    assert "already complete" in capsys.readouterr().err
+    assert (tmp_path / "sh" / "manifest.json").read_text() == manifest
+
+
+# ------------------------------------------------------------------------------ builds that say what happened
+def test_a_build_that_writes_no_sample_fails_naming_why_and_verify_agrees(tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "notes.mp3").write_text("these are my notes, not a song\n")
+    sf.write(src / "silent.wav", np.zeros(SR * 2, np.float32), SR)
+    out = tmp_path / "sh"
+    assert main(["shards", "build", str(src), "--out", str(out), "--workers", "1", "--quiet"]) != 0
+    err = capsys.readouterr().err
+    assert "0 samples" in err and "2 input(s) skipped" in err and "silent" in err and "not decodable audio" in err
+    with pytest.raises(ShardError, match="0 samples"):   # and again, however often it is re-run
+        build_shards(src, out, progress=False)
+    problems = verify_shards(out)
+    assert any("no samples" in p for p in problems)
+    assert main(["shards", "verify", str(out)]) == 1
+
+
+def test_a_text_file_named_mp3_is_not_decodable_audio(tmp_path):
+    (tmp_path / "song.mp3").write_text("not a song\n")
+    from ssl_music.errors import AudioError
+
+    with pytest.raises(AudioError) as err:
+        decode_file(tmp_path / "song.mp3")
+    msg = str(err.value)
+    assert "not decodable audio" in msg and "text" in msg and "does not exist" not in msg and str(tmp_path) in msg
+
+
+def test_decoder_notes_stay_out_of_a_quiet_build(tmp_path, capfd):
+    # libsndfile's mpg123 writes "Note: Illegal Audio-MPEG-Header ..." straight to file descriptor 2
+    src = _corpus(tmp_path, 1)
+    (src / "junk.mp3").write_bytes(bytes(range(256)) * 4 + b"\xff\xfb\x90\x00" + bytes(3000))
+    for workers in ("1", "2"):
+        out = tmp_path / f"sh{workers}"
+        assert main(["shards", "build", str(src), "--out", str(out), "--workers", workers, "--quiet"]) == 0
+        err = capfd.readouterr().err
+        assert "Note:" not in err and "Illegal" not in err, err
+        assert "junk.mp3" in err   # the skip itself is still reported
+
+
+def test_a_changed_input_set_is_described_by_its_files(tmp_path):
+    src = _corpus(tmp_path, 4)
+    out = tmp_path / "sh"
+    build_shards(src, out, progress=False)
+    (src / "t1.wav").unlink()
+    sf.write(src / "t2.wav", music(5.0, SR, 9)[0], SR)    # same name, other audio
+    with pytest.raises(ShardError) as err:
+        build_shards(src, out, progress=False)
+    msg = str(err.value)
+    assert "1 removed (t1.wav)" in msg and "1 changed (t2.wav)" in msg and str(out) in msg
+    assert "inputs_sha256" not in msg
+
+
+def test_added_files_grow_a_finished_build(tmp_path):
+    src = _corpus(tmp_path, 3)
+    out = tmp_path / "sh"
+    first = build_shards(src, out, shard_size_mb=0.1, progress=False)
+    before = _state(out)
+    sf.write(src / "a_new.wav", music(3.0, SR, 7)[0], SR)   # sorts first: the old shards must not move
+    sf.write(src / "z_new.wav", music(3.0, SR, 8)[0], SR)
+    grown = build_shards(src, out, shard_size_mb=0.1, progress=False)
+    after = _state(out)
+    assert all(after[name] == state for name, state in before.items())   # untouched
+    assert grown["shards"][: len(first["shards"])] == first["shards"]
+    assert grown["total_samples"] == first["total_samples"] + 2 and len(after) > len(before)
+    assert {"a_new__0000", "z_new__0000"} <= set(samples_of(out))
+    assert verify_shards(out) == []
