@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from ssl_music.errors import ConfigError, require
+from ssl_music.errors import ConfigError, did_you_mean, require, require_choice
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -125,12 +125,21 @@ class Config:
 # The one config system: pretraining configs, evaluation suites and sweep files are each a structured
 # schema loaded with read_yaml -> merge -> apply_overrides -> a validate function using errors.require.
 # ``what`` ("config", "suite", ...) is the word error messages use for a key.
-def _describe(exc: OmegaConfBaseException, source: str, what: str = "config") -> str:
+def _describe(exc: OmegaConfBaseException, source: str, what: str = "config", cfg: Any = None) -> str:
     key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
     if isinstance(exc, (ConfigKeyError, ConfigAttributeError)) or "not in struct" in str(exc):
-        return f"unknown {what} key '{key}' ({source})"
+        return f"unknown {what} key '{key}' ({source}){_near_key(cfg, str(key))}"
     msg = str(exc).splitlines()[0]
     return f"invalid value for {what} key '{key}' ({source}): {msg}"
+
+
+def _near_key(cfg: Any, key: str) -> str:
+    """"; did you mean 'data.crop_s'?" for a misspelt key, from its siblings in ``cfg`` (the schema)."""
+    parent, _, last = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent, default=None) if parent and isinstance(cfg, DictConfig) else cfg
+    if not isinstance(node, DictConfig):
+        return ""
+    return did_you_mean(last, [str(k) for k in node.keys()], f"{parent}." if parent else "")
 
 
 def merge(base: DictConfig, other: Any, source: str, what: str = "config") -> DictConfig:
@@ -138,7 +147,7 @@ def merge(base: DictConfig, other: Any, source: str, what: str = "config") -> Di
     try:
         return OmegaConf.merge(base, other)
     except OmegaConfBaseException as exc:
-        raise ConfigError(_describe(exc, source, what)) from None
+        raise ConfigError(_describe(exc, source, what, base)) from None
 
 
 def read_yaml(path: Path, what: str) -> DictConfig:
@@ -189,7 +198,7 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str], what: str = "conf
             else:
                 cfg = OmegaConf.merge(cfg, layer)
         except OmegaConfBaseException as exc:
-            raise ConfigError(_describe(exc, source, what)) from None
+            raise ConfigError(_describe(exc, source, what, cfg)) from None
     return cfg
 
 
@@ -247,6 +256,10 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     cfg = base
     preset_chain: set[str] = set()
     if preset and preset != "none":
+        if not preset_path(preset).is_file():
+            names = sorted(p.stem for p in preset_path(preset).parent.glob("*.yaml"))
+            raise ConfigError(f"invalid value for config key 'augment.preset': no preset '{preset}' in "
+                              f"{preset_path(preset).parent} (presets: {', '.join(names)}){did_you_mean(preset, names)}")
         preset_cfg = read_yaml(preset_path(preset), f"augment preset '{preset}' (augment.preset)")
         cfg = merge(cfg, {"augment": preset_cfg}, f"augment preset {preset_path(preset)}")
         preset_chain = set(OmegaConf.select(preset_cfg, "chain", default=None) or {})
@@ -285,8 +298,7 @@ def validate(cfg: DictConfig) -> None:
     from ssl_music.augment import BACKENDS  # lazy: keeps `--help` fast
     from ssl_music.augment.chain import validate_chain
 
-    require(cfg.augment.backend in BACKENDS, "augment.backend",
-            f"must be one of {', '.join(BACKENDS)}, got '{cfg.augment.backend}'")
+    require_choice(cfg.augment.backend, tuple(BACKENDS), "augment.backend")
 
     validate_chain(cfg.augment.chain, d.sample_rate)
 
@@ -312,11 +324,10 @@ def validate(cfg: DictConfig) -> None:
     require(cfg.optim.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
     tr = cfg.trainer
     require(tr.max_steps > 0, "trainer.max_steps", f"must be > 0, got {tr.max_steps}")
-    require(tr.strategy in ("auto", "ddp", "ddp_spawn"), "trainer.strategy", f"must be auto, ddp or ddp_spawn, got '{tr.strategy}'")
-    require(tr.precision in ("auto", "32", "32-true", "bf16-mixed", "16-mixed"), "trainer.precision",
-           f"unsupported precision '{tr.precision}'")
-    require(tr.logger in ("csv", "wandb", "none"), "trainer.logger", f"must be csv, wandb or none, got '{tr.logger}'")
-    require(tr.wandb_mode in ("offline", "online", "disabled"), "trainer.wandb_mode", f"got '{tr.wandb_mode}'")
+    require_choice(tr.strategy, ("auto", "ddp", "ddp_spawn"), "trainer.strategy")
+    require_choice(tr.precision, ("auto", "32", "32-true", "bf16-mixed", "16-mixed"), "trainer.precision")
+    require_choice(tr.logger, ("csv", "wandb", "none"), "trainer.logger")
+    require_choice(tr.wandb_mode, ("offline", "online", "disabled"), "trainer.wandb_mode")
     require(tr.ckpt_every_n_steps > 0, "trainer.ckpt_every_n_steps", "must be > 0")
     require(tr.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", "must be >= 1")
     m = cfg.monitor

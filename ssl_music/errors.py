@@ -22,3 +22,29 @@ def require(cond: bool, key: str, msg: str, what: str = "config") -> None:
     (pretraining configs, objectives, transforms, evaluation suites, sweeps)."""
     if not cond:
         raise ConfigError(f"invalid value for {what} key '{key}': {msg}")
+
+
+def closest(word: str, choices) -> str | None:
+    """The choice ``word`` most likely misspells (a choice it begins, else difflib's nearest), or None."""
+    import difflib
+
+    choices = [str(c) for c in choices]
+    word = str(word)
+    starts = [c for c in choices if word and c.startswith(word)]
+    if len(starts) == 1:
+        return starts[0]
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, choices, prefix: str = "") -> str:
+    """``"; did you mean 'PREFIX<choice>'?"`` for the nearest choice, or "" when none is near."""
+    c = closest(word, choices)
+    return f"; did you mean '{prefix}{c}'?" if c is not None else ""
+
+
+def require_choice(value, choices, key: str, what: str = "config") -> None:
+    """ConfigError naming ``key`` and the choices, with the nearest one, unless ``value`` is one of them."""
+    if value not in choices:
+        raise ConfigError(f"invalid value for {what} key '{key}': must be one of {', '.join(map(str, choices))}, "
+                          f"got '{value}'{did_you_mean(value, choices)}")

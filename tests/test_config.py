@@ -108,3 +108,30 @@ def test_chain_entry_with_p_adds_a_transform_and_params_change_one_the_preset_ha
 def test_every_shipped_config_under_an_ablation_preset_runs_exactly_that_chain(name, preset):
     cfg = load_config(PRETRAIN / f"{name}.yaml", ["monitor.every_n_steps=0", f"augment.preset={preset}"])
     assert list(cfg.augment.chain) == ([] if preset == "none" else [preset])
+
+
+@pytest.mark.parametrize("override, suggestion", [
+    ("data.crop_sec=3", "did you mean 'data.crop_s'?"),
+    ("trainer.precison=32", "did you mean 'trainer.precision'?"),
+    ("trainr.max_steps=3", "did you mean 'trainer'?"),
+    ("augment.preset=stretch_pich", "did you mean 'stretch_pitch'?"),
+    ("trainer.precision=bf16", "did you mean 'bf16-mixed'?"),
+    ("trainer.strategy=dpp", "did you mean 'ddp'?"),
+])
+def test_a_misspelling_gets_a_suggestion(override, suggestion):
+    with pytest.raises(ConfigError) as err:
+        load_config(PRETRAIN / "contrastive.yaml", [override])
+    assert suggestion in str(err.value) and override.split("=")[0].split(".")[0] in str(err.value)
+
+
+def test_a_misspelt_key_in_a_file_gets_a_suggestion_too(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("trainer:\n  max_stepz: 10\n")
+    with pytest.raises(ConfigError, match=r"trainer\.max_stepz.*bad\.yaml.*did you mean 'trainer\.max_steps'\?"):
+        load_config(path)
+
+
+def test_no_suggestion_when_nothing_is_close():
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["data.qqqqqq=1"])
+    assert "did you mean" not in str(err.value)
