@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "augment": "preview an augmentation chain (WAVs + spectrogram grid)",
     "pretrain": "self-supervised pretraining from shards",
     "embed": "embed audio files with a checkpoint",
+    "index": "build a searchable catalogue from a checkpoint (resumable, in parts), merge, inspect",
+    "search": "search a catalogue by example (file, track id, time range); --html page to listen",
     "export": "export a checkpoint's encoder as safetensors + JSON, for sharing",
     "evaluate": "run an evaluation suite on a checkpoint and write a report",
     "tempo": "tempo estimation with the tempo head; tempo translation in the embedding space",

@@ -1,0 +1,194 @@
+"""index build: tracks -> batches of files -> committed parts, resumable, one part of N per process.
+
+Decoding runs ahead of the encoder on ``workers`` threads (soundfile and scipy's resampler release the
+GIL), each with a queue of at most ``PREFETCH`` blocks: memory is bounded by blocks in flight, never by
+a file's length. Each block of a file is one encoder call, the same batches as the one-pass
+``EmbeddingModel.embed`` (64 windows), so a track's embedding does not depend on which other files
+share its batch, and a resumed build gives the same bytes as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from ssl_music.catalogue.blocks import FileInfo, file_blocks, is_silent
+from ssl_music.catalogue.inputs import Item, list_items, split
+from ssl_music.catalogue.store import (FORMAT, PART_FILE, IndexError_, batch_meta, committed_batches, merge_index,
+                                      part_dir, read_json, remove_leftovers, write_batch, write_json_atomic)
+from ssl_music.errors import AudioError
+
+Progress = Optional[Callable[[str], None]]
+PREFETCH = 4          # decoded blocks waiting per worker
+BLOCK_CROPS = 64      # crops per block = per encoder call: EmbeddingModel.encode's batch, so results match
+
+
+def _part_record(model, checkpoint, inp, part: int, parts: int, n_items: int) -> dict:
+    return {"format": FORMAT, "identity": str(model.identity), "checkpoint": str(checkpoint), "input": str(inp),
+            "part": part, "parts": parts, "items": n_items, "embed_dim": int(model.embed_dim),
+            "sample_rate": int(model.sample_rate), "crop_s": float(model.crop_s), "complete": False}
+
+
+def _check_part(folder: Path, new: dict) -> dict:
+    """The part's record, written on first use; a re-run must be the same checkpoint, input and split."""
+    path = folder / PART_FILE
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, new)
+        return new
+    old = read_json(path, "part record")
+    for key in ("identity", "parts", "part", "embed_dim", "sample_rate", "crop_s"):
+        if old.get(key) != new[key]:
+            raise IndexError_(f"{path}: this part was built with {key}={old.get(key)!r}, this run has {new[key]!r}; "
+                              f"resume with the same checkpoint and --part, or write to another --out")
+    return old
+
+
+def _stream(item: Item, model, block_crops: int, out: queue.Queue, stop: threading.Event) -> None:
+    """Put (kind, payload, seconds decoding) for one track: ("block", (source, offset_s, Block)) ..., then
+    ("end", (seconds, sample rate)) or ("error", reason)."""
+    try:
+        seconds, peak, rate = 0.0, 0.0, 0
+        for source, offset in item.sources:
+            t0 = time.perf_counter()
+            info = FileInfo()
+            for block in file_blocks(source, model.sample_rate, model.crop_len, block_crops, info=info):
+                out.put(("block", (source, offset, block), time.perf_counter() - t0))
+                if stop.is_set():
+                    return
+                t0 = time.perf_counter()
+            peak, rate = max(peak, info.peak), info.sample_rate
+            seconds += info.frames / max(info.sample_rate, 1)
+        reason = is_silent(FileInfo(rate, 0, peak))
+        out.put(("error", f"{item.path}: {reason}", 0.0) if reason else ("end", (seconds, rate), 0.0))
+    except AudioError as exc:
+        out.put(("error", str(exc), 0.0))
+    except (OSError, RuntimeError, ValueError, EOFError, MemoryError) as exc:
+        out.put(("error", f"{item.path}: {type(exc).__name__}: {exc}", 0.0))
+
+
+def _prefetch(items: list[Item], model, workers: int, block_crops: int, stop: threading.Event):
+    """Worker w streams items w, w + workers, ...; yields each item's messages in item order."""
+    queues = [queue.Queue(maxsize=PREFETCH) for _ in range(workers)]
+
+    def run(w: int) -> None:
+        for i in range(w, len(items), workers):
+            if stop.is_set():
+                return
+            _stream(items[i], model, block_crops, queues[w], stop)
+
+    threads = [threading.Thread(target=run, args=(w,), daemon=True) for w in range(workers)]
+    for t in threads:
+        t.start()
+    try:
+        for i, item in enumerate(items):
+            while True:
+                msg = queues[i % workers].get()
+                yield item, msg
+                if msg[0] != "block":
+                    break
+    finally:
+        stop.set()
+        for q in queues:  # unblock workers waiting on a full queue
+            while not q.empty():
+                q.get_nowait()
+
+
+def _embed_batch(items: list[Item], model, workers: int, block_crops: int, stats: dict):
+    crop_s = float(model.crop_s)
+    tracks = {"track_id": [], "path": [], "duration_s": [], "n_crops": [], "sample_rate": []}
+    crops = {"track_id": [], "start_s": [], "source": [], "source_start_s": []}
+    track_vecs, crop_vecs, skipped = [], [], []
+    cur: list[np.ndarray] = []
+    cur_meta: list[tuple] = []
+    stop = threading.Event()
+    t_wait = time.perf_counter()
+    for item, (kind, payload, decode_s) in _prefetch(items, model, workers, block_crops, stop):
+        stats["wait"] += time.perf_counter() - t_wait
+        stats["decode"] += decode_s
+        if kind == "block":
+            src, offset, block = payload
+            t0 = time.perf_counter()
+            x = torch.from_numpy(block.crops)
+            t1 = time.perf_counter()
+            emb = model.encode(x, batch_size=block_crops).cpu().numpy()
+            t2 = time.perf_counter()
+            stats["frame"] += t1 - t0
+            stats["encode"] += t2 - t1
+            cur.append(emb)
+            starts = (block.first + np.arange(len(emb))) * crop_s
+            cur_meta.extend((offset + s, src, s) for s in starts)
+        elif kind == "error":
+            skipped.append({"track_id": item.track_id, "path": item.path, "reason": str(payload)})
+            cur, cur_meta = [], []
+        else:
+            e = np.concatenate(cur)
+            track_vecs.append(e.mean(axis=0))
+            crop_vecs.append(e)
+            tracks["track_id"].append(item.track_id)
+            tracks["path"].append(item.path)
+            tracks["duration_s"].append(float(payload[0]))
+            tracks["n_crops"].append(len(e))
+            tracks["sample_rate"].append(int(payload[1]))
+            for start, src, sstart in cur_meta:
+                crops["track_id"].append(item.track_id)
+                crops["start_s"].append(float(start))
+                crops["source"].append(src)
+                crops["source_start_s"].append(float(sstart))
+            stats["seconds"] += tracks["duration_s"][-1]
+            cur, cur_meta = [], []
+        t_wait = time.perf_counter()
+    dim = int(model.embed_dim)
+    tv = np.stack(track_vecs) if track_vecs else np.zeros((0, dim), np.float32)
+    cv = np.concatenate(crop_vecs) if crop_vecs else np.zeros((0, dim), np.float32)
+    return tracks, tv, crops, cv, skipped
+
+
+def build_index(inp: str | Path, checkpoint: str | Path, out: str | Path, part: int = 0, parts: int = 1,
+                batch_files: int = 32, workers: int = 2, device: str = "cpu", block_crops: int = BLOCK_CROPS,
+                merge: bool | None = None, progress: Progress = None, model=None) -> dict:
+    """Embed every track of ``inp`` (folder, CSV manifest or shards folder) not yet in part ``part`` of
+    ``parts`` of the index at ``out``, ``batch_files`` tracks per committed batch. A single-part build is
+    merged at the end (``merge``); returns the figures of this run (``stats``) and of the part."""
+    from ssl_music.api import load_encoder
+
+    model = model if model is not None else load_encoder(checkpoint, device=device)
+    mine = split(list_items(inp), part, parts)
+    folder = part_dir(out, part, parts)
+    record = _check_part(folder, _part_record(model, checkpoint, inp, part, parts, len(mine)))
+    remove_leftovers(folder)
+    batches = committed_batches(folder)
+    done = {t for b in batches for t in batch_meta(b)["items"]}
+    todo = [it for it in mine if it.track_id not in done]
+    stats = {k: 0.0 for k in ("decode", "wait", "frame", "encode", "write", "seconds")}
+    stats.update(tracks=0, skipped=0, batches=0, resumed_from=len(done), workers=int(workers))
+    wall0 = time.perf_counter()
+    number = int(batches[-1].name.split("-")[1]) + 1 if batches else 0
+    for start in range(0, len(todo), max(1, batch_files)):
+        chunk = todo[start:start + max(1, batch_files)]
+        tracks, tv, crops, cv, skipped = _embed_batch(chunk, model, max(1, workers), block_crops, stats)
+        t0 = time.perf_counter()
+        write_batch(folder, number, tracks, tv, crops, cv,
+                    {"items": [it.track_id for it in chunk], "skipped": skipped})
+        stats["write"] += time.perf_counter() - t0
+        number += 1
+        stats["tracks"] += len(tracks["track_id"])
+        stats["skipped"] += len(skipped)
+        stats["batches"] += 1
+        if progress:
+            progress(f"part {part}/{parts}: {len(done) + start + len(chunk)}/{len(mine)} tracks "
+                     f"({stats['skipped']} skipped)")
+            for s in skipped:
+                progress(f"  skipped {s['reason']}")
+    stats["wall"] = time.perf_counter() - wall0
+    record["complete"] = True
+    write_json_atomic(folder / PART_FILE, record)
+    result = {"part": part, "parts": parts, "items": len(mine), "stats": stats}
+    if merge if merge is not None else parts == 1:
+        result["index"] = merge_index(out)
+    return result

@@ -1,0 +1,58 @@
+"""`ssl-music search INDEX QUERY`: the nearest tracks of a catalogue, as a table and optionally a page to listen to."""
+from __future__ import annotations
+
+import argparse
+import shlex
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from ssl_music.catalogue.page import write_page
+    from ssl_music.catalogue.search import check_model, format_table, parse_query, resolve_query, search, translate_query
+    from ssl_music.catalogue.store import open_index
+
+    cat = open_index(args.index)
+    what, _, _ = parse_query(args.query)
+    model = None
+    needs_model = args.tempo_ratio is not None or cat.track_row(what) is None
+    if needs_model:
+        from ssl_music.api import load_encoder
+
+        model = load_encoder(args.checkpoint or cat.meta["checkpoint"], device=args.device)
+        check_model(cat, model)
+    query = resolve_query(cat, args.query, model)
+    if args.tempo_ratio is not None:
+        query = translate_query(query, model, args.tempo_ratio)
+    result = search(cat, query, k=args.k, include_self=args.include_self, level=args.level)
+    print(format_table(result, float(cat.meta["crop_s"])))
+    if args.html:
+        print(f"-> {write_page(result, cat, args.html, _command(args))}")
+    return 0
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that makes this page again (from the parsed arguments: the same in-process and in a shell)."""
+    parts = ["ssl-music", "search", args.index, args.query, "-k", str(args.k)]
+    for flag, value in (("--tempo-ratio", args.tempo_ratio), ("--checkpoint", args.checkpoint), ("--html", args.html)):
+        if value is not None:
+            parts += [flag, str(value)]
+    parts += ["--include-self"] if args.include_self else []
+    parts += ["--level", args.level] if args.level != "crop" else []
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def add_cli(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Search an index by example. QUERY is a track id of the index, an audio file, or either "
+                          "with a time range: ID@30-45, song.wav@30-45 (seconds). Prints rank, track, the start "
+                          "second of its best-matching crop and the cosine similarity (exact search).")
+    parser.add_argument("index")
+    parser.add_argument("query")
+    parser.add_argument("-k", type=int, default=10, help="tracks to return")
+    parser.add_argument("--tempo-ratio", type=float, default=None, metavar="R",
+                        help="look for this R times faster (R > 1 faster), through the checkpoint's tempo translator")
+    parser.add_argument("--include-self", action="store_true", help="keep the query's own track in the results")
+    parser.add_argument("--level", choices=["crop", "track"], default="crop",
+                        help="score each track by its best crop (default) or by its track embedding")
+    parser.add_argument("--html", default=None, metavar="PAGE", help="also write a page with players and spectrograms")
+    parser.add_argument("--checkpoint", default=None, help="default: the checkpoint the index records")
+    parser.add_argument("--device", default="cpu")
+    parser.set_defaults(func=_cmd_search)
