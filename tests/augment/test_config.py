@@ -33,3 +33,19 @@ def test_preset_chain_order_is_yaml_order():
 def test_invalid_chain_names_the_key(override, key):
     with pytest.raises(ConfigError, match=f"'{key}'"):
         load_config(overrides=["augment.preset=stretch_pitch", override])
+
+
+def test_backend_spectral_is_a_config_choice_for_spectrogram_front_ends():
+    for frontend in ("logmel", "logfreq", "harmonic"):
+        assert load_config(overrides=["augment.backend=spectral", f"model.frontend={frontend}"]).augment.backend == "spectral"
+
+
+@pytest.mark.parametrize("overrides", [["model.encoder=samplecnn", "model.frontend=auto"], ["model.encoder=samplecnn", "model.frontend=raw"]])
+def test_backend_spectral_refuses_a_waveform_front_end_naming_the_key(overrides):
+    with pytest.raises(ConfigError, match="'augment.backend'.*'raw'.*augment.backend=gpu"):
+        load_config(overrides=["augment.backend=spectral", *overrides])
+
+
+def test_unknown_backend_names_the_key_and_the_choices():
+    with pytest.raises(ConfigError, match="'augment.backend'.*cpu, gpu, spectral"):
+        load_config(overrides=["augment.backend=fft"])
