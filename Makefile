@@ -65,7 +65,7 @@ $(DEMO_CKPT): | $(STAMP)
 
 # The validator on the demo checkpoint and on its export (CPU, or the GPU when there is one).
 hear-validate: $(HEAR_STAMP) $(DEMO_CKPT)
-	$(BIN)/ssl-music export $(DEMO_CKPT) --out $(DEMO_OUT)/export
+	$(BIN)/ssl-music export --checkpoint $(DEMO_CKPT) --out $(DEMO_OUT)/export
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/hear-validator ssl_music.hear -m $(DEMO_CKPT)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/hear-validator ssl_music.hear -m $(DEMO_OUT)/export
 

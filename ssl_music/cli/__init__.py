@@ -38,6 +38,31 @@ def _top_help() -> str:
     return "\n".join(lines)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, except where there is none worth saying (None, off, [])."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        d = action.default
+        if "%(default)" in text or action.required or d is None or d is False or d == [] or d == argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)
+
+
+def build_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of one command, its sub-commands formatted like it."""
+    parser = argparse.ArgumentParser(prog=f"ssl-music {name}", description=COMMANDS[name], formatter_class=HelpFormatter)
+    importlib.import_module(f"ssl_music.cli.{name}").add_cli(parser)
+    todo = [parser]
+    while todo:
+        for action in todo.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    sub.formatter_class = HelpFormatter
+                    todo.append(sub)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -45,10 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     name = argv[0]
     if name not in COMMANDS:
-        print(f"ssl-music: unknown command '{name}'\n\n{_top_help()}", file=sys.stderr)
+        from ssl_music.errors import did_you_mean
+
+        print(f"ssl-music: unknown command '{name}'{did_you_mean(name, COMMANDS)}\n\n{_top_help()}", file=sys.stderr)
         return 2
-    parser = argparse.ArgumentParser(prog=f"ssl-music {name}", description=COMMANDS[name])
-    importlib.import_module(f"ssl_music.cli.{name}").add_cli(parser)
+    parser = build_parser(name)
     args, extra = parser.parse_known_args(argv[1:])
     # argparse stops collecting positional overrides at the first option; accept `key=value` anywhere.
     if extra and all("=" in a and not a.startswith("-") for a in extra) and isinstance(getattr(args, "overrides", None), list):

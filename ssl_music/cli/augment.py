@@ -12,7 +12,7 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--n", type=int, default=8, help="number of augmented draws")
     p.add_argument("--backend", choices=["cpu", "gpu"], default=None, help="default: the config's backend")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the draws")
     p.add_argument("override", nargs="*", default=[], help=argparse.SUPPRESS)
     p.set_defaults(func=_preview)
 

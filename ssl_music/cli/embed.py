@@ -18,7 +18,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     if not files:
         raise SSLMusicError("no audio files found in the given inputs")
     X, kept, skipped = embed_dataset(model, [f[0] for f in files], cache_dir=args.cache_dir,
-                                     batch_size=args.batch_size, progress=not args.quiet, hop_s=args.hop_s)
+                                     batch_size=args.decode_ahead, progress=not args.quiet, hop_s=args.hop_s)
     ids = dict(files)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -36,13 +36,16 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Embed audio files with a checkpoint: one mean-pooled embedding per file. Inputs are "
                           "audio files, folders (recursive) or CSV manifests with a 'path' column. Output .npz "
                           "keys: X [n, D], paths, track_ids, skipped_paths, skipped_reasons, identity.")
-    parser.add_argument("inputs", nargs="+", metavar="AUDIO_OR_CSV")
+    parser.add_argument("inputs", nargs="+", metavar="AUDIO_OR_CSV",
+                        help="audio files, folders (recursive) or CSV manifests with a 'path' column")
     parser.add_argument("--checkpoint", required=True, help="ssl_music checkpoint (.ckpt) or `ssl-music export` folder")
     parser.add_argument("--out", required=True, help="output .npz file")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
     parser.add_argument("--random-init", action="store_true", help="same architecture, random weights")
     parser.add_argument("--hop-s", type=float, default=None, help="window hop in seconds (default: crop length)")
-    parser.add_argument("--batch-size", type=int, default=8, help="files decoded ahead of the model")
+    # not a batch of the model: --batch-size means clips per optimiser step everywhere else (data.batch_size)
+    parser.add_argument("--decode-ahead", type=int, default=8, help="files decoded ahead of the model")
+    parser.add_argument("--batch-size", dest="decode_ahead", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", default=None, help="re-use embeddings cached here (default: no cache)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=_cmd_embed)

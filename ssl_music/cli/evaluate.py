@@ -49,5 +49,5 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
                         help="dataset path: PATH replaces the first dataset's path, NAME=PATH the named "
                              "dataset's (repeatable); same as datasets.<i>.path=PATH")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="suite overrides, e.g. folds=10 datasets.0.path=DIR")
     parser.set_defaults(func=_cmd_evaluate)

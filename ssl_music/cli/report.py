@@ -18,6 +18,6 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("compare", help="one table + plots over several evaluated runs",
                        description="Compare runs evaluated with `ssl-music evaluate` (each RUN_DIR holds a "
                                    "results.json). Writes compare.md, compare.html (self-contained) and compare.json.")
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="evaluated run folders (each holds results.json)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_cmd_compare)

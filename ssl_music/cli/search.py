@@ -44,8 +44,8 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Search an index by example. QUERY is a track id of the index, an audio file, or either "
                           "with a time range: ID@30-45, song.wav@30-45 (seconds). Prints rank, track, the start "
                           "second of its best-matching crop and the cosine similarity (exact search).")
-    parser.add_argument("index")
-    parser.add_argument("query")
+    parser.add_argument("index", help="index folder (`ssl-music index build`)")
+    parser.add_argument("query", help="track id or audio file, optionally @START-END in seconds")
     parser.add_argument("-k", type=int, default=10, help="tracks to return")
     parser.add_argument("--tempo-ratio", type=float, default=None, metavar="R",
                         help="look for this R times faster (R > 1 faster), through the checkpoint's tempo translator")
@@ -54,5 +54,5 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
                         help="score each track by its best crop (default) or by its track embedding")
     parser.add_argument("--html", default=None, metavar="PAGE", help="also write a page with players and spectrograms")
     parser.add_argument("--checkpoint", default=None, help="default: the checkpoint the index records")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, ...")
     parser.set_defaults(func=_cmd_search)

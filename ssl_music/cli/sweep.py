@@ -12,7 +12,8 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("run", help="pretrain + evaluate every run of a sweep, then compare them")
     p.add_argument("sweep", help="configs/sweeps/<name>.yaml")
     p.add_argument("overrides", nargs="*", help="pretraining overrides for every run, e.g. data.shards=DIR")
-    p.add_argument("--launcher", choices=["local", "slurm"], default="local")
+    p.add_argument("--launcher", choices=["local", "slurm"], default="local",
+                   help="local: one run after the other here; slurm: one array job")
     p.add_argument("--out", default=None, help="sweep folder (default: the file's out, or runs/sweeps/<name>)")
     p.add_argument("--eval-override", action="append", default=[], metavar="KEY=VALUE",
                    help="override for the evaluation suite (repeatable)")
@@ -21,9 +22,9 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_run_main)
 
     s = sub.add_parser("status", help="state of each run: pending | pretrained | evaluated | failed, and its step")
-    s.add_argument("sweep")
-    s.add_argument("overrides", nargs="*")
-    s.add_argument("--out", default=None)
+    s.add_argument("sweep", help="configs/sweeps/<name>.yaml")
+    s.add_argument("overrides", nargs="*", help="the pretraining overrides the sweep was run with")
+    s.add_argument("--out", default=None, help="sweep folder (default: the file's out, or runs/sweeps/<name>)")
     s.set_defaults(func=_status_main)
 
 
