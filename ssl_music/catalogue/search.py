@@ -140,7 +140,7 @@ def search(cat: Catalogue, query: Query, k: int = 10, include_self: bool = False
     """The ``k`` best tracks for ``query``: by their best crop (``level="crop"``) or by track embedding."""
     if k < 1:
         raise SSLMusicError(f"-k must be >= 1, got {k}")
-    q = torch.nn.functional.normalize(torch.as_tensor(np.asarray(query.vector, np.float32)), dim=0)
+    q = torch.nn.functional.normalize(torch.tensor(np.asarray(query.vector, np.float32)), dim=0)
     n_tracks = cat.tracks.num_rows
     exclude = cat.track_row(query.track_id) if query.track_id is not None and not include_self else None
     if level == "track":

@@ -1,0 +1,139 @@
+"""search: queries by track id, range and audio; own track left out; foreign models refused; tempo ratio; the page."""
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ssl_music.catalogue.search import parse_query, resolve_query, search, translate_query
+from ssl_music.catalogue.store import IndexError_, open_index
+from ssl_music.cli import main as cli
+from ssl_music.errors import SSLMusicError
+
+
+def _brute_force(cat, q: np.ndarray, exclude: int | None) -> list[tuple[str, float]]:
+    c = np.asarray(cat.crop_vectors, np.float64)
+    sims = c @ q / np.linalg.norm(c, axis=1) / np.linalg.norm(q)
+    track = np.asarray(cat.crops.column("track"))
+    best = {}
+    for s, t in zip(sims, track):
+        if t != exclude:
+            best[t] = max(best.get(t, -2), s)
+    ids = cat.tracks.column("track_id").to_pylist()
+    return [(ids[t], s) for t, s in sorted(best.items(), key=lambda kv: -kv[1])]
+
+
+def test_a_track_query_finds_the_best_crops_of_other_tracks(built_index):
+    cat = open_index(built_index)
+    tid = cat.tracks.column("track_id")[0].as_py()
+    res = search(cat, resolve_query(cat, tid), k=5)
+    ref = _brute_force(cat, np.asarray(cat.track_vectors[0], np.float64), exclude=0)[:5]
+    assert [h.track_id for h in res.hits] == [t for t, _ in ref] and tid not in [h.track_id for h in res.hits]
+    np.testing.assert_allclose([h.similarity for h in res.hits], [s for _, s in ref], atol=1e-5)
+    for h in res.hits:  # the start second is the crop that reached the track's best similarity
+        assert h.start_s == h.source_start_s and float(h.start_s).is_integer()
+    own = search(cat, resolve_query(cat, tid), k=3, include_self=True, level="track").hits[0]
+    assert own.track_id == tid and own.similarity == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_range_query_is_the_mean_of_its_crops(built_index):
+    cat = open_index(built_index)
+    tid = cat.tracks.column("track_id")[2].as_py()
+    q = resolve_query(cat, f"{tid}@3-6.5")
+    rows = np.flatnonzero(np.asarray(cat.crops.column("track")) == 2)[3:7]   # crops 3, 4, 5, 6 overlap 3-6.5 s
+    np.testing.assert_allclose(q.vector, np.asarray(cat.crop_vectors[rows]).mean(axis=0), rtol=1e-6)
+    assert parse_query("song.wav@30-45") == ("song.wav", 30.0, 45.0) and parse_query("a@b") == ("a@b", 0.0, None)
+    with pytest.raises(SSLMusicError, match="must end after it starts"):
+        parse_query(f"{tid}@9-3")
+    with pytest.raises(SSLMusicError, match="no crop of this track overlaps 40.0-50.0 s"):
+        resolve_query(cat, f"{tid}@40-50")
+
+
+def test_an_audio_query_is_embedded_and_leaves_its_own_track_out(built_index, trained_checkpoint, capsys):
+    from ssl_music.api import load_encoder
+
+    cat = open_index(built_index)
+    path = cat.tracks.column("path")[4].as_py()
+    q = resolve_query(cat, path, load_encoder(trained_checkpoint))
+    assert q.track_id == cat.tracks.column("track_id")[4].as_py()
+    np.testing.assert_allclose(q.vector, cat.track_vectors[4], rtol=1e-5, atol=1e-6)
+    assert cli(["search", str(built_index), f"{path}@2-5", "-k", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split() == ["rank", "track", "start", "s", "similarity"] and len(out) == 5
+    assert q.track_id not in "\n".join(out[2:])
+
+
+def test_a_model_other_than_the_index_s_is_refused(built_index, tmp_path, capsys):
+    from tests.evaluation.fakes import tiny_checkpoint
+
+    cat = open_index(built_index)
+    path = cat.tracks.column("path")[0].as_py()
+    other = tiny_checkpoint(tmp_path / "other.ckpt")
+    assert cli(["search", str(built_index), path, "--checkpoint", other]) == 2
+    err = capsys.readouterr().err
+    assert f"{built_index} was built with checkpoint" in err and "not comparable" in err
+
+
+@pytest.fixture(scope="module")
+def translator_index(translator_checkpoint, corpus_audio, tmp_path_factory):
+    from ssl_music.catalogue.build import build_index
+
+    out = tmp_path_factory.mktemp("tempo") / "idx"
+    build_index(corpus_audio, translator_checkpoint, out)
+    return out
+
+
+def test_the_tempo_ratio_reaches_the_search(translator_index, translator_checkpoint, capsys):
+    from ssl_music.api import load_encoder
+
+    cat = open_index(translator_index)
+    model = load_encoder(translator_checkpoint)
+    tid = cat.tracks.column("track_id")[1].as_py()
+    plain = search(cat, resolve_query(cat, tid), k=11)
+    moved = translate_query(resolve_query(cat, tid), model, 1.1)
+    np.testing.assert_allclose(moved.vector, model.translate_tempo(np.asarray(cat.track_vectors[1]), 1.1), rtol=1e-6)
+    assert not np.allclose(moved.vector, cat.track_vectors[1])
+    faster = search(cat, moved, k=11)
+    ref = _brute_force(cat, np.asarray(moved.vector, np.float64), exclude=1)
+    assert [h.track_id for h in faster.hits] == [t for t, _ in ref[:11]]
+    assert [h.similarity for h in faster.hits] != [h.similarity for h in plain.hits]
+    assert cli(["search", str(translator_index), tid, "-k", "2", "--tempo-ratio", "1.1"]) == 0
+    assert f"query {tid}  (tempo x1.1)" in capsys.readouterr().out
+
+
+def test_a_tempo_ratio_without_a_translator_says_why(built_index, trained_checkpoint, capsys):
+    tid = open_index(built_index).tracks.column("track_id")[0].as_py()
+    assert cli(["search", str(built_index), tid, "--tempo-ratio", "1.1"]) == 2
+    assert "has no tempo translator" in capsys.readouterr().err
+
+
+def _wav(src: str) -> tuple[np.ndarray, int]:
+    x, sr = sf.read(io.BytesIO(base64.b64decode(src.split(",", 1)[1])), dtype="float32")
+    return x, sr
+
+
+def test_the_page_holds_the_matching_excerpts(built_index, tmp_path, capsys):
+    from ssl_music.data.audio import load_audio
+
+    cat = open_index(built_index)
+    tid = cat.tracks.column("track_id")[5].as_py()
+    page = tmp_path / "p.html"
+    assert cli(["search", str(built_index), f"{tid}@4-7", "-k", "3", "--html", str(page)]) == 0
+    text = page.read_text()
+    assert "http://" not in text and "https://" not in text          # self-contained
+    assert f"ssl-music search {built_index} {tid}@4-7 -k 3 --html {page}" in text
+    players = re.findall(r'<audio controls preload="auto" data-start-s="([\d.]+)" data-seconds="([\d.]+)" src="([^"]+)"', text)
+    assert len(players) == 4 and len(re.findall(r'src="data:image/png;base64,', text)) == 4
+    # the query plays 4-7 s of its track, each neighbour its best crop: the very samples of the file
+    lines = capsys.readouterr().out.splitlines()[2:5]
+    wanted = [(tid, 4.0, 3.0)] + [(ln.split()[1], float(ln.split()[2]), 1.0) for ln in lines]
+    paths = dict(zip(cat.tracks.column("track_id").to_pylist(), cat.tracks.column("path").to_pylist()))
+    for (start, seconds, src), (track, want_start, want_s) in zip(players, wanted):
+        x, sr = _wav(src)
+        assert float(start) == want_start and float(seconds) == want_s and len(x) == int(want_s * sr)
+        whole = load_audio(paths[track], sr)
+        np.testing.assert_allclose(x, whole[int(want_start * sr):int((want_start + want_s) * sr)], atol=1 / 32767)
