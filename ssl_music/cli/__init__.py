@@ -39,12 +39,13 @@ def _top_help() -> str:
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Every option's help ends with its default, except where there is none worth saying (None, off, [])."""
+    """Every option's help ends with its default, except where there is none worth saying (None, off, []) or
+    the help already says it in words ("default: the crop length")."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         d = action.default
-        if "%(default)" in text or action.required or d is None or d is False or d == [] or d == argparse.SUPPRESS:
+        if "default" in text or action.required or d is None or d is False or d == [] or d == argparse.SUPPRESS:
             return text
         return super()._get_help_string(action)
 

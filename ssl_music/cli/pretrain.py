@@ -10,6 +10,9 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="configs/pretrain/<name>.yaml")
     parser.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. trainer.max_steps=500 augment.preset=full")
     parser.add_argument("--print-config", action="store_true", help="print the effective config and exit")
+    parser.add_argument("--check", action="store_true",
+                        help="validate the config and every path it names (shards, monitor labels, run folder), "
+                             "then exit without training")
     parser.set_defaults(func=_run)
 
 
@@ -30,6 +33,12 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     if args.print_config:
         print(OmegaConf.to_yaml(cfg, resolve=True))
+        return 0
+    if args.check:
+        from ssl_music.preflight import check_pretrain
+
+        print("\n".join(check_pretrain(cfg)))
+        print(f"OK: {args.config} is ready to train")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     trainer = monitored_pretrain(cfg)
