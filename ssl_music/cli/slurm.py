@@ -29,12 +29,14 @@ def resources_from_args(args) -> Resources:
 
 def add_cli(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="slurm_command")
-    p = sub.add_parser("submit", help="submit pretraining or evaluation as a SLURM job")
-    p.add_argument("kind", choices=["pretrain", "evaluate"], help="what the job runs")
-    p.add_argument("config", help="pretrain: configs/pretrain/<name>.yaml; evaluate: the suite YAML")
+    p = sub.add_parser("submit", help="submit pretraining, evaluation or an index build as a SLURM job")
+    p.add_argument("kind", choices=["pretrain", "evaluate", "index"], help="what the job runs")
+    p.add_argument("config", help="pretrain: configs/pretrain/<name>.yaml; evaluate: the suite YAML; "
+                                  "index: the collection (folder, CSV or shards)")
     p.add_argument("overrides", nargs="*", help="key=value overrides passed to the command")
     p.add_argument("--checkpoint", default=None, help="evaluate: checkpoint to evaluate")
-    p.add_argument("--out", default=None, help="evaluate: output folder (results.json)")
+    p.add_argument("--out", default=None, help="evaluate: output folder (results.json); index: the index folder")
+    p.add_argument("--parts", type=int, default=1, help="index: array tasks, each building part i of N; then a merge")
     p.add_argument("--job-name", default=None, help="SLURM job name (default: from the config)")
     p.add_argument("--dry-run", action="store_true", help="print the sbatch script instead of submitting it")
     add_resource_args(p)
@@ -43,6 +45,6 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
 
 def _submit_main(args) -> int:
     result = submit(args.kind, args.config, args.overrides, resources_from_args(args), dry_run=args.dry_run,
-                    checkpoint=args.checkpoint, out=args.out, job_name=args.job_name)
+                    checkpoint=args.checkpoint, out=args.out, job_name=args.job_name, parts=args.parts)
     print(result, end="" if args.dry_run else "\n")
     return 0

@@ -152,6 +152,25 @@ def evaluate_script(suite: str | Path, checkpoint: str | Path, out: str | Path, 
     )
 
 
+def index_scripts(inp: str | Path, checkpoint: str | Path, out: str | Path, parts: int, res: Resources,
+                  job_name: str | None = None) -> tuple[str, str]:
+    """(array script: task i builds part i of ``parts``, merge script) of `ssl-music index build`."""
+    if parts < 1:
+        raise SlurmError(f"--parts must be >= 1, got {parts}")
+    if not Path(inp).exists():
+        raise SlurmError(f"index input not found: {inp}")
+    name = check_job_name(job_name or "ssl-music-index")
+    device = ["--device", "cuda"] if res.gpus_per_node else []
+    build = cli_command("index", "build", inp, "--checkpoint", checkpoint, "--out", out, "--workers",
+                        res.cpus_per_task, "--quiet", *device)
+    values = res.sbatch_values()
+    array = render_template("index_array", **values, JOB_NAME=name, ARRAY=f"0-{parts - 1}", PARTS=parts,
+                            OUTPUT=str(Path(out) / "slurm-%A_%a.out"), COMMAND=build)
+    merge = render_template("index_merge", **values, JOB_NAME=f"{name}-merge", OUTPUT=str(Path(out) / "slurm-%j.out"),
+                            COMMAND=cli_command("index", "merge", out))
+    return array, merge
+
+
 def _output_dir(script: str) -> None:
     """SLURM silently fails a job whose --output folder is missing: create it before submitting."""
     m = re.search(r"^#SBATCH --output=(.+)$", script, re.M)
@@ -161,9 +180,20 @@ def _output_dir(script: str) -> None:
 
 def submit(kind: str, config: str | Path, overrides: Sequence[str] = (), res: Resources = Resources(),
            dry_run: bool = False, checkpoint: str | Path | None = None, out: str | Path | None = None,
-           job_name: str | None = None) -> str:
-    """Submit `pretrain` (config = pretraining YAML) or `evaluate` (config = suite YAML, with checkpoint and
-    out). Returns the job id, or the rendered script with dry_run."""
+           job_name: str | None = None, parts: int = 1) -> str:
+    """Submit `pretrain` (config = pretraining YAML), `evaluate` (config = suite YAML, with checkpoint and
+    out) or `index` (config = the collection, with checkpoint, out and ``parts``: an array job and its merge).
+    Returns the job id ("ARRAY MERGE" for index), or the rendered script(s) with dry_run."""
+    if kind == "index":
+        if checkpoint is None or out is None:
+            raise SlurmError("index needs --checkpoint and --out")
+        array, merge = index_scripts(config, checkpoint, out, parts, res, job_name)
+        if dry_run:
+            return array + merge
+        sbatch_path()
+        _output_dir(array)
+        first = sbatch(array)
+        return f"{first} {sbatch(merge, [f'--dependency=afterok:{first}'])}"
     if kind == "pretrain":
         script = pretrain_script(config, overrides, res, job_name)
     elif kind == "evaluate":
@@ -171,7 +201,7 @@ def submit(kind: str, config: str | Path, overrides: Sequence[str] = (), res: Re
             raise SlurmError("evaluate needs --checkpoint and --out")
         script = evaluate_script(config, checkpoint, out, overrides, res, job_name)
     else:
-        raise SlurmError(f"unknown job kind '{kind}' (pretrain | evaluate)")
+        raise SlurmError(f"unknown job kind '{kind}' (pretrain | evaluate | index)")
     if dry_run:
         return script
     sbatch_path()
