@@ -5,7 +5,6 @@ segmentation (:mod:`evaluation.segmentation`) and a 2-D projection, into the res
 """
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,7 @@ from evaluation.embed import embed_dataset
 from evaluation.knn import choose_search, search_rule
 from evaluation.metrics import ci_method
 from evaluation.segmentation import protocol as segmentation_protocol
-
-NON_METRIC_KEYS = ("per_seed", "confusion", "classes", "protocol")
+from evaluation.tasks import TASKS, TaskContext
 
 
 class MfccChromaFeatures:
@@ -54,17 +52,21 @@ def protocol(cfg, model: Any) -> dict:
     }
 
 
+def needs_embeddings(spec) -> bool:
+    return any(TASKS[t.type].embeddings for t in spec.tasks)
+
+
 def locality_attributes(cfg, spec) -> list[str]:
-    if all(t.type == "segmentation" for t in spec.tasks):
-        return []  # locality is over track embeddings, which a segmentation-only dataset does not make
+    if not needs_embeddings(spec):
+        return []  # locality is over track embeddings, which a frames-only dataset does not make
     if cfg.locality.attributes:
         return list(cfg.locality.attributes)
-    return list(dict.fromkeys(t.column for t in spec.tasks if t.type in ("multiclass", "tempo") and not t.where))
+    return list(dict.fromkeys(t.column for t in spec.tasks if TASKS[t.type].attribute and not t.where))
 
 
 def tempo_columns(spec) -> list[str]:
     """Columns holding BPM values: locality matches them within ``locality.tolerance``."""
-    return [t.column for t in spec.tasks if t.type in ("tempo", "translation")]
+    return [t.column for t in spec.tasks if TASKS[t.type].bpm]
 
 
 def _project(X: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
@@ -98,97 +100,15 @@ def _embed_all(cfg, ds, model, random_model, cache: Path, progress: bool):
     return feats, common, skip_list
 
 
-def _probe_task(cfg, task, items, feats) -> dict:
-    from evaluation.datasets import make_splits, matches_where
-    from evaluation.linear_probe import run_probe
-
-    idx = [i for i, it in enumerate(items) if matches_where(it, task.where)
-           and (task.type != "multiclass" or it.labels.get(task.column) not in (None, ""))]
-    fixed = [getattr(items[i], "split", None) for i in idx]
-    dropped = {}
-    if task.type == "multiclass" and not any(fixed) and cfg.rare_classes == "drop":
-        counts = Counter(str(items[i].labels[task.column]) for i in idx)
-        dropped = {c: n for c, n in sorted(counts.items()) if n < cfg.folds}
-        idx = [i for i in idx if str(items[i].labels[task.column]) not in dropped]
-        fixed = [None] * len(idx)
-    labels = [items[i].labels[task.column] for i in idx]
-    splits = make_splits(labels, cfg.folds, int(cfg.seeds[0]), fixed if any(fixed) else None, task=task.name)
-    out: dict = {"type": task.type, "column": task.column, "n": len(idx), "probes": {}}
-    if dropped:
-        out["dropped_classes"] = dropped
-    for kind in ("linear", "mlp"):
-        if not cfg.probes[kind]:
-            continue
-        out["probes"][kind] = {}
-        for name, X in feats.items():
-            res = run_probe(X[idx], labels, splits, task.type, kind=kind, seeds=list(cfg.seeds),
-                            n_boot=cfg.probes.bootstrap)
-            out["probes"][kind][name] = {k: v for k, v in res.items() if k not in NON_METRIC_KEYS}
-            if name == "model" and kind == "linear" and task.type == "multiclass" and res.get("confusion") is not None:
-                out["confusion"] = {"classes": [str(c) for c in res["classes"]],
-                                    "matrix": np.asarray(res["confusion"]).tolist()}
-    if task.type == "multiclass":
-        from evaluation.knn import knn_accuracy
-
-        tids = [items[i].track_id for i in idx]
-        ks = [k for k in cfg.knn.ks if k < len(idx)]
-        out["knn"] = {name: {str(k): v for k, v in knn_accuracy(X[idx], labels, ks=ks, track_ids=tids).items()}
-                      for name, X in feats.items()}
-        out["n_classes"] = len(set(labels))
-    return out
-
-
-def _tempo_task(cfg, task, items, model) -> dict:
-    from evaluation.datasets import matches_where
-    from evaluation.tempo import TempoEstimator, evaluate_tempo
-
-    rows = [(str(it.path), float(it.labels[task.column])) for it in items
-            if matches_where(it, task.where) and it.labels.get(task.column) not in (None, "")]
-    if cfg.tempo.max_items:
-        rows = rows[: cfg.tempo.max_items]
-    t = cfg.tempo
-    estimator, error = None, None
-    if getattr(model, "has_tempo_head", False):
-        estimator = TempoEstimator(model, lo=t.min_bpm, hi=t.max_bpm, step=t.step, kind=t.reference,
-                                   n_windows=t.windows, octave_correction=t.octave_correction)
-    else:
-        error = "checkpoint has no tempo head (trained without objectives.tempo)"
-    res = evaluate_tempo(estimator, [r[0] for r in rows], [r[1] for r in rows], with_librosa=t.librosa)
-    out = {"type": "tempo", "column": task.column, "n": res["n"],
-           "tempo": {k: res[k] for k in ("model", "librosa") if k in res} | {"n": res["n"]}}
-    if error:
-        out["tempo"]["model_error"] = error
-    return out
-
-
-def _segmentation_task(cfg, spec, task, items, model, random_model, cache, progress):
-    from evaluation.segmentation import FrameFeatures, segmentation_task
-
-    sets = {"model": model, **({"random_init": random_model} if random_model is not None else {})}
-    if cfg.baselines.mfcc_chroma:
-        sets.update({k: FrameFeatures(k, model.sample_rate, model.crop_s) for k in ("mfcc", "chroma")})
-    return segmentation_task(cfg, task, spec.name, items, sets, cache, progress)
-
-
 def evaluate_dataset(cfg, spec, ds, model, random_model, cache: Path, progress: bool = True) -> dict:
-    if all(t.type == "segmentation" for t in spec.tasks):  # no track embeddings needed: frames only
+    if not needs_embeddings(spec):  # frames only
         feats, items = {}, list(ds.items)
         skipped = [[m["path"], m["reason"]] for m in getattr(ds, "missing", [])]
     else:
         feats, items, skipped = _embed_all(cfg, ds, model, random_model, cache, progress)
-    tasks = {}
-    for task in spec.tasks:
-        if task.type == "segmentation":
-            tasks[task.name], seg_skips = _segmentation_task(cfg, spec, task, items, model, random_model, cache, progress)
-            skipped += [s for s in seg_skips if s[0] not in {p for p, _ in skipped}]
-            if not feats:
-                items = [it for it in items if str(it.path) not in {p for p, _ in skipped}]
-        elif task.type == "translation":
-            from evaluation.translation import translation_task
-
-            tasks[task.name] = translation_task(cfg, spec, task, items, model, feats["model"], cache, progress)
-        else:
-            tasks[task.name] = _tempo_task(cfg, task, items, model) if task.type == "tempo" else _probe_task(cfg, task, items, feats)
+    ctx = TaskContext(cfg, spec, items, feats, model, random_model, cache, progress, skipped)
+    tasks = {task.name: TASKS[task.type].run(ctx, task) for task in spec.tasks}
+    items, skipped = ctx.items, ctx.skipped
     attrs = locality_attributes(cfg, spec)
     bpm_columns = tempo_columns(spec)
     tolerances = {a: float(cfg.locality.tolerance) for a in attrs if a in bpm_columns}
@@ -209,7 +129,7 @@ def evaluate_dataset(cfg, spec, ds, model, random_model, cache: Path, progress: 
                               "chance": {a: raw["model"][a]["chance"] for a in attrs}}
     result.setdefault("knn_search", {"search": choose_search(len(items), len(items)), "device": "cpu"})
     if feats and len(items) >= 3:
-        proj_attrs = [t.column for t in spec.tasks if t.type in ("multiclass", "tempo")]
+        proj_attrs = [t.column for t in spec.tasks if TASKS[t.type].attribute]
         result["projection"] = {"method": cfg.projection, "xy": _project(feats["model"], cfg.projection).round(4).tolist(),
                                 "labels": {a: [it.labels.get(a) for it in items] for a in proj_attrs}}
     return result

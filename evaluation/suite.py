@@ -18,12 +18,12 @@ from typing import Any, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from evaluation.tasks import TASKS
 from ssl_music.config import apply_overrides, merge, read_yaml
-from ssl_music.errors import ConfigError, SSLMusicError, require
+from ssl_music.errors import ConfigError, SSLMusicError, did_you_mean, require
 from ssl_music.threads import blas_limited
 
 SKIPS_SHOWN = 10  # skipped files `ssl-music evaluate` names on the terminal (the report lists them all)
-TASK_TYPES = ("multiclass", "multilabel", "tempo", "segmentation", "translation")
 
 
 @dataclass
@@ -181,11 +181,13 @@ def validate_suite(cfg: DictConfig) -> None:
         _check(len(d.tasks) > 0, f"{key}.tasks", "list at least one task")
         for j, t in enumerate(d.tasks):
             _check(bool(t.name) and bool(t.column), f"{key}.tasks.{j}", "needs name and column")
-            _check(t.type in TASK_TYPES, f"{key}.tasks.{j}.type", f"must be one of {TASK_TYPES}, got '{t.type}'")
+            _check(t.type in TASKS, f"{key}.tasks.{j}.type",
+                   f"must be one of {', '.join(TASKS)}, got '{t.type}'{did_you_mean(t.type, TASKS)}")
             _check(not t.where or (t.where.count("=") == 1 and all(p.strip() for p in t.where.split("="))),
                    f"{key}.tasks.{j}.where", f"must be COLUMN=VALUE, got '{t.where}'")
-            _check(not t.where or t.type in ("multiclass", "multilabel", "tempo"), f"{key}.tasks.{j}.where",
-                   f"applies to multiclass, multilabel and tempo tasks, not {t.type}")
+            takes = [n for n, spec in TASKS.items() if spec.where]
+            _check(not t.where or TASKS[t.type].where, f"{key}.tasks.{j}.where",
+                   f"applies to {', '.join(takes)} tasks, not {t.type}")
     _check(cfg.folds >= 2, "folds", f"must be >= 2, got {cfg.folds}")
     _check(len(cfg.seeds) > 0, "seeds", "list at least one seed")
     _check(all(k >= 1 for k in cfg.knn.ks) and len(cfg.knn.ks) > 0, "knn.ks", f"need ks >= 1, got {list(cfg.knn.ks)}")
@@ -236,14 +238,10 @@ def _seg():
     return segment_data
 
 
-def _column_kind(task_type: str) -> str:
-    return "tempo" if task_type == "translation" else task_type   # a translation task reads the BPM column
-
-
 def _csv_columns(spec: DictConfig) -> dict[str, str]:
     """Label columns a csv dataset reads: the tasks' own, plus the columns their ``where`` filters name."""
     cols = {_ds().split_where(t.where)[0]: "multiclass" for t in spec.tasks if t.where}
-    return cols | {t.column: _column_kind(t.type) for t in spec.tasks}
+    return cols | {t.column: TASKS[t.type].column for t in spec.tasks}
 
 
 # dataset kind -> (suite dataset entry -> EvalDataset): the one registry of formats evaluation reads
@@ -361,7 +359,7 @@ def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Pat
 
     from evaluation.report import write_report
     from evaluation.runner import evaluate_dataset, protocol
-    from ssl_music.provenance import evaluation_fingerprint, model_inputs
+    from ssl_music.provenance import code_version, evaluation_fingerprint, model_inputs
 
     cache = Path(cfg.embed.cache_dir) if cfg.embed.cache_dir else out / "cache"
     model_cfg = getattr(model, "cfg", None)
@@ -370,7 +368,10 @@ def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Pat
         "format": "ssl_music.eval/1", "run": out.name, "checkpoint": str(checkpoint),
         "identity": str(model.identity), "suite": str(suite_path), "overrides": list(overrides) + list(data),
         "inputs": evaluation_fingerprint(model_inputs(model_cfg, str(model.identity)), suite_path, overrides, data),
+        "inputs_config": evaluation_fingerprint(model_inputs(model_cfg, str(model.identity), code=False), suite_path,
+                                                overrides, data, code=False),
         "provenance": OmegaConf.to_container(model_cfg.provenance) if "provenance" in model_cfg else {},
+        "evaluated_with": code_version(),
         "created": _dt.datetime.now().isoformat(timespec="seconds"), "protocol": protocol(cfg, model),
         "datasets": {spec.name: evaluate_dataset(cfg, spec, ds, model, random_model if cfg.baselines.random_init else None,
                                                  cache, progress) for spec, ds in loaded},

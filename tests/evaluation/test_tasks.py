@@ -1,0 +1,57 @@
+"""evaluation.tasks: the registry a suite's task types are run and checked through."""
+import pytest
+
+from evaluation.runner import evaluate_dataset, locality_attributes, tempo_columns
+from evaluation.suite import load_dataset, load_suite
+from evaluation.tasks import TASKS, EvalTask, register
+from ssl_music.errors import ConfigError
+from tests.evaluation.fakes import SpectralModel
+
+SUITE = """
+name: tasks
+datasets:
+  - name: tiny
+    kind: synthetic
+    path: {labels}
+    tasks: [{tasks}]
+seeds: [0]
+folds: 2
+baselines: {{random_init: false, mfcc_chroma: false}}
+"""
+
+
+def _suite(tmp_path, labels, tasks):
+    path = tmp_path / "suite.yaml"
+    path.write_text(SUITE.format(labels=labels, tasks=tasks))
+    return path
+
+
+def test_a_registered_task_type_is_run_with_the_datasets_embeddings(tiny_corpus, tmp_path):
+    seen = {}
+
+    def count(ctx, task):
+        seen.update(n=len(ctx.items), shape=ctx.feats["model"].shape, column=task.column)
+        return {"type": "count", "column": task.column, "n": len(ctx.items)}
+
+    register(EvalTask("count", count, "multiclass", attribute=True))
+    try:
+        cfg = load_suite(_suite(tmp_path, tiny_corpus, "{name: n, column: timbre, type: count}"))
+        spec = cfg.datasets[0]
+        res = evaluate_dataset(cfg, spec, load_dataset(spec), SpectralModel(crop_s=1.0), None, tmp_path / "c", False)
+    finally:
+        TASKS.pop("count")
+    assert res["tasks"]["n"] == {"type": "count", "column": "timbre", "n": 12}
+    assert seen == {"n": 12, "shape": (12, 6), "column": "timbre"}
+    assert res["locality"]["scores"]["model"].keys() == {"timbre"}   # attribute=True: a locality attribute
+
+
+def test_the_entries_decide_columns_locality_and_filters(tiny_corpus, tmp_path):
+    cfg = load_suite(_suite(tmp_path, tiny_corpus, "{name: t, column: tempo, type: tempo}, "
+                                                   "{name: k, column: key, type: multiclass}, "
+                                                   "{name: tr, column: tempo, type: translation}"))
+    spec = cfg.datasets[0]
+    assert locality_attributes(cfg, spec) == ["tempo", "key"] and tempo_columns(spec) == ["tempo", "tempo"]
+    with pytest.raises(ConfigError, match=r"tasks\.0\.type': must be one of .*got 'multiclas'; did you mean 'multiclass'\?"):
+        load_suite(_suite(tmp_path, tiny_corpus, "{name: k, column: key, type: multiclas}"))
+    with pytest.raises(ConfigError, match=r"where': applies to multiclass, multilabel, tempo tasks, not translation"):
+        load_suite(_suite(tmp_path, tiny_corpus, "{name: tr, column: tempo, type: translation, where: key=C}"))
