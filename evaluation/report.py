@@ -253,6 +253,18 @@ def summary_rows(results: dict, knn_k: str = "5", metric: str = "accuracy") -> l
 
 
 # ------------------------------------------------------------------------------------------ compare
+def _seed(results: dict):
+    return (results.get("provenance") or {}).get("seeds", {}).get("trainer", "?")
+
+
+def _code(results: dict) -> str:
+    """The training code a run's checkpoint recorded and the evaluation code of its results ('?' before
+    provenance was recorded)."""
+    trained = (results.get("provenance") or {}).get("code", {})
+    evaluated = results.get("evaluated_with") or {}
+    return f"{trained.get('sources', '?')} / {evaluated.get('evaluation_sources', '?')}"
+
+
 def _run_chain(run_dir: Path) -> str:
     """The augmentation chain a run trained with, from the config.yaml its pretraining saved."""
     cfg = run_dir / "config.yaml"
@@ -288,8 +300,12 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
     add_comparison_summary(doc, names, loaded)
     doc.heading("Details")
     doc.heading("Runs")
-    doc.table(["run", "augmentation chain (as trained: transform, p, params)"],
-              [[n, c] for n, c in zip(names, chains)])
+    codes = [_code(res) for res in loaded]
+    if len(set(codes)) > 1:
+        doc.para("⚠ These runs were not all made with the same code (column 'code'): a difference between them "
+                 "may be the code's, not the arms'.")
+    doc.table(["run", "augmentation chain (as trained: transform, p, params)", "seed", "code (training / evaluation)"],
+              [[n, c, str(_seed(res)), code] for n, c, res, code in zip(names, chains, loaded, codes)])
     doc.heading("Results")
     doc.para("Model features only; higher is better in every row; ★ / bold = best run per row.")
     rows, marks = [], set()

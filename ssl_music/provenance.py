@@ -8,9 +8,14 @@ loader workers). The same code version, config and seed on the same machine give
 (tests/test_provenance.py); a different thread count or another torch build may not.
 
 Stage fingerprints: ``pretrain_fingerprint`` (config after overrides, less the run folder and this section,
-plus the code version) is written into ``DONE``; ``evaluation_fingerprint`` (that, the suite file's bytes,
-the suite overrides and dataset paths) into ``results.json``. Sweeps and the real-music benchmark reuse a
-stage only when the fingerprint it recorded equals the one they would run with now.
+plus the training code) is written into ``DONE``; ``evaluation_fingerprint`` (that, the suite file's bytes,
+the suite overrides and dataset paths, plus the evaluation code) into ``results.json``. Sweeps and the
+real-music benchmark reuse a stage only when the fingerprint it recorded equals the one they would run with
+now. Each is also recorded without the code (``inputs_config``), so a user can choose to reuse runs across a
+code change that does not touch them (``--reuse-across-code``), the code versions then shown side by side.
+
+"Code" is the source of the parts that compute: the package less its command line, job submission and
+catalogue (``NOT_COMPUTING``), and for evaluations the evaluation package too.
 """
 from __future__ import annotations
 
@@ -25,7 +30,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-SOURCE_DIRS = (PACKAGE_DIR, PACKAGE_DIR.parent / "evaluation")
+EVALUATION_DIR = PACKAGE_DIR.parent / "evaluation"
+# Parts of ssl_music that never change a number a run computes (how runs are started, searched, submitted).
+NOT_COMPUTING = ("cli", "cluster", "catalogue", "provenance.py")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "SSL_MUSIC_BLAS_THREADS")
 # Keys of a pretraining config that say where or how visibly a run goes, not what it computes.
 UNCOUNTED_KEYS = ("provenance", "trainer.root_dir", "trainer.progress_bar")
@@ -36,17 +43,36 @@ def fingerprint(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-@functools.lru_cache(maxsize=None)
-def sources_hash() -> str:
-    """sha256 over the path and bytes of every .py file of ssl_music and evaluation: the code that computes."""
-    h = hashlib.sha256()
-    for root in SOURCE_DIRS:
-        if not root.is_dir():
+def _hash_tree(h, root: Path, skip: tuple[str, ...] = ()) -> None:
+    if not root.is_dir():
+        return
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in skip:
             continue
-        for path in sorted(root.rglob("*.py")):
-            h.update(str(path.relative_to(root.parent)).encode())
-            h.update(path.read_bytes())
+        h.update(str(path.relative_to(root.parent)).encode())
+        h.update(path.read_bytes())
+
+
+@functools.lru_cache(maxsize=None)
+def training_code() -> str:
+    """sha256 over the path and bytes of every .py file of ssl_music that computes (less NOT_COMPUTING)."""
+    h = hashlib.sha256()
+    _hash_tree(h, PACKAGE_DIR, NOT_COMPUTING)
     return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def evaluation_code() -> str:
+    """training_code plus the evaluation package's sources."""
+    h = hashlib.sha256(training_code().encode())
+    _hash_tree(h, EVALUATION_DIR)
+    return h.hexdigest()
+
+
+def sources_hash() -> str:
+    """The code a pretraining run's fingerprint holds (kept as a name for readers of provenance.code.sources)."""
+    return training_code()
 
 
 def _git(*args: str) -> str | None:
@@ -65,8 +91,8 @@ def code_version() -> dict:
     dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "ssl_music", "evaluation", "configs")
     from ssl_music import __version__
 
-    return {"sources": sources_hash()[:16], "version": __version__, "git_commit": commit,
-            "git_dirty": None if dirty is None else bool(dirty)}
+    return {"sources": sources_hash()[:16], "evaluation_sources": evaluation_code()[:16], "version": __version__,
+            "git_commit": commit, "git_dirty": None if dirty is None else bool(dirty)}
 
 
 @functools.lru_cache(maxsize=None)
@@ -101,6 +127,7 @@ def collect(cfg: Any) -> dict:
         "threads": thread_settings(cfg.data.num_workers),
         "argv": sys.argv[1:],
         "inputs": pretrain_fingerprint(cfg),
+        "inputs_config": pretrain_fingerprint(cfg, code=False),
     }
 
 
@@ -116,13 +143,13 @@ def _without(cfg: Mapping, dotted: Sequence[str]) -> dict:
     return out
 
 
-def pretrain_fingerprint(cfg: Any) -> str:
+def pretrain_fingerprint(cfg: Any, code: bool = True) -> str:
     """Fingerprint of what a pretraining run computes: its config after overrides (less where it writes
-    and how it shows progress) and the code version."""
+    and how it shows progress) and, with ``code``, the training code."""
     from omegaconf import DictConfig, OmegaConf
 
     plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-    return fingerprint({"config": _without(plain, UNCOUNTED_KEYS), "code": sources_hash()})[:16]
+    return fingerprint({"config": _without(plain, UNCOUNTED_KEYS), "code": sources_hash() if code else None})[:16]
 
 
 def file_fingerprint(path: str | Path) -> str:
@@ -130,19 +157,21 @@ def file_fingerprint(path: str | Path) -> str:
 
 
 def evaluation_fingerprint(pretrain: str, suite_path: str | Path, overrides: Sequence[str] = (),
-                           data: Sequence[str] = ()) -> str:
+                           data: Sequence[str] = (), code: bool = True) -> str:
     """Fingerprint of an evaluation: the pretraining it scores (its fingerprint, or the checkpoint file's
-    hash for a checkpoint without one), the suite file's bytes, its overrides and dataset paths, the code."""
+    hash for a checkpoint without one), the suite file's bytes, its overrides and dataset paths and, with
+    ``code``, the evaluation code."""
     return fingerprint({"pretrain": pretrain, "suite": file_fingerprint(suite_path), "overrides": list(overrides),
-                        "data": list(data), "code": sources_hash()})[:16]
+                        "data": list(data), "code": evaluation_code() if code else None})[:16]
 
 
-def model_inputs(cfg: Any, identity: str) -> str:
-    """The pretraining fingerprint a loaded model recorded, or its identity (the checkpoint file's hash)
-    for a checkpoint made before fingerprints were recorded."""
+def model_inputs(cfg: Any, identity: str, code: bool = True) -> str:
+    """The pretraining fingerprint a loaded model recorded (with or without code), or its identity (the
+    checkpoint file's hash) for a checkpoint made before fingerprints were recorded."""
     from omegaconf import OmegaConf
 
-    return str(OmegaConf.select(cfg, "provenance.inputs", default=None) or identity)
+    key = "provenance.inputs" if code else "provenance.inputs_config"
+    return str(OmegaConf.select(cfg, key, default=None) or identity)
 
 
 def recorded(path: Path, key: str = "inputs") -> str | None:

@@ -189,7 +189,8 @@ def pretrain(cfg: DictConfig, callbacks: list | None = None) -> pl.Trainer:
     if trainer.is_global_zero and trainer.global_step >= cfg.trainer.max_steps:
         last = root / "checkpoints" / "last.ckpt"
         (root / "DONE").write_text(json.dumps({"global_step": trainer.global_step, "checkpoint": str(last),
-                                               "inputs": cfg.provenance.inputs}))
+                                               "inputs": cfg.provenance.inputs,
+                                               "inputs_config": cfg.provenance.inputs_config}))
     return trainer
 
 

@@ -34,7 +34,8 @@ def test_same_seed_gives_bit_identical_weights_and_another_seed_does_not(tiny_sh
 
     saved = OmegaConf.load(tmp_path / "c" / "config.yaml").provenance
     assert saved.seeds == {"trainer": 1, "data": 1}
-    assert saved.code.sources == provenance.sources_hash()[:16] and saved.lock_sha256 == provenance.lock_hash()
+    assert saved.code.sources == provenance.training_code()[:16] and saved.lock_sha256 == provenance.lock_hash()
+    assert saved.inputs_config == provenance.pretrain_fingerprint(load_config(tmp_path / "c" / "config.yaml"), code=False)
     assert saved.threads.torch_threads == torch.get_num_threads() and "loader_workers" in saved.threads
     done = json.loads((tmp_path / "c" / "DONE").read_text())
     assert done["inputs"] == saved.inputs == provenance.pretrain_fingerprint(load_config(tmp_path / "c" / "config.yaml"))
@@ -72,6 +73,7 @@ def test_a_resumed_run_keeps_the_record_of_a_start_with_other_code(tiny_shards, 
     save_config(first, tmp_path / "r" / "config.yaml")
     assert "earlier" not in _with_provenance(cfg, tmp_path / "r" / "config.yaml").provenance
     monkeypatch.setattr(provenance, "sources_hash", lambda: "f" * 64)
+    monkeypatch.setattr(provenance, "evaluation_code", lambda: "e" * 64)
     provenance.code_version.cache_clear()
     try:
         again = _with_provenance(cfg, tmp_path / "r" / "config.yaml")
@@ -79,3 +81,15 @@ def test_a_resumed_run_keeps_the_record_of_a_start_with_other_code(tiny_shards, 
         provenance.code_version.cache_clear()
     assert again.provenance.code.sources == "f" * 16
     assert [e["code"]["sources"] for e in again.provenance.earlier] == [first.provenance.code.sources]
+
+
+def test_code_outside_the_computing_parts_does_not_change_the_fingerprint():
+    """The command line, job submission and the catalogue never change a number a run computes."""
+    assert set(provenance.NOT_COMPUTING) >= {"cli", "cluster", "catalogue"}
+    h = provenance.training_code()
+    files = [p for p in provenance.PACKAGE_DIR.rglob("*.py")]
+    assert any(p.relative_to(provenance.PACKAGE_DIR).parts[0] == "cli" for p in files)
+    import hashlib
+    manual = hashlib.sha256()
+    provenance._hash_tree(manual, provenance.PACKAGE_DIR, provenance.NOT_COMPUTING)
+    assert manual.hexdigest() == h and provenance.evaluation_code() != h

@@ -64,6 +64,8 @@ class Sweep:
     runs: tuple[Run, ...]
     suite: Path
     eval_overrides: tuple[str, ...]
+    # reuse finished stages whose config, seed and suite match although the code changed (shown in the report)
+    reuse_across_code: bool = False
 
     @property
     def report_dir(self) -> Path:
@@ -215,30 +217,35 @@ def run_state(run_dir: Path) -> tuple[str, int | None]:
     return "pending", step
 
 
-def expected_inputs(sweep: Sweep, cfg: DictConfig) -> tuple[str, str]:
-    """(pretraining, evaluation) fingerprints a run with effective config ``cfg`` records when it runs now."""
-    pre = pretrain_fingerprint(cfg)
-    return pre, evaluation_fingerprint(pre, sweep.suite, sweep.eval_overrides)
+def expected_inputs(sweep: Sweep, cfg: DictConfig) -> tuple[str, str, str]:
+    """(pretraining, evaluation) fingerprints a run with effective config ``cfg`` records when it runs now,
+    and the key they are recorded under: ``inputs`` (with the code) or, when the sweep reuses runs across
+    code changes, ``inputs_config``."""
+    code = not sweep.reuse_across_code
+    pre = pretrain_fingerprint(cfg, code=code)
+    return pre, evaluation_fingerprint(pre, sweep.suite, sweep.eval_overrides, code=code), \
+        ("inputs" if code else "inputs_config")
 
 
 # What an evaluation leaves in a run folder: moved aside when only the evaluation is stale.
 EVALUATION_FILES = ("results.json", "report.md", "report.html", "figures", "cache", "evaluate.log")
 
 
-def stale_reason(run_dir: Path, inputs: tuple[str, str]) -> str | None:
-    """Why the finished or started stages in ``run_dir`` cannot be reused for ``inputs``; None if they can
-    (or nothing has run)."""
-    pre, ev = inputs
-    if (run_dir / "results.json").is_file() and recorded(run_dir / "results.json") != ev:
-        if (run_dir / "DONE").is_file() and recorded(run_dir / "DONE") == pre:
+def stale_reason(run_dir: Path, inputs: tuple[str, ...]) -> str | None:
+    """Why the finished or started stages in ``run_dir`` cannot be reused for ``inputs`` (pretraining and
+    evaluation fingerprints, and optionally the key they are recorded under); None if they can (or nothing
+    has run)."""
+    pre, ev, key = (*inputs, "inputs")[:3]
+    if (run_dir / "results.json").is_file() and recorded(run_dir / "results.json", key) != ev:
+        if (run_dir / "DONE").is_file() and recorded(run_dir / "DONE", key) == pre:
             return "evaluation: its evaluation recorded other inputs (suite, its overrides or code)"
         return "its evaluation recorded other inputs (pretraining, suite, overrides or code)"
     if (run_dir / "DONE").is_file():
-        if recorded(run_dir / "DONE") != pre:
+        if recorded(run_dir / "DONE", key) != pre:
             return "its pretraining recorded other inputs (config, seed or code)"
     elif any((run_dir / "checkpoints").glob("*.ckpt")):
         saved = run_dir / "config.yaml"
-        started = OmegaConf.select(OmegaConf.load(saved), "provenance.inputs", default=None) if saved.is_file() else None
+        started = OmegaConf.select(OmegaConf.load(saved), f"provenance.{key}", default=None) if saved.is_file() else None
         if started != pre:
             return "its unfinished pretraining started with other inputs (config, seed or code)"
     return None

@@ -320,3 +320,19 @@ def test_a_finished_run_without_recorded_inputs_is_not_reused(tmp_path):
     (s.runs[0].dir / "checkpoints").mkdir(parents=True)
     (s.runs[0].dir / "DONE").write_text(json.dumps({"global_step": 3}))
     assert sweep.states(s, sweep.validate(s))[s.runs[0].name][0] == "stale"
+
+
+def test_reuse_across_code_accepts_a_run_whose_only_change_is_the_code(tmp_path):
+    import dataclasses
+
+    s = load_sweep(_write_sweep(tmp_path, "  lr: {slow: [optim.lr=0.0001]}"))
+    run = s.runs[0]
+    lenient = dataclasses.replace(s, reuse_across_code=True)
+    pre_c, ev_c, key = sweep.expected_inputs(lenient, sweep.run_config(s, run))
+    assert key == "inputs_config"
+    (run.dir / "checkpoints").mkdir(parents=True)
+    # made by other code: the recorded inputs with code differ, those without code match
+    (run.dir / "DONE").write_text(json.dumps({"global_step": 3, "inputs": "old-code", "inputs_config": pre_c}))
+    (run.dir / "results.json").write_text(json.dumps({"inputs": "old-code", "inputs_config": ev_c}))
+    assert sweep.states(s, sweep.validate(s))[run.name][0] == "stale"
+    assert sweep.states(lenient, sweep.validate(lenient))[run.name][0] == "evaluated"
