@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ssl_music.config import schema  # noqa: E402
 from ssl_music.data import stream  # noqa: E402
 from ssl_music.data.audio import decode_bytes  # noqa: E402
+from ssl_music.data.crops import seconds_to_frames  # noqa: E402
 
 SR = 16000
 
@@ -111,7 +112,7 @@ def main(argv=None) -> int:
         cfg.merge_with({"shards": str(root), "sample_rate": SR, "crop_s": args.crop_s,
                         "batch_size": args.batch_size, "num_workers": 0,
                         "batches_per_epoch": args.batches + 1, "shuffle_buffer": 8})
-        crop = int(round(args.crop_s * SR))
+        crop = seconds_to_frames(args.crop_s, SR)
         seek_calls, full_calls = decode_calls_per_s(blobs, args.seconds, crop, reps=100)
         # Alternate the two modes and keep each one's best round, so a burst of load on a shared
         # machine does not land on one side of the ratio only.

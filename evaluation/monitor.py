@@ -13,6 +13,7 @@ import torch
 
 from evaluation.knn import knn_accuracy
 from ssl_music.data.audio import load_audio
+from ssl_music.data.crops import seconds_to_frames
 from ssl_music.data.files import read_csv, resolve
 from ssl_music.errors import SSLMusicError
 
@@ -57,7 +58,7 @@ class KnnMonitor(pl.Callback):
     def setup(self, trainer, pl_module, stage=None):
         if trainer.is_global_zero and self._crops is None:
             cfg = pl_module.cfg
-            crop_len = int(round(cfg.data.crop_s * cfg.data.sample_rate))
+            crop_len = seconds_to_frames(cfg.data.crop_s, cfg.data.sample_rate)
             self._crops, self._targets = load_monitor_set(self.labels_csv, self.labels, cfg.data.sample_rate,
                                                           crop_len, self.max_items)
             self._per_item = self._crops.shape[0] // len(next(iter(self._targets.values())))

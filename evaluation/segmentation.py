@@ -33,6 +33,7 @@ from evaluation.baselines import HOP as FRAME_HOP, feature_frames
 from evaluation.datasets import EvalDataset
 from evaluation.embed import embed_dataset
 from evaluation.metrics import CI_LEVEL, mean_ci
+from ssl_music.data.crops import seconds_to_frames
 
 SET_NAMES = {"model": "model", "random_init": "random init", "mfcc": "MFCC frames", "chroma": "chroma frames"}
 EXAMPLE_FRAMES = 120   # the report's example SSM is strided down to at most this many frames
@@ -48,7 +49,7 @@ class FrameFeatures:
         self.identity = f"{kind}_frames/1"
 
     def embed_windows(self, wave: np.ndarray, sample_rate: int, hop_s: float | None = None) -> np.ndarray:
-        crop = int(round(self.crop_s * sample_rate))
+        crop = seconds_to_frames(self.crop_s, sample_rate)
         hop = crop if hop_s is None else max(1, int(round(hop_s * sample_rate)))
         n = max(1, (np.asarray(wave).shape[-1] - crop) // hop + 1)   # as many frames as the model's windows
         f = feature_frames(wave, sample_rate, self.kind)            # [F, D], frame j centred on j * FRAME_HOP
@@ -64,7 +65,7 @@ class FrameFeatures:
 def frame_times(n_frames: int, crop_s: float, hop_s: float, sample_rate: int) -> np.ndarray:
     """Centre times (s) of the grid's frames: k · hop + crop / 2, hop and crop in whole samples."""
     hop = max(1, int(round(hop_s * sample_rate)))
-    return (np.arange(n_frames) * hop + int(round(crop_s * sample_rate)) / 2) / sample_rate
+    return (np.arange(n_frames) * hop + seconds_to_frames(crop_s, sample_rate) / 2) / sample_rate
 
 
 # ---------------------------------------------------------------------------------------------- algorithm

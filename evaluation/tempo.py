@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ssl_music.data.crops import seconds_to_frames
 from ssl_music.errors import SSLMusicError
 
 ACC_TOLERANCE = 0.04
@@ -69,7 +70,7 @@ def reference_clips(grid: Sequence[float], crop_s: float, sample_rate: int, kind
     """[G, L] synthetic clips, one per grid tempo, exactly crop length."""
     if click_fn is None:
         from ssl_music.data.synth import click_track as click_fn
-    length = int(round(crop_s * sample_rate))
+    length = seconds_to_frames(crop_s, sample_rate)
     return np.stack([_fit(click_fn(float(b), crop_s, sample_rate, kind=kind), length) for b in grid])
 
 
@@ -81,7 +82,7 @@ def target_windows(wave: np.ndarray, sr: int, sample_rate: int, crop_s: float, n
         from ssl_music.data.audio import resample
 
         x = resample(x, int(sr), int(sample_rate))
-    length = int(round(crop_s * sample_rate))
+    length = seconds_to_frames(crop_s, sample_rate)
     if x.size <= length:
         return _fit(x, length)[None]
     starts = np.unique(np.linspace(0, x.size - length, max(1, n_windows)).round().astype(int))

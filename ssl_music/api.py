@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ssl_music.checkpoint import read_checkpoint, read_weights, write_export
+from ssl_music.data.crops import seconds_to_frames
 from ssl_music.errors import SSLMusicError
 
 
@@ -46,7 +47,7 @@ class EmbeddingModel:
         self.identity = identity
         self.sample_rate = int(cfg.data.sample_rate)
         self.crop_s = float(cfg.data.crop_s)
-        self.crop_len = int(round(self.crop_s * self.sample_rate))
+        self.crop_len = seconds_to_frames(self.crop_s, self.sample_rate)
         self.embed_dim = int(encoder.embed_dim)
 
     @property

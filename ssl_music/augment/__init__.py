@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import torch
 
 from ssl_music.augment.chain import has_time_stretch, resolve_chain, tempo_rates, without
-from ssl_music.data.crops import source_frames
+from ssl_music.data.crops import seconds_to_frames, source_frames
 
 BACKENDS = ("cpu", "gpu", "spectral")   # augment.backend
 
@@ -35,7 +35,7 @@ class ViewAugmenter:
         self.pair_chain = without(self.chain, "time_stretch")
         self.sample_rate = int(data_cfg.sample_rate)
         self.crop_s = float(data_cfg.crop_s)
-        self.out_len = int(round(self.crop_s * self.sample_rate))
+        self.out_len = seconds_to_frames(self.crop_s, self.sample_rate)
         self.pairs = {name: spec.treatment(data_cfg[name]) for name, spec in OBJECTIVES.items()}
         self._batch_chains = {}
 

@@ -15,6 +15,8 @@ Reader = Callable[[int, int], np.ndarray]   # read(start_frame, frames) -> float
 
 
 def seconds_to_frames(seconds: float, sample_rate: int) -> int:
+    """round(seconds * sample_rate): the crop length of every reader (loader, augmenter, embedding API,
+    evaluation), so a crop of ``crop_s`` is the same number of samples wherever it is cut."""
     return int(round(seconds * sample_rate))
 
 
