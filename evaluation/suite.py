@@ -19,6 +19,7 @@ from typing import Any, List, Optional, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from evaluation.tasks import TASKS
+from evaluation.tempo import GRID_STEP, MAX_BPM, MIN_BPM
 from ssl_music.config import apply_overrides, merge, read_yaml
 from ssl_music.errors import ConfigError, SSLMusicError, did_you_mean, require
 from ssl_music.threads import blas_limited
@@ -83,9 +84,9 @@ class LocalitySpec:
 @dataclass
 class TempoSpec:
     reference: str = "click"    # click | drums reference clips
-    min_bpm: float = 60.0
-    max_bpm: float = 200.0
-    step: float = 0.02          # relative grid step
+    min_bpm: float = MIN_BPM    # evaluation.tempo's grid defaults
+    max_bpm: float = MAX_BPM
+    step: float = GRID_STEP     # relative grid step
     windows: int = 4            # target windows averaged per file
     octave_correction: bool = True
     librosa: bool = True

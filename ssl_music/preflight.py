@@ -60,7 +60,8 @@ def _root(cfg: DictConfig) -> str:
     if not os.access(existing, os.W_OK):
         raise _bad("trainer.root_dir", f"{existing} is not writable, so {root} cannot be written")
     last = root / "checkpoints" / "last.ckpt"
-    state = f"resumes from {last}" if last.is_file() else ("exists, no checkpoint yet" if root.is_dir() else "created at start")
+    state = (f"resumes from {last}" if last.is_file()
+             else "exists, no checkpoint yet" if root.is_dir() else "created at start")
     return f"trainer.root_dir  {root}: {state}"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from evaluation.embed import bare_reason, load_audio
-from evaluation.tempo import TempoEstimator, librosa_tempo
+from evaluation.tempo import GRID_STEP, MAX_BPM, MIN_BPM, TempoEstimator, librosa_tempo
 from ssl_music.errors import SSLMusicError
 
 
@@ -72,9 +72,9 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True,
                    help="ssl_music checkpoint (.ckpt) or export folder, trained with the tempo objective")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, ...")
-    p.add_argument("--min-bpm", type=float, default=60.0, help="lowest tempo of the grid")
-    p.add_argument("--max-bpm", type=float, default=200.0, help="highest tempo of the grid")
-    p.add_argument("--step", type=float, default=0.02, help="relative grid step (0.02 = 2 %%)")
+    p.add_argument("--min-bpm", type=float, default=MIN_BPM, help="lowest tempo of the grid")
+    p.add_argument("--max-bpm", type=float, default=MAX_BPM, help="highest tempo of the grid")
+    p.add_argument("--step", type=float, default=GRID_STEP, help="relative grid step (0.02 = 2 %%)")
     p.add_argument("--reference", choices=("click", "drums"), default="click", help="reference clip kind")
     p.add_argument("--windows", type=int, default=4, help="target windows averaged per file")
     p.add_argument("--no-octave-correction", action="store_true", help="keep the head's raw best tempo, even at half or double")
