@@ -2,9 +2,11 @@
 
 Decoding runs ahead of the encoder on ``workers`` threads (soundfile and scipy's resampler release the
 GIL), each with a queue of at most ``PREFETCH`` blocks: memory is bounded by blocks in flight, never by
-a file's length. Each block of a file is one encoder call, the same batches as the one-pass
-``EmbeddingModel.embed`` (64 windows), so a track's embedding does not depend on which other files
-share its batch, and a resumed build gives the same bytes as an uninterrupted one.
+a file's length. Crops of consecutive tracks are packed into encoder batches of ``block_crops`` rows
+(``_Packer``) within one batch of files; batches are planned from the sorted track list and committed in
+order, so a resumed build packs and computes exactly what an uninterrupted one does (identical bytes).
+A track's embedding depends on its packing only in float rounding (a row's position in a batch changes
+the last bits: measured 2e-8), so builds split differently (--part) agree to float tolerance.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from ssl_music.errors import AudioError
 
 Progress = Optional[Callable[[str], None]]
 PREFETCH = 4          # decoded blocks waiting per worker
-BLOCK_CROPS = 64      # crops per block = per encoder call: EmbeddingModel.encode's batch, so results match
+BLOCK_CROPS = 64      # crops per decoded block and per encoder call
 
 
 def _part_record(model, checkpoint, inp, part: int, parts: int, n_items: int) -> dict:
@@ -73,7 +75,7 @@ def _stream(item: Item, model, block_crops: int, out: queue.Queue, stop: threadi
 
 
 def _prefetch(items: list[Item], model, workers: int, block_crops: int, stop: threading.Event):
-    """Worker w streams items w, w + workers, ...; yields each item's messages in item order."""
+    """Worker w streams items w, w + workers, ...; yields (position, item, message) in item order."""
     queues = [queue.Queue(maxsize=PREFETCH) for _ in range(workers)]
 
     def run(w: int) -> None:
@@ -89,7 +91,7 @@ def _prefetch(items: list[Item], model, workers: int, block_crops: int, stop: th
         for i, item in enumerate(items):
             while True:
                 msg = queues[i % workers].get()
-                yield item, msg
+                yield i, item, msg
                 if msg[0] != "block":
                     break
     finally:
@@ -99,50 +101,92 @@ def _prefetch(items: list[Item], model, workers: int, block_crops: int, stop: th
                 q.get_nowait()
 
 
+class _Packer:
+    """Crops of consecutive tracks packed into encoder batches of exactly ``size`` rows (the last one of a batch
+    of files may be smaller): short tracks fill a batch instead of costing one small encoder call each
+    (measured 7x per crop for 4-crop calls against 64). Packing never crosses a committed batch, so a resumed
+    build packs, and computes, exactly what an uninterrupted one does."""
+
+    def __init__(self, model, size: int, stats: dict):
+        self.model, self.size, self.stats = model, size, stats
+        self.pending: list[tuple[int, np.ndarray]] = []   # (track position, crops)
+        self.n = 0
+        self.out: dict[int, list[np.ndarray]] = {}
+
+    def add(self, pos: int, crops: np.ndarray) -> None:
+        self.pending.append((pos, crops))
+        self.n += len(crops)
+        while self.n >= self.size:
+            self._encode(self.size)
+
+    def flush(self) -> None:
+        if self.n:
+            self._encode(self.n)
+
+    def _encode(self, rows: int) -> None:
+        take, owners, left = [], [], rows
+        while left:
+            pos, crops = self.pending[0]
+            part, rest = crops[:left], crops[left:]
+            take.append(part)
+            owners.append((pos, len(part)))
+            left -= len(part)
+            if len(rest):
+                self.pending[0] = (pos, rest)
+            else:
+                self.pending.pop(0)
+        self.n -= rows
+        t0 = time.perf_counter()
+        x = torch.from_numpy(np.concatenate(take) if len(take) > 1 else take[0])
+        t1 = time.perf_counter()
+        emb = self.model.encode(x, batch_size=rows).cpu().numpy()
+        self.stats["frame"] += t1 - t0
+        self.stats["encode"] += time.perf_counter() - t1
+        at = 0
+        for pos, n in owners:
+            self.out.setdefault(pos, []).append(emb[at:at + n])
+            at += n
+
+
 def _embed_batch(items: list[Item], model, workers: int, block_crops: int, stats: dict):
     crop_s = float(model.crop_s)
-    tracks = {"track_id": [], "path": [], "duration_s": [], "n_crops": [], "sample_rate": []}
-    crops = {"track_id": [], "start_s": [], "source": [], "source_start_s": []}
-    track_vecs, crop_vecs, skipped = [], [], []
-    cur: list[np.ndarray] = []
-    cur_meta: list[tuple] = []
+    packer = _Packer(model, block_crops, stats)
+    rows: dict[int, list[tuple]] = {}            # track position -> (start_s, source, source_start_s) per crop
+    ended: dict[int, tuple] = {}                 # track position -> (seconds, sample rate)
+    skipped = []
     stop = threading.Event()
     t_wait = time.perf_counter()
-    for item, (kind, payload, decode_s) in _prefetch(items, model, workers, block_crops, stop):
+    for pos, item, (kind, payload, decode_s) in _prefetch(items, model, workers, block_crops, stop):
         stats["wait"] += time.perf_counter() - t_wait
         stats["decode"] += decode_s
         if kind == "block":
             src, offset, block = payload
-            t0 = time.perf_counter()
-            x = torch.from_numpy(block.crops)
-            t1 = time.perf_counter()
-            emb = model.encode(x, batch_size=block_crops).cpu().numpy()
-            t2 = time.perf_counter()
-            stats["frame"] += t1 - t0
-            stats["encode"] += t2 - t1
-            cur.append(emb)
-            starts = (block.first + np.arange(len(emb))) * crop_s
-            cur_meta.extend((offset + s, src, s) for s in starts)
+            packer.add(pos, block.crops)
+            starts = (block.first + np.arange(len(block.crops))) * crop_s
+            rows.setdefault(pos, []).extend((offset + s, src, s) for s in starts)
         elif kind == "error":
             skipped.append({"track_id": item.track_id, "path": item.path, "reason": str(payload)})
-            cur, cur_meta = [], []
+            rows.pop(pos, None)
         else:
-            e = np.concatenate(cur)
-            track_vecs.append(e.mean(axis=0))
-            crop_vecs.append(e)
-            tracks["track_id"].append(item.track_id)
-            tracks["path"].append(item.path)
-            tracks["duration_s"].append(float(payload[0]))
-            tracks["n_crops"].append(len(e))
-            tracks["sample_rate"].append(int(payload[1]))
-            for start, src, sstart in cur_meta:
-                crops["track_id"].append(item.track_id)
-                crops["start_s"].append(float(start))
-                crops["source"].append(src)
-                crops["source_start_s"].append(float(sstart))
-            stats["seconds"] += tracks["duration_s"][-1]
-            cur, cur_meta = [], []
+            ended[pos] = payload
         t_wait = time.perf_counter()
+    packer.flush()
+    tracks = {"track_id": [], "path": [], "duration_s": [], "n_crops": [], "sample_rate": []}
+    crops = {"track_id": [], "start_s": [], "source": [], "source_start_s": []}
+    track_vecs, crop_vecs = [], []
+    for pos in sorted(ended):
+        item, (seconds, rate) = items[pos], ended[pos]
+        e = np.concatenate(packer.out[pos])
+        track_vecs.append(e.mean(axis=0))
+        crop_vecs.append(e)
+        for key, value in (("track_id", item.track_id), ("path", item.path), ("duration_s", float(seconds)),
+                           ("n_crops", len(e)), ("sample_rate", int(rate))):
+            tracks[key].append(value)
+        for start, src, sstart in rows[pos]:
+            for key, value in (("track_id", item.track_id), ("start_s", float(start)), ("source", src),
+                               ("source_start_s", float(sstart))):
+                crops[key].append(value)
+        stats["seconds"] += float(seconds)
     dim = int(model.embed_dim)
     tv = np.stack(track_vecs) if track_vecs else np.zeros((0, dim), np.float32)
     cv = np.concatenate(crop_vecs) if crop_vecs else np.zeros((0, dim), np.float32)

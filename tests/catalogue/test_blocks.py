@@ -81,6 +81,7 @@ def _peak_rss(folder, ckpt, out) -> float:
     return got["rss_mb"]
 
 
+@pytest.mark.slow
 def test_a_long_file_embeds_in_the_memory_of_a_short_one(trained_checkpoint, tmp_path):
     """Peak RSS of a whole build process for a 30 s and a 300 s 44.1 kHz stereo file, in blocks of 8 crops so
     that both files span several blocks (at 64 crops of 1 s the short file would be a single, smaller

@@ -78,7 +78,17 @@ def test_parts_merge_into_the_single_build(built_index, trained_checkpoint, corp
     with pytest.raises(IndexError_, match="not merged; run `ssl-music index merge"):
         open_index(out)
     assert cli(["index", "merge", str(out)]) == 0
-    assert index_digest(out) == index_digest(built_index)
+    assert_same_index(out, built_index)
+
+
+def assert_same_index(a, b) -> None:
+    """The same rows, vectors equal to float tolerance: crops packed into other encoder batches (another
+    split into parts) change the last bits only."""
+    x, y = open_index(a), open_index(b)
+    assert x.tracks.drop(["path"]).equals(y.tracks.drop(["path"])) or x.tracks.equals(y.tracks)
+    assert x.crops.equals(y.crops)
+    np.testing.assert_allclose(x.track_vectors, y.track_vectors, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(x.crop_vectors, y.crop_vectors, rtol=1e-5, atol=1e-6)
 
 
 def test_a_part_refuses_another_checkpoint(built_index, corpus_audio, tmp_path):
@@ -102,24 +112,26 @@ def _batches(out: Path) -> int:
     return len(committed_batches(part_dir(out, 0, 1)))
 
 
-def test_a_killed_build_resumes_to_the_same_index(trained_checkpoint, corpus_audio, built_index, tmp_path):
+@pytest.mark.slow
+def test_a_killed_build_resumes_to_the_same_index(trained_checkpoint, corpus_audio, tmp_path):
     """A real subprocess, SIGKILLed once it has committed a batch and before it finishes; the re-run embeds only
     the rest and the result is byte-identical (hash of sorted rows) to an uninterrupted build."""
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "ssl_music.cli", "index", "build", str(corpus_audio), "--checkpoint",
-           str(trained_checkpoint), "--out", str(out), "--batch-files", "1", "--workers", "1", "--quiet"]
+           str(trained_checkpoint), "--out", str(out), "--batch-files", "2", "--workers", "1", "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while _batches(out) < 2 and proc.poll() is None and time.monotonic() < deadline:
+    while _batches(out) < 1 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert proc.poll() is None, "the build finished before it could be killed: " + proc.stderr.read().decode()[-2000:]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done = _batches(out)
-    assert 2 <= done < 12 and not (out / "index.json").exists()
+    assert 1 <= done < 6 and not (out / "index.json").exists()
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert f"embedded {12 - done} tracks" in res.stdout and f"{done} already done" in res.stdout, res.stdout
+    assert f"embedded {12 - 2 * done} tracks" in res.stdout and f"{2 * done} already done" in res.stdout, res.stdout
     items = [t for b in committed_batches(part_dir(out, 0, 1)) for t in json.loads((b / "batch.json").read_text())["items"]]
     assert len(items) == len(set(items)) == 12   # nothing embedded twice, nothing lost
-    assert index_digest(out) == index_digest(built_index)
+    build_index(corpus_audio, trained_checkpoint, tmp_path / "whole", batch_files=2, workers=1)
+    assert index_digest(out) == index_digest(tmp_path / "whole")

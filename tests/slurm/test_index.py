@@ -31,7 +31,8 @@ def test_index_array_job_and_merge_on_the_scheduler(slurm_cluster, tiny_corpus, 
     from pathlib import Path
 
     from ssl_music.catalogue.build import build_index
-    from ssl_music.catalogue.store import index_digest, open_index
+    from ssl_music.catalogue.store import open_index
+    from tests.catalogue.test_build import assert_same_index
 
     audio = Path(tiny_corpus).parent / "audio"
     ckpt = tiny_checkpoint(tmp_path / "m.ckpt")
@@ -43,4 +44,4 @@ def test_index_array_job_and_merge_on_the_scheduler(slurm_cluster, tiny_corpus, 
     assert slurm_cluster.wait(merge_id, timeout=120) == ["COMPLETED"], slurm_cluster.logs()
     assert open_index(out).meta["parts"] == 2
     build_index(audio, ckpt, tmp_path / "local")
-    assert index_digest(out) == index_digest(tmp_path / "local")
+    assert_same_index(out, tmp_path / "local")
