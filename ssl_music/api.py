@@ -2,6 +2,9 @@
 
     model = ssl_music.load_encoder("runs/x/checkpoints/last.ckpt")   # or an `ssl-music export` folder
     vec = model.embed(waveform, sample_rate)          # [embed_dim], mean over crop-length windows
+    model.subspaces                                   # its named parts: ["content", "pitch", "tempo"] or ["all"]
+    key = model.embed(waveform, sample_rate, subspace="pitch")
+    model.similarity(vec_a, vec_b, weights={"content": 1, "pitch": 0.5, "tempo": 0})
 
 ``frame`` is the one windowing of audio into crop-length encoder inputs: back to back for track
 embeddings, centred on a timestamp grid for HEAR timestamp embeddings.
@@ -37,13 +40,18 @@ def frame(x: torch.Tensor, length: int, hop: int, centred: bool = False) -> torc
 
 
 class EmbeddingModel:
-    """A frozen encoder (+ tempo head when trained with one) that embeds raw audio at any sample rate."""
+    """A frozen encoder and the heads that outlive pretraining (``heads``, by name) that embeds raw audio at
+    any sample rate. The embedding is a concatenation of named subspaces (``layout``; one, ``all``, for a
+    model trained without a layout)."""
 
-    def __init__(self, cfg: DictConfig, encoder: torch.nn.Module, tempo_head: torch.nn.Module | None,
+    def __init__(self, cfg: DictConfig, encoder: torch.nn.Module, heads: dict[str, torch.nn.Module],
                  identity: str, device: str | torch.device = "cpu"):
+        from ssl_music.objectives import embedding_layout
+
         self.cfg = cfg
         self.encoder = encoder.to(device).eval()
-        self.tempo_head = tempo_head.to(device).eval() if tempo_head is not None else None
+        self.heads = {name: head.to(device).eval() for name, head in heads.items()}
+        self.layout = embedding_layout(cfg, self.encoder)
         self.identity = identity
         self.sample_rate = int(cfg.data.sample_rate)
         self.crop_s = float(cfg.data.crop_s)
@@ -57,14 +65,59 @@ class EmbeddingModel:
 
     @property
     def has_tempo_head(self) -> bool:
-        return self.tempo_head is not None
+        return self._pair_scorer() is not None
+
+    def _pair_scorer(self) -> torch.nn.Module | None:
+        """The kept head that scores embedding pairs as same-tempo (``scores_pairs``), if any."""
+        return next((h for h in self.heads.values() if getattr(h, "scores_pairs", False)), None)
+
+    # ---------------------------------------------------------------------------------------- subspaces
+    @property
+    def subspaces(self) -> list[str]:
+        """The names of the embedding's parts, in order."""
+        return [part.name for part in self.layout]
+
+    def subspace(self, embedding, name: str | None):
+        """``embedding`` [..., embed_dim] (numpy or torch) -> its dimensions of subspace ``name`` (None: all)."""
+        if name is None:
+            return embedding
+        part = self._part(name)
+        return embedding[..., part.start:part.stop]
+
+    def _part(self, name: str):
+        for part in self.layout:
+            if part.name == name:
+                return part
+        raise SSLMusicError(f"no subspace '{name}' in this model; it has {', '.join(self.subspaces)}")
+
+    def similarity(self, a, b, weights: dict[str, float] | None = None) -> np.ndarray:
+        """Weighted cosine similarity of full embeddings ``a`` and ``b`` ([D] or [..., D], broadcast):
+        sum_k w_k cos(a_k, b_k) / sum_k w_k over the subspaces k. Default: every subspace weight 1. One
+        weight 1 and the rest 0 is the cosine on that subspace; subspaces absent from ``weights`` weigh 0."""
+        weights = {name: 1.0 for name in self.subspaces} if weights is None else dict(weights)
+        for name in weights:
+            self._part(name)
+        total = float(sum(weights.values()))
+        if any(w < 0 for w in weights.values()) or total <= 0:
+            raise SSLMusicError(f"similarity weights must be >= 0 with a positive sum, got {weights}")
+        a, b = np.asarray(torch.as_tensor(a).cpu(), np.float64), np.asarray(torch.as_tensor(b).cpu(), np.float64)
+        out = 0.0
+        for name, w in weights.items():
+            if w:
+                x, y = self.subspace(a, name), self.subspace(b, name)
+                cos = (x * y).sum(-1) / np.maximum(np.linalg.norm(x, axis=-1) * np.linalg.norm(y, axis=-1), 1e-12)
+                out = out + w * cos
+        return np.asarray(out / total)
+
+    def layout_dict(self) -> list[dict]:
+        return [part.as_dict() for part in self.layout]
 
     @classmethod
     def from_config(cls, cfg: DictConfig, seed: int = 0, device="cpu") -> "EmbeddingModel":
         """The same architecture at random initialisation: the baseline every report shows."""
         torch.manual_seed(seed)
         encoder, heads = _build(cfg)
-        return cls(cfg, encoder, heads.get("tempo_head"), identity=f"random-{seed}", device=device)
+        return cls(cfg, encoder, heads, identity=f"random-{seed}", device=device)
 
     # ---------------------------------------------------------------------------------------- embedding
     def _prepare(self, wave: np.ndarray, sample_rate: int) -> torch.Tensor:
@@ -98,14 +151,18 @@ class EmbeddingModel:
         emb = torch.cat(out) if out else torch.zeros(0, self.embed_dim, device=self.device)
         return emb.reshape(*lead, self.embed_dim)
 
-    def embed_crops(self, crops: torch.Tensor | np.ndarray, batch_size: int = 64) -> np.ndarray:
-        return self.encode(torch.as_tensor(crops, dtype=torch.float32), batch_size).cpu().numpy()
+    def embed_crops(self, crops: torch.Tensor | np.ndarray, batch_size: int = 64,
+                    subspace: str | None = None) -> np.ndarray:
+        return self.subspace(self.encode(torch.as_tensor(crops, dtype=torch.float32), batch_size).cpu().numpy(),
+                             subspace)
 
-    def embed_windows(self, wave: np.ndarray, sample_rate: int, hop_s: float | None = None) -> np.ndarray:
-        return self.embed_crops(self.windows(wave, sample_rate, hop_s))
+    def embed_windows(self, wave: np.ndarray, sample_rate: int, hop_s: float | None = None,
+                      subspace: str | None = None) -> np.ndarray:
+        return self.embed_crops(self.windows(wave, sample_rate, hop_s), subspace=subspace)
 
-    def embed(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
-        return self.embed_windows(wave, sample_rate).mean(axis=0)
+    def embed(self, wave: np.ndarray, sample_rate: int, subspace: str | None = None) -> np.ndarray:
+        """[embed_dim] (or the dimensions of ``subspace``): the mean over back-to-back crop-length windows."""
+        return self.embed_windows(wave, sample_rate, subspace=subspace).mean(axis=0)
 
     def tempo_same_prob(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """P(same tempo) for crop pairs at self.sample_rate, each row crop_len samples."""
@@ -114,11 +171,12 @@ class EmbeddingModel:
     @torch.no_grad()
     def tempo_same_prob_from_embeddings(self, ea: np.ndarray, eb: np.ndarray) -> np.ndarray:
         """The head alone: comparing W windows with G references costs W + G encoder passes, not W × G."""
-        if self.tempo_head is None:
+        head = self._pair_scorer()
+        if head is None:
             raise SSLMusicError("this checkpoint has no tempo head (trained without objectives.tempo)")
         ea = torch.as_tensor(ea, dtype=torch.float32).to(self.device)
         eb = torch.as_tensor(eb, dtype=torch.float32).to(self.device)
-        return torch.sigmoid(self.tempo_head(ea, eb)).float().cpu().numpy()
+        return torch.sigmoid(head(ea, eb)).float().cpu().numpy()
 
     # Tempo translation (ssl_music.translation): the translator stored beside the checkpoint, loaded on first use.
     translator_source: str | Path | None = None   # the checkpoint load_encoder read
@@ -144,22 +202,26 @@ def _build(cfg: DictConfig) -> tuple[torch.nn.Module, dict[str, torch.nn.Module]
     """The encoder and the heads that outlive pretraining (``Objective.keep_head``: the tempo head, not
     the projector, which downstream never sees) of the objectives the config enables."""
     from ssl_music.models import build_encoder
-    from ssl_music.objectives import OBJECTIVES, enabled_objectives
+    from ssl_music.objectives import build_heads
 
     encoder = build_encoder(cfg.model, cfg.data.sample_rate)
-    heads: dict[str, torch.nn.Module] = {}
-    for name in enabled_objectives(cfg):
-        spec = OBJECTIVES[name]
-        if spec.keep_head and spec.head not in heads:
-            heads[spec.head] = spec.build_head(cfg.model, encoder)
-    return encoder, heads
+    return encoder, dict(build_heads(cfg, encoder, kept_only=True))
+
+
+def _modules(encoder: torch.nn.Module, heads: dict[str, torch.nn.Module]) -> list[tuple[str, torch.nn.Module]]:
+    """(state-dict prefix, module) of everything a trained model keeps."""
+    return [("encoder", encoder), *((f"heads.{name}", head) for name, head in heads.items())]
 
 
 def _load_trained(cfg: DictConfig, state: dict,
                   source: str | Path) -> tuple[torch.nn.Module, dict[str, torch.nn.Module]]:
-    """The encoder and kept heads of ``cfg`` with their weights from ``state`` (keys as in ``state_dict``)."""
+    """The encoder and kept heads of ``cfg`` with their weights from ``state`` (keys as in ``state_dict``;
+    a checkpoint or export from before ``heads`` has its head keys renamed first)."""
+    from ssl_music.checkpoint import heads_renamed
+
+    state = heads_renamed(state)
     encoder, heads = _build(cfg)
-    for prefix, module in [("encoder", encoder), *heads.items()]:
+    for prefix, module in _modules(encoder, heads):
         try:
             module.load_state_dict(_sub_state(state, f"{prefix}."))
         except RuntimeError as exc:
@@ -180,7 +242,7 @@ def load_encoder(checkpoint: str | Path, device: str = "cpu", random_init: bool 
         return EmbeddingModel.from_config(cfg, seed=int(OmegaConf.select(cfg, "trainer.seed", default=0) or 0),
                                           device=device)
     encoder, heads = _load_trained(cfg, state, checkpoint)
-    model = EmbeddingModel(cfg, encoder, heads.get("tempo_head"), identity=identity, device=device)
+    model = EmbeddingModel(cfg, encoder, heads, identity=identity, device=device)
     model.translator_source = checkpoint
     return model
 
@@ -188,7 +250,8 @@ def load_encoder(checkpoint: str | Path, device: str = "cpu", random_init: bool 
 def export_encoder(checkpoint: str | Path, out_dir: str | Path) -> Path:
     """Write what ``load_encoder`` needs from a pretraining checkpoint into ``out_dir``, for sharing:
     ``model.safetensors`` (the encoder and the kept heads, ``Objective.keep_head``; not the projector or
-    the optimizer state) and ``config.json`` (the run's config). Returns ``out_dir``."""
+    the optimizer state) and ``config.json`` (the run's config and the embedding's layout: each subspace's
+    name, dimensions and what it is sensitive to). Returns ``out_dir``."""
     from omegaconf import OmegaConf
 
     from ssl_music.data.files import file_sha256
@@ -196,8 +259,10 @@ def export_encoder(checkpoint: str | Path, out_dir: str | Path) -> Path:
     path = Path(checkpoint)
     ckpt, cfg = read_checkpoint(path)
     encoder, heads = _load_trained(cfg, ckpt["state_dict"], path)
-    state = {f"{prefix}.{k}": v for prefix, module in [("encoder", encoder), *heads.items()]
-             for k, v in module.state_dict().items()}
+    from ssl_music.objectives import embedding_layout
+
+    state = {f"{prefix}.{k}": v for prefix, module in _modules(encoder, heads) for k, v in module.state_dict().items()}
     source = {"checkpoint": path.name, "sha256": file_sha256(path), "format": ckpt["ssl_music"]["format"],
               "global_step": ckpt.get("global_step")}
-    return write_export(out_dir, state, OmegaConf.to_container(cfg, resolve=True), source)
+    layout = [part.as_dict() for part in embedding_layout(cfg, encoder)]
+    return write_export(out_dir, state, OmegaConf.to_container(cfg, resolve=True), source, layout=layout)

@@ -24,10 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 from ssl_music.data.files import file_sha256
 from ssl_music.errors import SSLMusicError
 
-FORMAT = "ssl_music.checkpoint/2"  # /2: the projector reads Encoder.content_dim inputs
+FORMAT = "ssl_music.checkpoint/3"  # /3: heads under heads.<name>; /2: the projector reads Encoder.content_dim
 # Formats whose encoder and heads this version rebuilds (/1 differs only in the projector's input width,
-# which resuming refuses and embedding does not use).
-READABLE = ("ssl_music.checkpoint/1", FORMAT)
+# which resuming refuses and embedding does not use; /1 and /2 keep each head at the top level, which
+# ``heads_renamed`` moves under ``heads.``).
+READABLE = ("ssl_music.checkpoint/1", "ssl_music.checkpoint/2", FORMAT)
 
 EXPORT_FORMAT = "ssl_music.export/1"
 WEIGHTS_FILE = "model.safetensors"
@@ -39,6 +40,13 @@ CONFIG_FILE = "config.json"
 # states and the hyper-parameters (``{"config": <plain dict>}``) as those types only, and so does
 # ``metadata`` below. Add a class here only if the format starts storing one, never to admit a file.
 SAFE_GLOBALS: list = []
+
+
+def heads_renamed(state: dict) -> dict:
+    """``state`` with every head under ``heads.<name>.``: checkpoints and exports written before the model
+    kept its heads in one mapping have them at the top level (``tempo_head.*``, ``projector.*``); the
+    encoder is the only other top-level module, so any other first key component is a head."""
+    return {k if k.startswith(("encoder.", "heads.")) else f"heads.{k}": v for k, v in state.items()}
 
 
 def metadata(config: dict) -> dict:
@@ -159,9 +167,16 @@ def is_export(path: str | Path) -> bool:
     return (path.is_dir() and not _run_folder(path)) or path.suffix == ".safetensors"
 
 
-def write_export(out_dir: str | Path, state: dict, config: dict, source: dict) -> Path:
+def _module_name(key: str) -> str:
+    """``encoder``, or ``heads.<name>`` for a head's key."""
+    parts = key.split(".")
+    return ".".join(parts[:2]) if parts[0] == "heads" else parts[0]
+
+
+def write_export(out_dir: str | Path, state: dict, config: dict, source: dict, layout: list | None = None) -> Path:
     """Write ``state`` (tensors keyed as in ``state_dict``) as safetensors and ``config`` as JSON into
-    ``out_dir``; ``source`` (which checkpoint it came from) is recorded beside the config."""
+    ``out_dir``; ``source`` (which checkpoint it came from) and ``layout`` (the embedding's named
+    subspaces, so a reader without ssl_music knows which dimensions are which) beside the config."""
     from safetensors.torch import save
 
     out = Path(out_dir)
@@ -172,7 +187,9 @@ def write_export(out_dir: str | Path, state: dict, config: dict, source: dict) -
     weights.write_bytes(save({k: v.detach().cpu().contiguous().clone() for k, v in state.items()},
                              metadata={"format": EXPORT_FORMAT}))
     meta = {"format": EXPORT_FORMAT, "weights": WEIGHTS_FILE, "weights_sha256": file_sha256(weights),
-            "modules": sorted({k.split(".", 1)[0] for k in state}), "source": source, "config": config}
+            "modules": sorted({_module_name(k) for k in state}), "source": source, "config": config}
+    if layout is not None:
+        meta["layout"] = layout
     (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     return out
 

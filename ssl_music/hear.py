@@ -46,10 +46,11 @@ class HearModel(torch.nn.Module):
 
     def __init__(self, model: EmbeddingModel, hop_ms: float = HOP_MS, batch_size: int = 64):
         super().__init__()
-        self.embedding_model = model  # not a Module: its encoder and head are registered below, so .to moves them
+        self.embedding_model = model  # not a Module: its encoder and heads are registered below, so .to moves them
         self.encoder = model.encoder
-        if model.tempo_head is not None:
-            self.tempo_head = model.tempo_head
+        self.heads = torch.nn.ModuleDict(model.heads)
+        # the full embedding, whatever its layout: HEAR probes read every subspace
+        self.subspaces = [part.as_dict() for part in model.layout]
         self.sample_rate = int(model.sample_rate)
         self.scene_embedding_size = int(model.embed_dim)
         self.timestamp_embedding_size = int(model.embed_dim)

@@ -12,12 +12,12 @@ from ssl_music import checkpoint as ssl_checkpoint
 from ssl_music.augment import ViewAugmenter
 from ssl_music.errors import SSLMusicError
 from ssl_music.models import build_encoder
-from ssl_music.objectives import OBJECTIVES, enabled_objectives
+from ssl_music.objectives import OBJECTIVES, build_heads, embedding_layout, enabled_objectives
 
 
 class PretrainModule(pl.LightningModule):
-    """The encoder, the heads of the enabled objectives (attributes named by ``Objective.head``, shared
-    where objectives name the same one) and their weighted losses."""
+    """The encoder, the heads of the enabled objectives (``heads``: one mapping keyed by ``Objective.head``,
+    shared where objectives name the same one) and their weighted losses."""
 
     def __init__(self, config: dict):
         super().__init__()
@@ -27,10 +27,7 @@ class PretrainModule(pl.LightningModule):
         cfg = self.cfg
         self.objectives = enabled_objectives(cfg)
         self.encoder = build_encoder(cfg.model, cfg.data.sample_rate)
-        for name in self.objectives:  # registry order: also the order parameters are created in
-            spec = OBJECTIVES[name]
-            if spec.head is not None and not hasattr(self, spec.head):
-                setattr(self, spec.head, spec.build_head(cfg.model, self.encoder))
+        self.heads = build_heads(cfg, self.encoder)
         self.augmenter = ViewAugmenter(cfg.augment, cfg.data)
         self._aug_generator: torch.Generator | None = None
         self._t_batch_end: float | None = None
@@ -73,7 +70,7 @@ class PretrainModule(pl.LightningModule):
             e = emb[offset: offset + b * v].view(b, v, -1)
             offset += b * v
             spec = OBJECTIVES[name]
-            head = getattr(self, spec.head) if spec.head is not None else None
+            head = self.heads[spec.head] if spec.head is not None else None
             losses.update(spec.step(head, self.encoder, e, batch, self.cfg.objectives[name]))
         return losses
 
@@ -126,14 +123,24 @@ class PretrainModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Resuming: refuse, with the reason, a /1 checkpoint whose projector read the whole embedding."""
-        saved = checkpoint.get("state_dict", {}).get("projector.0.weight")
-        if saved is not None and hasattr(self, "projector") and saved.shape != self.projector[0].weight.shape:
-            fmt = checkpoint.get("ssl_music", {}).get("format", "unknown")
-            raise SSLMusicError(
-                f"cannot resume from a {fmt} checkpoint: its projector reads {saved.shape[1]} embedding dims, this "
-                f"version's reads {self.projector[0].weight.shape[1]} (the periodicity block is no longer projected). "
-                "Start a new trainer.root_dir; ssl_music.load_encoder and evaluation still read the old checkpoint.")
+        """Resuming: a checkpoint from before ``heads`` (/1, /2) has its heads' keys renamed; one whose head
+        weights do not fit this version's heads is refused with the reason (a /1 projector read the whole
+        embedding, this version's reads ``Encoder.content_dim``)."""
+        if "state_dict" not in checkpoint:
+            return
+        state = checkpoint["state_dict"] = ssl_checkpoint.heads_renamed(checkpoint["state_dict"])
+        fmt = checkpoint.get("ssl_music", {}).get("format", "unknown")
+        for head, module in self.heads.items():
+            for key, value in module.state_dict().items():
+                saved = state.get(f"heads.{head}.{key}")
+                if saved is not None and saved.shape != value.shape:
+                    raise SSLMusicError(
+                        f"cannot resume from a {fmt} checkpoint: its head '{head}' has {key} of shape "
+                        f"{tuple(saved.shape)}, this version's {tuple(value.shape)} (a /1 projector read the whole "
+                        "embedding; the periodicity block is no longer projected). Start a new trainer.root_dir; "
+                        "ssl_music.load_encoder and evaluation still read the old checkpoint.")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ssl_music"] = ssl_checkpoint.metadata(self.hparams["config"])
+        # readers rebuild the layout from the config; this copy is for a reader without ssl_music
+        checkpoint["ssl_music"]["layout"] = [part.as_dict() for part in embedding_layout(self.cfg, self.encoder)]

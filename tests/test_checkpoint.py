@@ -85,12 +85,12 @@ def test_export_holds_the_encoder_and_kept_heads_and_embeds_identically(trained,
     assert cli(["export", str(trained), "--out", str(out)]) == 0
     assert f"-> {out}/" in capsys.readouterr().out
     meta = json.loads((out / CONFIG_FILE).read_text())
-    assert meta["format"] == EXPORT_FORMAT and meta["modules"] == ["encoder", "tempo_head"]
+    assert meta["format"] == EXPORT_FORMAT and meta["modules"] == ["encoder", "heads.tempo_head"]
     assert meta["source"]["global_step"] == 2 and meta["config"]["model"]["encoder"] == "tiny"
     keys = set(load_file(str(out / WEIGHTS_FILE)))
-    assert keys and all(k.startswith(("encoder.", "tempo_head.")) for k in keys)  # no projector, no optimizer
+    assert keys and all(k.startswith(("encoder.", "heads.tempo_head.")) for k in keys)  # no projector, no optimizer
     state = torch.load(trained, weights_only=True)["state_dict"]
-    assert keys == {k for k in state if k.startswith(("encoder.", "tempo_head."))}
+    assert keys == {k for k in state if k.startswith(("encoder.", "heads.tempo_head."))}
 
     wave = np.random.default_rng(0).standard_normal(16000 * 3).astype(np.float32) * 0.1
     from_ckpt, from_export = ssl_music.load_encoder(trained), ssl_music.load_encoder(out)

@@ -29,7 +29,7 @@ def test_projector_objectives_train_the_learned_block_not_the_periodicity_block(
     module = _module(*others)
     enc = module.encoder
     assert enc.content_dim == enc.embed_dim - enc.encoder.periodicity.out_dim < enc.embed_dim
-    assert module.projector[0].in_features == enc.content_dim
+    assert module.heads["projector"][0].in_features == enc.content_dim
     module.compute_losses(_batch(module))[objective].backward()
     assert enc.encoder.head[-1].weight.grad.abs().sum() > 0
     grad = enc.encoder.periodicity.proj[0].weight.grad
@@ -46,13 +46,14 @@ def test_tempo_objective_trains_both_blocks():
 
 def test_without_periodicity_the_projector_reads_the_whole_embedding():
     module = _module("model.periodicity=false", "objectives.tempo.weight=0")
-    assert module.encoder.content_dim == module.encoder.embed_dim == module.projector[0].in_features
+    assert module.encoder.content_dim == module.encoder.embed_dim == module.heads["projector"][0].in_features
 
 
 def test_resuming_a_checkpoint_whose_projector_read_the_whole_embedding_is_refused_with_the_reason():
     module = _module()
-    old = {k: v.clone() for k, v in module.state_dict().items()}
-    old["projector.0.weight"] = torch.zeros(module.projector[0].out_features, module.encoder.embed_dim)
+    # a /1 checkpoint keeps its heads at the top level (projector.*), from before the heads mapping
+    old = {k.removeprefix("heads."): v.clone() for k, v in module.state_dict().items()}
+    old["projector.0.weight"] = torch.zeros(module.heads["projector"][0].out_features, module.encoder.embed_dim)
     with pytest.raises(SSLMusicError, match="ssl_music.checkpoint/1 checkpoint.*new trainer.root_dir"):
         module.on_load_checkpoint({"state_dict": old, "ssl_music": {"format": "ssl_music.checkpoint/1"}})
     module.on_load_checkpoint({"state_dict": module.state_dict(), "ssl_music": {"format": "ssl_music.checkpoint/2"}})

@@ -5,7 +5,8 @@
 every view leaves with exactly ``L = round(crop_s * sample_rate)`` samples. ``backend: spectral`` draws
 as gpu does and augments the magnitude STFT of a spectrogram front-end instead (:meth:`apply_batch` with
 the front-end): its views leave as that front-end's power spectrograms of L samples. Which views get which
-treatment is the objectives' business (``Objective.pair``); this module never names an objective.
+treatment is the objectives' business (``Objective.pair``; ``Objective.tie``: the chain with some draws
+shared between the views of an example); this module never names an objective.
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ class ViewAugmenter:
         self.crop_s = float(data_cfg.crop_s)
         self.out_len = seconds_to_frames(self.crop_s, self.sample_rate)
         self.pairs = {name: spec.treatment(data_cfg[name]) for name, spec in OBJECTIVES.items()}
+        self.ties = {name: spec.tie(data_cfg[name]) if spec.tie is not None else None
+                     for name, spec in OBJECTIVES.items()}
         self._batch_chains = {}
 
     # ------------------------------------------------------------------------------------- lengths
@@ -62,8 +65,7 @@ class ViewAugmenter:
         # chain views first, then pair views: the order of the random draws
         for name, pair in self.pairs.items():
             if name in sample and pair is None:
-                out[name] = np.stack([self._cpu_row(apply_chain, row, self.chain, rng, record, name, i)
-                                      for i, row in enumerate(np.asarray(sample[name]))])
+                out[name] = self._cpu_views(apply_chain, np.asarray(sample[name]), rng, record, name)
         for name, pair in self.pairs.items():
             if name in sample and pair is not None:
                 rates, same = tempo_rates(rng.random((1, 3)), xp=np, **pair.as_kwargs())
@@ -76,9 +78,19 @@ class ViewAugmenter:
                 out[f"{name}_rates"] = rates[0].astype(np.float32)
         return out
 
-    def _cpu_row(self, apply_chain, row, chain, rng, record, view, i):
-        rec = [] if record is not None else None
-        y = apply_chain(row, chain, self.sample_rate, self.out_len, rng, rec)
+    def _cpu_views(self, apply_chain, rows, rng, record, view):
+        """A chain objective's views; a tied one's views take view 0's draws where its tie says."""
+        tie, first, out = self.ties[view], [], []
+        for i, row in enumerate(rows):
+            fixed = None if tie is None or i == 0 else {n: (a, p) for n, a, p in first if n in tie[i]}
+            rec = [] if record is not None or (tie is not None and i == 0) else None
+            out.append(self._cpu_row(apply_chain, row, self.chain, rng, record, view, i, fixed, rec))
+            first = rec if i == 0 and rec is not None else first
+        return np.stack(out)
+
+    def _cpu_row(self, apply_chain, row, chain, rng, record, view, i, fixed=None, rec=None):
+        rec = rec if rec is not None else ([] if record is not None else None)
+        y = apply_chain(row, chain, self.sample_rate, self.out_len, rng, rec, fixed)
         if record is not None:
             record.extend((view, i, name, applied, prm) for name, applied, prm in rec)
         return y
@@ -107,7 +119,7 @@ class ViewAugmenter:
             return self._apply_batch(batch, generator, record, frontend)
 
     def _apply_batch(self, batch, generator, record, frontend) -> dict:
-        from ssl_music.augment.gpu import tempo_draw
+        from ssl_music.augment.gpu import Tie, tempo_draw
 
         chain, pair_chain = self._chains(frontend is not None)
         kw = {} if frontend is None else {"frontend": frontend}
@@ -116,7 +128,8 @@ class ViewAugmenter:
             if name in batch and pair is None:
                 x = batch[name].float()
                 b, v = x.shape[:2]
-                y = chain(x.reshape(b * v, -1), generator, record, **kw)
+                tie = {} if self.ties[name] is None else {"tie": Tie(self.ties[name])}
+                y = chain(x.reshape(b * v, -1), generator, record, **kw, **tie)
                 out[name] = y.reshape(b, v, *y.shape[1:])
         for name, pair in self.pairs.items():
             if name in batch and pair is not None:

@@ -32,6 +32,23 @@ def device_generator(g: Optional[torch.Generator], device) -> Optional[torch.Gen
     return torch.Generator(device=device).manual_seed(seed)
 
 
+class Tie:
+    """Draws shared within an example: rows come as [B * V] (V views per example, view-major within an
+    example) and view j takes view 0's draws of the entries named in ``shared[j]`` (``Objective.tie``)."""
+
+    def __init__(self, shared):
+        self.views = len(shared)
+        names = {n for s in shared for n in s}
+        self.copies = {n: [n in s for s in shared] for n in names}
+
+    def share(self, name: str, t: Tensor) -> Tensor:
+        if name not in self.copies:
+            return t
+        rows = t.reshape(-1, self.views, *t.shape[1:])
+        copy = torch.tensor(self.copies[name], device=t.device).reshape(1, self.views, *([1] * (t.dim() - 1)))
+        return torch.where(copy, rows[:, :1], rows).reshape(t.shape)
+
+
 # ------------------------------------------------------------------------------------- rows
 class BatchTransform(nn.Module):
     """One chain entry: applies with probability p per example, parameters drawn per example."""
@@ -41,20 +58,25 @@ class BatchTransform(nn.Module):
         self.name, self.p, self.params, self.sample_rate, self.out_len = name, p, dict(params), sample_rate, out_len
         self.transform = TRANSFORMS[name]()
 
-    def draw(self, x: Tensor, g: Optional[torch.Generator], record: Optional[List]):
-        """(applied [N] bool, params {name: [N]}, generator for large random tensors) for a batch like x."""
+    def draw(self, x: Tensor, g: Optional[torch.Generator], record: Optional[List], tie: Optional[Tie] = None):
+        """(applied [N] bool, params {name: [N]}, generator for large random tensors) for a batch like x;
+        with ``tie``, the views it names take their example's view-0 draws (every row draws all the same,
+        so the random stream is the untied one)."""
         n = x.shape[0]
         u = uniforms(n, 1 + self.transform.n_uniforms, g, x.device)
         apply = u[:, 0] < self.p
         prm = {k: torch.as_tensor(v, dtype=x.dtype, device=x.device)
                for k, v in self.transform.draw(self.params, u[:, 1:], torch).items()}
+        if tie is not None:
+            apply, prm = tie.share(self.name, apply), {k: tie.share(self.name, v) for k, v in prm.items()}
         big_g = device_generator(g, x.device)
         if record is not None:
             record.append((self.name, apply, prm))
         return apply, prm, big_g
 
-    def forward(self, x: Tensor, g: Optional[torch.Generator] = None, record: Optional[List] = None) -> Tensor:
-        apply, prm, big_g = self.draw(x, g, record)
+    def forward(self, x: Tensor, g: Optional[torch.Generator] = None, record: Optional[List] = None,
+                tie: Optional[Tie] = None) -> Tensor:
+        apply, prm, big_g = self.draw(x, g, record, tie)
         return self.transform.gpu_batch(x, apply, prm, self.params, self.sample_rate, self.out_len, big_g)
 
 
@@ -80,14 +102,15 @@ class BatchChain(nn.Module):
         self.sets_length = any(t.transform.sets_length for t in self.transforms)
 
     def forward(self, x: Tensor, g: Optional[torch.Generator] = None, record: Optional[List] = None,
-                rate: Optional[Tensor] = None) -> Tensor:
-        """``rate`` [N]: x is a source to stretch by it first (the tempo view); the chain has no time_stretch."""
+                rate: Optional[Tensor] = None, tie: Optional[Tie] = None) -> Tensor:
+        """``rate`` [N]: x is a source to stretch by it first (the tempo view); the chain has no time_stretch.
+        ``tie``: draws shared between the views of an example (:class:`Tie`)."""
         ts = list(self.transforms)
         i = 0
         if rate is not None:
             everywhere = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
             if ts and ts[0].name == "pitch_shift":
-                apply, prm, _ = ts[0].draw(x, g, record)
+                apply, prm, _ = ts[0].draw(x, g, record, tie)
                 x = stretch_then_shift(x, rate, everywhere, prm["semitones"], apply, self.out_len)
                 i = 1
             else:
@@ -97,12 +120,12 @@ class BatchChain(nn.Module):
         while i < len(ts):
             if ts[i].name == "time_stretch" and i + 1 < len(ts) and ts[i + 1].name == "pitch_shift":
                 # drawn in chain order, so the random stream is the same as applying them one by one
-                s_apply, s_prm, _ = ts[i].draw(x, g, record)
-                p_apply, p_prm, _ = ts[i + 1].draw(x, g, record)
+                s_apply, s_prm, _ = ts[i].draw(x, g, record, tie)
+                p_apply, p_prm, _ = ts[i + 1].draw(x, g, record, tie)
                 x = stretch_then_shift(x, s_prm["rate"], s_apply, p_prm["semitones"], p_apply, self.out_len)
                 i += 2
                 continue
-            x = ts[i](x, g, record)
+            x = ts[i](x, g, record, tie)
             i += 1
         return x
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 from torch import Tensor, nn
 
-from ssl_music.augment.gpu import BatchTransform
+from ssl_music.augment.gpu import BatchTransform, Tie
 from ssl_music.augment.magnitude import stretch_frames
 from ssl_music.augment.signal import crop, on_rows, take
 
@@ -77,16 +77,18 @@ class SpectralChain(nn.Module):
             BatchTransform(name, spec["p"], spec["params"], sample_rate, out_len) for name, spec in chain.items())
 
     def forward(self, x: Tensor, g: Optional[torch.Generator] = None, record: Optional[List] = None,
-                rate: Optional[Tensor] = None, frontend: Optional[nn.Module] = None) -> Tensor:
+                rate: Optional[Tensor] = None, frontend: Optional[nn.Module] = None,
+                tie: Optional[Tie] = None) -> Tensor:
         """``rate`` [N]: every row is stretched by it first (the tempo view; the chain has no time_stretch).
-        ``frontend``: a spectrogram front-end (``stft``, ``n_fft``, ``hop_length``)."""
+        ``frontend``: a spectrogram front-end (``stft``, ``n_fft``, ``hop_length``). ``tie``: draws shared
+        between the views of an example, as on the gpu backend."""
         n, sr = x.shape[0], self.sample_rate
         stretched = torch.full((n,), rate is not None, dtype=torch.bool, device=x.device)
         rate = torch.ones(n, dtype=x.dtype, device=x.device) if rate is None else rate.to(x.dtype)
         after_stretch = bool(stretched.all())
         entries = []
         for t in self.transforms:  # every draw first, in chain order: the gpu backend's random stream
-            applied, prm, big_g = t.draw(x, g, record)
+            applied, prm, big_g = t.draw(x, g, record, tie)
             n_applied = int(applied.sum())
             signal = t.transform.draw_signal(n_applied, t.params, sr, self.out_len, big_g, x) if n_applied else None
             r = t.transform.spectral_rate(prm)

@@ -21,6 +21,8 @@ class TempoHead(nn.Module):
     The difference and product terms make "same" easy to express whatever order the pair comes in.
     """
 
+    scores_pairs = True   # what readers look for (EmbeddingModel.tempo_same_prob), not the head's name
+
     def __init__(self, embed_dim: int, hidden: int, unit_blocks: int | None = None):
         super().__init__()
         # With a block-normalised embedding, the periodicity block is short by design (periodicity_weight);

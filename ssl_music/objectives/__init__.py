@@ -2,13 +2,14 @@
 step), found through the :data:`OBJECTIVES` registry. Registry order is the order views are sampled,
 heads are built and losses are summed; a new objective is one module plus one line here, or one
 :func:`register` call from outside the package."""
-from ssl_music.objectives.base import Objective, PairStretch, enabled
+from ssl_music.objectives.base import Objective, PairStretch, Subspace, enabled
 from ssl_music.objectives.contrastive import SPEC as _contrastive, nt_xent
 from ssl_music.objectives.distributed import gather_with_grad, rank_and_world
 from ssl_music.objectives.tempo import SPEC as _tempo, tempo_bce
+from ssl_music.objectives.subspaces import SPEC as _subspaces, subspace_nce
 from ssl_music.objectives.triplet import SPEC as _triplet, triplet_loss
 
-OBJECTIVES: dict[str, Objective] = {spec.name: spec for spec in (_contrastive, _triplet, _tempo)}
+OBJECTIVES: dict[str, Objective] = {spec.name: spec for spec in (_contrastive, _triplet, _tempo, _subspaces)}
 
 
 def register(spec: Objective) -> Objective:
@@ -23,5 +24,32 @@ def enabled_objectives(cfg) -> list[str]:
     return enabled(cfg, OBJECTIVES)
 
 
-__all__ = ["OBJECTIVES", "Objective", "PairStretch", "enabled_objectives", "gather_with_grad", "nt_xent",
-           "rank_and_world", "register", "tempo_bce", "triplet_loss"]
+def build_heads(cfg, encoder, kept_only: bool = False):
+    """The model's ``heads``: one ``nn.ModuleDict`` keyed by ``Objective.head``, built in registry order (the
+    order parameters are created in), one head per name however many objectives share it. ``kept_only``:
+    just the heads that outlive pretraining (``Objective.keep_head``), what ``load_encoder`` rebuilds."""
+    from torch import nn
+
+    heads = nn.ModuleDict()
+    for name in enabled_objectives(cfg):
+        spec = OBJECTIVES[name]
+        if spec.head is not None and spec.head not in heads and (spec.keep_head or not kept_only):
+            heads[spec.head] = spec.build_head(cfg, encoder)
+    return heads
+
+
+def embedding_layout(cfg, encoder) -> list[Subspace]:
+    """The embedding's named subspaces: those of the first enabled objective that defines a layout, else
+    one subspace, ``all``, the whole embedding."""
+    for name in enabled_objectives(cfg):
+        if OBJECTIVES[name].layout is not None:
+            return OBJECTIVES[name].layout(cfg, encoder)
+    return [Subspace(WHOLE, 0, int(encoder.embed_dim))]
+
+
+WHOLE = "all"   # the one subspace of a model trained without a layout
+
+
+__all__ = ["OBJECTIVES", "Objective", "PairStretch", "Subspace", "WHOLE", "build_heads", "embedding_layout",
+           "enabled_objectives", "gather_with_grad", "nt_xent", "rank_and_world", "register", "subspace_nce",
+           "tempo_bce", "triplet_loss"]

@@ -47,16 +47,44 @@ class PairStretch:
 
 
 @dataclass(frozen=True)
+class Subspace:
+    """One named part of the embedding: dimensions ``start:stop`` and the transforms it is trained to be
+    sensitive to (its positive views share their draws); invariant to the rest of the chain."""
+
+    name: str
+    start: int
+    stop: int
+    sensitive_to: tuple[str, ...] = ()
+
+    @property
+    def dim(self) -> int:
+        return self.stop - self.start
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "start": self.start, "stop": self.stop, "dim": self.dim,
+                "sensitive_to": list(self.sensitive_to)}
+
+
+# (data.<name>) -> one tuple per view: the chain entries whose draws (applied, parameters) that view takes
+# from view 0 of the same example instead of drawing its own; view 0's tuple is empty
+Tie = Callable[[Any], tuple[tuple[str, ...], ...]]
+# (config, encoder) -> the embedding's named parts, in order, covering [0, embed_dim)
+Layout = Callable[[Any, "torch.nn.Module"], list[Subspace]]
+
+
+@dataclass(frozen=True)
 class Objective:
     name: str
     config: type                      # dataclass of objectives.<name>; must have ``weight``
     views: type                       # dataclass of data.<name>
     sampler: Callable[[Any, int], Sampler]  # (data.<name>, sample_rate) -> a sampler (may keep state)
     step: Callable[..., dict]         # (head, encoder, emb [B, V, D], batch, objectives.<name>) -> {log name: value}
-    head: Optional[str] = None        # module attribute holding its head; objectives may share one
-    build_head: Optional[Callable[[Any, "torch.nn.Module"], "torch.nn.Module"]] = None  # (model cfg, encoder)
+    head: Optional[str] = None        # its key in the model's ``heads`` mapping; objectives may share one
+    build_head: Optional[Callable[[Any, "torch.nn.Module"], "torch.nn.Module"]] = None  # (config, encoder)
     pair: Optional[Callable[[Any], PairStretch]] = None  # views stretched as a rate pair; None: the chain
     keep_head: bool = False           # the head is part of the trained model (load_encoder rebuilds it)
+    tie: Optional[Tie] = None         # views through the chain with some draws shared within an example
+    layout: Optional[Layout] = None   # the embedding's named subspaces this objective trains
     validate: Callable[[Any, Any], None] = lambda obj_cfg, view_cfg: None  # (objectives.<name>, data.<name>)
 
     def treatment(self, view_cfg: Any) -> Optional[PairStretch]:

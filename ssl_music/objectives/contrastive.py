@@ -101,4 +101,4 @@ def _validate(obj, views) -> None:
 
 
 SPEC = Objective("contrastive", ContrastiveObjectiveConfig, ContrastiveViewConfig, _sampler, _step,
-                 head="projector", build_head=projector, validate=_validate)
+                 head="projector", build_head=lambda cfg, encoder: projector(cfg.model, encoder), validate=_validate)

@@ -69,4 +69,4 @@ def _validate(obj, tp) -> None:
 
 
 SPEC = Objective("tempo", TempoObjectiveConfig, TempoViewConfig, _sampler, _step,
-                 head="tempo_head", build_head=tempo_head, pair=_pair, keep_head=True, validate=_validate)
+                 head="tempo_head", build_head=lambda cfg, encoder: tempo_head(cfg.model, encoder), pair=_pair, keep_head=True, validate=_validate)

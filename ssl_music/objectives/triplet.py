@@ -151,4 +151,4 @@ def _validate(obj, t) -> None:
 
 
 SPEC = Objective("triplet", TripletObjectiveConfig, TripletViewConfig, TripletSampler, _step,
-                 head="projector", build_head=projector, validate=_validate)
+                 head="projector", build_head=lambda cfg, encoder: projector(cfg.model, encoder), validate=_validate)

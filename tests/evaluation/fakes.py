@@ -75,8 +75,8 @@ def tiny_checkpoint(path, tempo: bool = True):
                                  "model.tempo_hidden=8", f"objectives.tempo.weight={1.0 if tempo else 0.0}"])
     m = EmbeddingModel.from_config(cfg, seed=1)
     state = {f"encoder.{k}": v for k, v in m.encoder.state_dict().items()}
-    if m.tempo_head is not None:
-        state.update({f"tempo_head.{k}": v for k, v in m.tempo_head.state_dict().items()})
+    for name, head in m.heads.items():
+        state.update({f"heads.{name}.{k}": v for k, v in head.state_dict().items()})
     torch.save({"ssl_music": metadata(to_container(cfg)), "state_dict": state}, str(path))
     return str(path)
 
