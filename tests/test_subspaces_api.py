@@ -105,3 +105,21 @@ def test_an_old_checkpoint_loads_unchanged_with_one_subspace(tmp_path):
     out = ssl_music.api.export_encoder(tmp_path / "old.ckpt", tmp_path / "export")
     assert json.loads((out / CONFIG_FILE).read_text())["layout"] == [
         {"name": "all", "start": 0, "stop": 16, "dim": 16, "sensitive_to": []}]
+
+
+def test_cli_embed_keeps_one_subspace(ckpt, tmp_path, capsys):
+    import soundfile as sf
+
+    from ssl_music.cli import main as cli
+
+    sf.write(str(tmp_path / "a.wav"), _wave(), SR)
+    out = tmp_path / "e.npz"
+    assert cli(["embed", str(tmp_path / "a.wav"), "--checkpoint", ckpt, "--out", str(out), "--subspace", "pitch",
+                "--quiet"]) == 0
+    z = np.load(out)
+    assert z["X"].shape == (1, 8) and str(z["subspace"]) == "pitch"
+    np.testing.assert_allclose(z["X"][0], ssl_music.load_encoder(ckpt).embed(_wave(), SR, subspace="pitch"),
+                               atol=1e-4)   # the WAV file is 16-bit
+    capsys.readouterr()
+    assert cli(["embed", str(tmp_path / "a.wav"), "--checkpoint", ckpt, "--out", str(out), "--subspace", "key"]) == 2
+    assert "no subspace 'key'" in capsys.readouterr().err
