@@ -2,7 +2,7 @@
 
     python benchmarks/index.py build   FOLDER --checkpoint CKPT [--workers 1 2]
     python benchmarks/index.py storage [--rows 200000 --dim 128]
-    python benchmarks/index.py query   INDEX [--rows 100000 1000000] [--queries 50]
+    python benchmarks/index.py query   INDEX [--rows 100000 1000000] [--queries 50] [--dim 128]
 
 build: ``index build`` of FOLDER into a temporary index per worker count; prints audio hours, wall time and
 x real time, and per stage (decode on the worker threads, frame, encode, write) the seconds and x real
@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ssl_music.catalogue.build import build_index  # noqa: E402
-from ssl_music.catalogue.search import Query, search  # noqa: E402
+from ssl_music.catalogue.search import Query, _one_torch_thread, search  # noqa: E402
 from ssl_music.catalogue.store import Catalogue, open_index  # noqa: E402
 
 
@@ -102,11 +102,13 @@ def bench_storage(args) -> None:
           f"read all {pq_read:6.3f} s  1000 random rows {1000 * pq_rows:8.2f} ms")
 
 
-def _synthetic(cat: Catalogue, rows: int, seed: int = 0) -> Catalogue:
-    """``rows`` crops: the real ones, then moved and perturbed copies; tracks of 60 crops."""
+def _synthetic(cat: Catalogue, rows: int, seed: int = 0, per: int = 60, dim: int | None = None) -> Catalogue:
+    """``rows`` crops: the real ones, then moved and perturbed copies; tracks of ``per`` crops."""
     import pyarrow as pa
 
     real = np.asarray(cat.crop_vectors, np.float32)
+    if dim and dim != real.shape[1]:  # a fixed random projection keeps the neighbourhoods (Johnson-Lindenstrauss)
+        real = real @ np.random.default_rng(123).standard_normal((real.shape[1], dim)).astype(np.float32)
     spread = real.std(axis=0) + 1e-6
     rng = np.random.default_rng(seed)
     out = np.empty((rows, real.shape[1]), np.float32)
@@ -115,7 +117,6 @@ def _synthetic(cat: Catalogue, rows: int, seed: int = 0) -> Catalogue:
         shift = rng.standard_normal(real.shape[1]).astype(np.float32) * spread if start else 0
         noise = rng.standard_normal((n, real.shape[1])).astype(np.float32) * 0.1 * spread if start else 0
         out[start:start + n] = real[:n] + shift + noise
-    per = 60
     n_tracks = -(-rows // per)
     track = np.arange(rows) // per
     ids = [f"t{i:07d}" for i in range(n_tracks)]
@@ -124,8 +125,8 @@ def _synthetic(cat: Catalogue, rows: int, seed: int = 0) -> Catalogue:
     crops = pa.table({"track_id": pa.array(ids).take(pa.array(track)), "start_s": (np.arange(rows) % per) * 3.0,
                       "source": pa.array(ids).take(pa.array(track)), "source_start_s": (np.arange(rows) % per) * 3.0,
                       "track": track})
-    tv = np.stack([out[i * per:(i + 1) * per].mean(axis=0) for i in range(n_tracks)])
-    return Catalogue(cat.path, dict(cat.meta), tracks, crops, tv, out)
+    tv = out if per == 1 else np.stack([out[i * per:(i + 1) * per].mean(axis=0) for i in range(n_tracks)])
+    return Catalogue(cat.path, dict(cat.meta, embed_dim=out.shape[1]), tracks, crops, tv, out)
 
 
 def _shortlist_search(crops: torch.Tensor, crops_bf16: torch.Tensor, inv_norm: torch.Tensor, track: torch.Tensor,
@@ -140,10 +141,23 @@ def _shortlist_search(crops: torch.Tensor, crops_bf16: torch.Tensor, inv_norm: t
 
 def bench_query(args) -> None:
     base = open_index(args.index)
-    print(f"real crop embeddings: {base.crops.num_rows} x {base.meta['embed_dim']} from {args.index}")
+    print(f"real crop embeddings: {base.crops.num_rows} x {base.meta['embed_dim']} from {args.index}"
+          + (f", projected to {args.dim} dimensions" if args.dim else ""))
     rng = np.random.default_rng(1)
+    for rows in args.rows:  # track level: every row a track, the query a track vector of the index
+        cat = _synthetic(base, rows, per=1, dim=args.dim)
+        picks = rng.choice(rows, args.queries, replace=False)
+        queries = [Query(f"t{i}", np.asarray(cat.track_vectors[i]), track_id=f"t{i:07d}") for i in picks]
+        search(cat, queries[0], k=10, level="track")
+        times = []
+        for q in queries:
+            t = time.perf_counter()
+            search(cat, q, k=10, level="track")
+            times.append(time.perf_counter() - t)
+        print(f"{rows:>9} tracks: exact track-level search median {1000 * statistics.median(times):7.1f} ms  "
+              f"p90 {1000 * float(np.percentile(times, 90)):7.1f} ms")
     for rows in args.rows:
-        cat = _synthetic(base, rows)
+        cat = _synthetic(base, rows, dim=args.dim)
         picks = rng.choice(cat.tracks.num_rows, args.queries, replace=False)
         queries = [Query(f"t{i}", np.asarray(cat.track_vectors[i]), track_id=cat.tracks.column("track_id")[int(i)].as_py())
                    for i in picks]
@@ -159,12 +173,13 @@ def bench_query(args) -> None:
         crops = torch.from_numpy(np.ascontiguousarray(cat.crop_vectors))
         crops_bf16 = crops.to(torch.bfloat16)
         inv = 1 / crops.norm(dim=1).clamp_min(1e-12)
-        track = torch.from_numpy(np.asarray(cat.crops.column("track"), np.int64))
+        track = torch.from_numpy(cat.crop_track)
         times, recall = [], []
         for q, ref, row in zip(queries, exact, picks):
             qv = torch.nn.functional.normalize(torch.tensor(q.vector), dim=0)
             t = time.perf_counter()
-            got = _shortlist_search(crops, crops_bf16, inv, track, cat.tracks.num_rows, qv, 11, args.shortlist)
+            with _one_torch_thread():
+                got = _shortlist_search(crops, crops_bf16, inv, track, cat.tracks.num_rows, qv, 11, args.shortlist)
             times.append(time.perf_counter() - t)
             got = [g for g in got if g != row][:10]
             recall.append(len(set(got) & set(ref)) / max(1, len(ref)))
@@ -191,6 +206,7 @@ def main() -> None:
     q.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     q.add_argument("--queries", type=int, default=50)
     q.add_argument("--shortlist", type=int, default=2000)
+    q.add_argument("--dim", type=int, default=None, help="project the real embeddings to this many dimensions")
     q.set_defaults(func=bench_query)
     args = p.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))

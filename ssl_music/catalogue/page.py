@@ -67,8 +67,7 @@ def query_excerpt(result: Result, cat) -> tuple[str, float, float]:
     if q.path is not None:
         return q.path, q.start_s, seconds
     row = cat.track_row(q.track_id)
-    track = np.asarray(cat.crops.column("track"))
-    rows = np.flatnonzero(track == row)
+    rows = np.flatnonzero(cat.crop_track == row)
     starts = np.asarray(cat.crops.column("start_s"))[rows]
     c = int(rows[max(0, int(np.searchsorted(starts, q.start_s, side="right")) - 1)])
     src, sstart, start = (cat.crops.column(n)[c].as_py() for n in ("source", "source_start_s", "start_s"))

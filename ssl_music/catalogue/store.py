@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -210,10 +211,34 @@ class Catalogue:
     def identity(self) -> str:
         return str(self.meta["identity"])
 
+    # Derived once per process and kept: a search must not pay for them on every query.
+    @cached_property
+    def rows(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.tracks.column("track_id").to_pylist())}
+
+    @cached_property
+    def crop_track(self) -> np.ndarray:
+        """[crops] int64: the track row of every crop."""
+        return np.array(self.crops.column("track").to_numpy(), np.int64)   # a writable copy, for torch
+
+    @cached_property
+    def crop_inv_norm(self) -> np.ndarray:
+        return _inverse_norms(self.crop_vectors)
+
+    @cached_property
+    def track_inv_norm(self) -> np.ndarray:
+        return _inverse_norms(self.track_vectors)
+
     def track_row(self, track_id: str) -> int | None:
-        ids = self.tracks.column("track_id").to_pylist()
-        i = int(np.searchsorted(np.asarray(ids, dtype=object), track_id))
-        return i if i < len(ids) and ids[i] == track_id else None
+        return self.rows.get(track_id)
+
+
+def _inverse_norms(matrix: np.ndarray, block: int = 1 << 18) -> np.ndarray:
+    out = np.empty(len(matrix), np.float32)
+    for start in range(0, len(matrix), block):
+        m = np.asarray(matrix[start:start + block], np.float32)
+        out[start:start + block] = 1 / np.maximum(np.sqrt(np.einsum("ij,ij->i", m, m)), 1e-12)
+    return out
 
 
 def open_index(index: str | Path) -> Catalogue:

@@ -79,19 +79,32 @@ def test_a_model_other_than_the_index_s_is_refused(built_index, tmp_path, capsys
 
 
 @pytest.fixture(scope="module")
-def translator_index(translator_checkpoint, corpus_audio, tmp_path_factory):
-    from ssl_music.catalogue.build import build_index
+def with_translator(trained_checkpoint, tmp_path_factory):
+    """A copy of the index's checkpoint (the same bytes: the same identity) with a tempo translator beside it:
+    untrained but not the identity (random last layer), enough to see the ratio reach the search."""
+    import shutil
 
-    out = tmp_path_factory.mktemp("tempo") / "idx"
-    build_index(corpus_audio, translator_checkpoint, out)
-    return out
+    import torch
+
+    from ssl_music.api import load_encoder
+    from ssl_music.translation import TempoTranslator, TranslatorConfig, save_translator
+
+    path = tmp_path_factory.mktemp("translator") / "last.ckpt"
+    shutil.copy(trained_checkpoint, path)
+    model = load_encoder(path)
+    torch.manual_seed(0)
+    t = TempoTranslator(model.embed_dim, hidden=16)
+    torch.nn.init.normal_(t.net[-1].weight, std=0.5)
+    save_translator(t, path, model.encoder, TranslatorConfig(), summary={})
+    return path
 
 
-def test_the_tempo_ratio_reaches_the_search(translator_index, translator_checkpoint, capsys):
+def test_the_tempo_ratio_reaches_the_search(built_index, with_translator, capsys):
     from ssl_music.api import load_encoder
 
-    cat = open_index(translator_index)
-    model = load_encoder(translator_checkpoint)
+    cat = open_index(built_index)
+    model = load_encoder(with_translator)
+    assert model.identity == cat.identity
     tid = cat.tracks.column("track_id")[1].as_py()
     plain = search(cat, resolve_query(cat, tid), k=11)
     moved = translate_query(resolve_query(cat, tid), model, 1.1)
@@ -101,7 +114,7 @@ def test_the_tempo_ratio_reaches_the_search(translator_index, translator_checkpo
     ref = _brute_force(cat, np.asarray(moved.vector, np.float64), exclude=1)
     assert [h.track_id for h in faster.hits] == [t for t, _ in ref[:11]]
     assert [h.similarity for h in faster.hits] != [h.similarity for h in plain.hits]
-    assert cli(["search", str(translator_index), tid, "-k", "2", "--tempo-ratio", "1.1"]) == 0
+    assert cli(["search", str(built_index), tid, "-k", "2", "--tempo-ratio", "1.1", "--checkpoint", str(with_translator)]) == 0
     assert f"query {tid}  (tempo x1.1)" in capsys.readouterr().out
 
 
