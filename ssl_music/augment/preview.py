@@ -2,7 +2,8 @@
 
 Writes ``original.wav``, ``aug_00.wav`` ... and ``grid.png`` (log-mel spectrograms, drawn parameters in
 the titles). The config is a pretrain config (its ``augment`` section) or an augment preset YAML. The
-clip goes through the chain as a view of a chain-treated objective would (not a rate pair's).
+clip goes through the chain as a view of a chain-treated objective would (not a rate pair's). A ``spectral``
+config previews as the gpu backend with the same draws: its views are spectrograms, which a WAV cannot hold.
 """
 from __future__ import annotations
 

@@ -29,18 +29,19 @@ import torch
 from torch import Tensor, nn
 
 from ssl_music.augment.gpu import BatchTransform, Tie
-from ssl_music.augment.magnitude import stretch_frames
+from ssl_music.augment.magnitude import magnitude, stretch_frames
 from ssl_music.augment.signal import crop, on_rows, take
 
 
 @dataclass
 class SpectralContext:
-    """What a transform's :meth:`~ssl_music.augment.transforms.Transform.spectral` may read."""
+    """What a transform's :meth:`~ssl_music.augment.transforms.Transform.spectral` may read. Magnitudes are
+    [n, T, F] (:mod:`ssl_music.augment.magnitude`)."""
 
     sr: int
     out_len: int
     bin_hz: Tensor                        # [F] centre frequency of each STFT bin
-    stft: Callable[[Tensor], Tensor]      # waveform rows [n, out_len] -> complex [n, F, T]: the front-end's
+    stft: Callable[[Tensor], Tensor]      # waveform rows [n, out_len] -> complex [n, T, F]: the front-end's
 
 
 def _rows(drawn: Dict[str, Tensor], i) -> Dict[str, Tensor]:
@@ -48,27 +49,21 @@ def _rows(drawn: Dict[str, Tensor], i) -> Dict[str, Tensor]:
 
 
 def magnitudes(x: Tensor, rate: Tensor, stretched: Tensor, out_len: int, stft: Callable, n_out: int) -> Tensor:
-    """Source rows [N, S] -> magnitude STFT [N, F, n_out]: stretched by ``rate`` where ``stretched``,
-    otherwise of the first out_len samples."""
-    def stretch(i):
-        return stretch_frames(stft(take(x, i)).abs(), take(rate, i), n_out)
+    """Source rows [N, S] -> magnitude STFT [N, n_out, F], each row stretched by its ``rate``.
 
-    keep = (~stretched).nonzero().squeeze(1)
-    if keep.numel() == 0:
-        return stretch(None)
-    if keep.numel() == x.shape[0]:
-        return stft(crop(x, out_len)).abs()
-    mag = stft(crop(x[keep], out_len)).abs()
-    out = mag.new_empty(x.shape[0], *mag.shape[1:])
-    out[keep] = mag
-    moved = stretched.nonzero().squeeze(1)
-    out[moved] = stretch(moved)
-    return out
+    With no row ``stretched`` it is the STFT of the first out_len samples, exactly the front-end's of the
+    crop. Otherwise every row reads the source's STFT (a rate of 1 reads its first frames exactly): a row
+    the stretch skips then differs from its crop's only in the last frames, whose window reaches past the
+    crop into the source instead of into the crop's reflection (one STFT instead of a split batch).
+    """
+    if not bool(stretched.any()):
+        return magnitude(stft(crop(x, out_len)))
+    return stretch_frames(magnitude(stft(x)), rate, n_out)
 
 
 class SpectralChain(nn.Module):
     """A resolved chain on source batches [N, S] -> power spectrograms [N, F, 1 + out_len // hop] in the
-    given front-end's STFT layout."""
+    given front-end's STFT layout (a transposed view of [N, T, F] memory)."""
 
     def __init__(self, chain: Dict[str, Dict[str, Any]], sample_rate: int, out_len: int):
         super().__init__()
@@ -104,9 +99,9 @@ class SpectralChain(nn.Module):
 
         n_fft = frontend.n_fft
         ctx = SpectralContext(sr, self.out_len, torch.arange(n_fft // 2 + 1, device=x.device) * (sr / n_fft),
-                              frontend.stft)
+                              lambda w: frontend.stft(w).transpose(1, 2))
         mag = magnitudes(x, rate, stretched, self.out_len, frontend.stft, 1 + self.out_len // frontend.hop_length)
         for t, applied, prm, signal, _ in entries:
             if t.transform.spectral_domain == "spectrum":
                 mag = t.transform.spectral_batch(mag, applied, prm, t.params, ctx, signal)
-        return mag.square()
+        return mag.square().transpose(1, 2)     # [N, F, T], the front-end's layout (a view)

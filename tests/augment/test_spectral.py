@@ -82,7 +82,7 @@ def test_time_stretch_in_the_chain_scales_a_click_period(rate):
     aug = make_augmenter({"time_stretch": {"params": {"min_rate": rate, "max_rate": rate}}}, "spectral", crop_s=3.0)
     interval = 0.25
     src = click_track(aug.source_len("contrastive") / SR, interval)
-    env = _spectral(aug, src[None, None])[0, 0].sum(0).numpy()
+    env = _spectral(aug, src[None, None])[0, 0].sum(0).numpy()     # power [F, T] summed over bins
     env = env - env.mean()
     ac = np.correlate(env, env, "full")[len(env) - 1:]
     period = interval * SR / LOGMEL.hop_length / rate                      # frames

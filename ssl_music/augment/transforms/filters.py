@@ -73,7 +73,7 @@ class _Filter(Transform):
         return _fft_filter(x, lambda s, n: self.response(_freqs(n, sr, x), drawn, sr))
 
     def spectral(self, mag, drawn, cfg, ctx, signal):
-        return mag * self.response(ctx.bin_hz.to(mag.dtype)[None], drawn, ctx.sr).abs()[:, :, None]
+        return mag * self.response(ctx.bin_hz.to(mag.dtype)[None], drawn, ctx.sr).abs()[:, None, :]
 
 
 class _Pass(_Filter):

@@ -54,7 +54,13 @@ class PitchShift(Transform):
 
         return pitch_shift(x, drawn["semitones"])
 
-    def spectral(self, mag, drawn, cfg, ctx, signal):
+    def spectral_batch(self, mag, applied, drawn, cfg, ctx, signal):
+        import torch
+
         from ssl_music.augment.magnitude import warp_bins
 
-        return warp_bins(mag, 2.0 ** (drawn["semitones"] / 12.0))
+        if not bool(applied.any()):
+            return mag
+        # every row, by 1 where not applied (exact): cheaper than gathering the applied rows and scattering back
+        ratio = torch.where(applied, 2.0 ** (drawn["semitones"] / 12.0), torch.ones_like(drawn["semitones"]))
+        return warp_bins(mag, ratio)
