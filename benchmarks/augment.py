@@ -1,11 +1,13 @@
-"""Augmentation throughput: audiomentations per example on one core vs the batched torch backend.
+"""Augmentation throughput: audiomentations per example on one core vs the batched torch backends.
 
     python benchmarks/augment.py [--batch 64] [--crop-s 3] [--reps 1]
 
-Prints clips/s for every transform (p = 1, registry default params) and for the `full` and
-`stretch_pitch` presets (fastest of --reps timed runs, which damps noise from other processes), and each
-batched figure as a ratio of the one-core baseline measured in the
-same run. The batched backend runs on CPU with torch's default thread count, then on CUDA when present.
+Prints clips/s for every transform (p = 1, registry default params) and for the `full`, `stretch_pitch`
+and `mild_stretch_pitch` presets (fastest of --reps timed runs, which damps noise from other processes),
+and each batched figure as a ratio of the one-core baseline measured in the same run. The gpu backend
+(waveform out) and the spectral backend (log-mel front-end's power spectrogram out: its figure includes
+the STFT that replaces the front-end's own) run on CPU with torch's default thread count, then on CUDA
+when present.
 """
 from __future__ import annotations
 
@@ -19,14 +21,16 @@ from omegaconf import OmegaConf
 from ssl_music.augment.chain import TRANSFORMS, resolve_chain
 from ssl_music.augment.cpu import apply_chain
 from ssl_music.augment.gpu import BatchChain
+from ssl_music.augment.spectral import SpectralChain
 from ssl_music.config import preset_path
+from ssl_music.models.frontends import LogMel
 
 SR = 16000
 
 
 def _cases():
     cases = {name: resolve_chain({name: {"p": 1.0}}) for name in TRANSFORMS}
-    for preset in ("stretch_pitch", "full"):
+    for preset in ("stretch_pitch", "mild_stretch_pitch", "full"):
         cases[f"preset:{preset}"] = resolve_chain(OmegaConf.load(preset_path(preset)).chain)
     return cases
 
@@ -53,19 +57,21 @@ def bench_cpu(chain, x: np.ndarray, out_len: int, reps: int) -> float:
     return len(x) / best
 
 
-def bench_batched(chain, x: np.ndarray, out_len: int, reps: int, device: str, threads: int) -> float:
+def bench_batched(chain, x: np.ndarray, out_len: int, reps: int, device: str, threads: int,
+                  spectral: bool = False) -> float:
     torch.set_num_threads(threads)
-    module = BatchChain(chain, SR, out_len)
+    module = (SpectralChain if spectral else BatchChain)(chain, SR, out_len)
+    kw = {"frontend": LogMel(SR).to(device)} if spectral else {}
     xt = torch.from_numpy(x).to(device)
     g = torch.Generator(device=device).manual_seed(0)
     with torch.no_grad():
-        module(xt[:2], g)  # warm-up
+        module(xt[:2], g, **kw)  # warm-up
         if device == "cuda":
             torch.cuda.synchronize()
         best = float("inf")
         for _ in range(reps):
             start = time.perf_counter()
-            module(xt, g)
+            module(xt, g, **kw)
             if device == "cuda":
                 torch.cuda.synchronize()
             best = min(best, time.perf_counter() - start)
@@ -83,18 +89,19 @@ def main() -> None:
     cuda = torch.cuda.is_available()
     print(f"{args.crop_s:g} s crops at {SR} Hz, batch {args.batch}, reps {args.reps}; "
           f"batched CPU uses {threads} torch threads; cuda: {'available' if cuda else 'not available'}")
-    header = f"{'transform':<22}{'audiomentations 1 core':>24}{'batched cpu':>14}{'ratio':>8}"
-    if cuda:
-        header += f"{'batched cuda':>14}{'ratio':>8}"
+    devices = ["cpu"] + (["cuda"] if cuda else [])
+    header = f"{'transform':<26}{'audiomentations 1 core':>24}"
+    for device in devices:
+        header += f"{'gpu backend ' + device:>20}{'ratio':>8}{'spectral ' + device:>18}{'ratio':>8}{'vs gpu':>8}"
     print(header + "   (clips/s)")
     for name, chain in _cases().items():
         x = _source(chain, args.batch, out_len)
         base = bench_cpu(chain, x, out_len, args.reps)
-        cpu = bench_batched(chain, x, out_len, args.reps, "cpu", threads)
-        row = f"{name:<22}{base:>24.1f}{cpu:>14.1f}{cpu / base:>7.2f}x"
-        if cuda:
-            gpu = bench_batched(chain, x, out_len, args.reps, "cuda", threads)
-            row += f"{gpu:>14.1f}{gpu / base:>7.2f}x"
+        row = f"{name:<26}{base:>24.1f}"
+        for device in devices:
+            wave = bench_batched(chain, x, out_len, args.reps, device, threads)
+            spec = bench_batched(chain, x, out_len, args.reps, device, threads, spectral=True)
+            row += f"{wave:>20.1f}{wave / base:>7.2f}x{spec:>18.1f}{spec / base:>7.2f}x{spec / wave:>7.2f}x"
         print(row, flush=True)
 
 
