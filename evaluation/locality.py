@@ -59,10 +59,13 @@ def tolerance_chance(values: Sequence, tolerance: float) -> float:
 
 def locality(X: np.ndarray, labels: Mapping[str, Sequence], k: int = 10, track_ids: Sequence | None = None,
              chunk: int = 4096, method: str = "auto", device: str = "cpu",
-             info: dict | None = None, tolerances: Mapping[str, float] | None = None) -> dict[str, dict[str, float]]:
+             info: dict | None = None, tolerances: Mapping[str, float] | None = None,
+             per_query: dict | None = None) -> dict[str, dict[str, float]]:
     """``{attribute: {"share": mean neighbour agreement, "chance": chance level, "n": queries scored}}``.
 
     ``tolerances``: numeric attributes (tempo) matched within a relative tolerance instead of exactly.
+    ``per_query`` (a dict) receives each attribute's per-query agreement [N] (NaN where not scored), for
+    intervals over queries.
     ``method`` (auto | exact | bf16), ``device`` and ``info`` are :func:`evaluation.knn.search`'s.
     """
     tolerances = dict(tolerances or {})
@@ -89,5 +92,7 @@ def locality(X: np.ndarray, labels: Mapping[str, Sequence], k: int = 10, track_i
         denom = known.sum(axis=1)
         ok = has_label & (denom > 0)
         share = float(np.mean(same[ok].sum(axis=1) / denom[ok])) if ok.any() else float("nan")
+        if per_query is not None:
+            per_query[name] = np.where(ok, same.sum(axis=1) / np.maximum(denom, 1), np.nan)
         out[name] = {"share": share, "chance": chance, "n": int(ok.sum())}
     return out

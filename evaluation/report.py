@@ -203,6 +203,9 @@ def _dataset_section(doc: Doc, name: str, ds: dict) -> None:
         doc.figure(_bars(attrs, {SET_NAMES.get(fs, fs): [s.get(a, np.nan) for a in attrs]
                                  for fs, s in loc["scores"].items()}, f"{name}: locality per attribute",
                          "share of neighbours", marks=[loc["chance"][a] for a in attrs]), "locality")
+        from evaluation.report_subspaces import add_subspaces
+
+        add_subspaces(doc, loc)
     if ds.get("projection"):
         doc.heading("Embedding projection", 3)
         doc.figure(_projection_figure(name, ds["projection"]), "2-D projection")

@@ -17,6 +17,16 @@ from evaluation.report_doc import FEATURE_SETS, SET_NAMES, Doc, best_keys, finit
 
 COLUMNS = (*FEATURE_SETS, "librosa")
 COLUMN_NAMES = {**SET_NAMES, "librosa": "librosa"}
+
+
+def column_name(col: str) -> str:
+    """A column's heading: a feature set's name, or ``model: <subspace>`` for one part of the model."""
+    return COLUMN_NAMES.get(col, col.replace("/", ": ", 1))
+
+
+def subspace_columns(rows) -> list[str]:
+    """The model's per-subspace feature sets (``model/<name>``) the rows hold, in order of appearance."""
+    return [c for c in dict.fromkeys(c for r in rows for c in r.cells) if c.startswith("model/")]
 MISSING = "–"
 KNN_TARGET = 10  # one k-NN row per task: the k run closest to this, the smaller on a tie
 PROBE_NAMES = {"linear": "linear", "mlp": "MLP"}
@@ -149,6 +159,7 @@ def add_summary(doc: Doc, results: dict) -> list[Row]:
     if not rows:
         return rows
     cols = [c for c in COLUMNS if c in FEATURE_SETS or any(c in r.cells for r in rows)]
+    cols += subspace_columns(rows)   # one column per named subspace of the model (issue 24)
     doc.heading("Summary")
     doc.para(_caption(rows))
     table, best = [], set()
@@ -157,10 +168,10 @@ def add_summary(doc: Doc, results: dict) -> list[Row]:
         table.append(r.shown + [_fmt(r.cells.get(c)) for c in cols]
                      + [f"{delta:+.3f}" if finite(delta) else MISSING])
         best |= {(i, 4 + cols.index(c)) for c in best_keys({c: r.mean(c) for c in cols})}
-    doc.table(["dataset", "task", "probe", "metric"] + [COLUMN_NAMES[c] for c in cols] + ["Δ vs random init"],
+    doc.table(["dataset", "task", "probe", "metric"] + [column_name(c) for c in cols] + ["Δ vs random init"],
               table, best=best)
     labels = _labels(rows)
-    doc.figure(summary_figure(labels, {COLUMN_NAMES[c]: [r.cells.get(c) for r in rows] for c in cols},
+    doc.figure(summary_figure(labels, {column_name(c): [r.cells.get(c) for r in rows] for c in cols},
                               [r.chance for r in rows], [r.task for r in rows]),
                "summary: model, random init and classical baselines per task and probe, 95 % CI bars")
     return rows

@@ -14,6 +14,7 @@ from evaluation.embed import embed_dataset
 from evaluation.knn import choose_search, search_rule
 from evaluation.metrics import ci_method
 from evaluation.segmentation import protocol as segmentation_protocol
+from evaluation.subspaces import layout_of, subspace_features, weighted_locality
 from evaluation.tasks import TASKS, TaskContext
 
 
@@ -106,6 +107,8 @@ def evaluate_dataset(cfg, spec, ds, model, random_model, cache: Path, progress: 
         skipped = [[m["path"], m["reason"]] for m in getattr(ds, "missing", [])]
     else:
         feats, items, skipped = _embed_all(cfg, ds, model, random_model, cache, progress)
+        if items:  # one more feature set per named subspace: every probe, k-NN and locality column per part
+            feats.update(subspace_features(model, feats["model"]))
     ctx = TaskContext(cfg, spec, items, feats, model, random_model, cache, progress, skipped)
     tasks = {task.name: TASKS[task.type].run(ctx, task) for task in spec.tasks}
     items, skipped = ctx.items, ctx.skipped
@@ -127,6 +130,10 @@ def evaluate_dataset(cfg, spec, ds, model, random_model, cache: Path, progress: 
         result["locality"] = {"k": int(cfg.locality.k), "tolerance": tolerances,
                               "scores": {name: {a: r[a]["share"] for a in attrs} for name, r in raw.items()},
                               "chance": {a: raw["model"][a]["chance"] for a in attrs}}
+        if layout_of(model):
+            result["locality"]["weighted"] = weighted_locality(
+                feats["model"], layout_of(model), labels, int(cfg.locality.k), track_ids=tids, tolerances=tolerances,
+                n_boot=max(1, int(cfg.probes.bootstrap)))
     result.setdefault("knn_search", {"search": choose_search(len(items), len(items)), "device": "cpu"})
     if feats and len(items) >= 3:
         proj_attrs = [t.column for t in spec.tasks if TASKS[t.type].attribute]
