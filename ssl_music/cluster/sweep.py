@@ -39,10 +39,10 @@ from typing import Any, Dict, List, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from ssl_music.cluster import slurm
-from ssl_music.config import CONFIG_DIR, ConfigError, load_config, merge, read_yaml, save_config
-from ssl_music.provenance import evaluation_fingerprint, pretrain_fingerprint, recorded
+from ssl_music.cluster.runs import EVALUATION_FILES, retire, run_state, stale_reason  # noqa: F401 (re-exported)
+from ssl_music.config import ConfigError, find_config, load_config, merge, read_yaml, save_config
+from ssl_music.provenance import evaluation_fingerprint, pretrain_fingerprint
 
-PROJECT_DIR = CONFIG_DIR.parent
 _NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -73,11 +73,8 @@ class Sweep:
 
 
 def _resolve(p: str | Path) -> Path:
-    """Relative paths name files under the working directory, or else under the project (configs/...)."""
-    p = Path(p)
-    if p.is_absolute() or p.exists() or not (PROJECT_DIR / p).exists():
-        return p.resolve()
-    return (PROJECT_DIR / p).resolve()
+    """Relative paths name files under the working directory, or else the packaged configs/... (find_config)."""
+    return find_config(p).resolve()
 
 
 @dataclass
@@ -195,28 +192,6 @@ def expand(sweep_path: str | Path, out: str | Path | None = None, extra_override
 
 
 # ---------------------------------------------------------------------------------------------- state
-def run_state(run_dir: Path) -> tuple[str, int | None]:
-    """(state, step): evaluated | pretrained | failed | pending, with the last step reached if known."""
-    step = None
-    done = run_dir / "DONE"
-    if done.is_file():
-        try:
-            step = int(json.loads(done.read_text())["global_step"])
-        except (ValueError, KeyError, TypeError):
-            step = None
-    else:
-        steps = [int(m.group(1)) for p in (run_dir / "checkpoints").glob("step-*.ckpt")
-                 if (m := re.fullmatch(r"step-(\d+)\.ckpt", p.name))]
-        step = max(steps) if steps else None
-    if (run_dir / "results.json").is_file():
-        return "evaluated", step
-    if (run_dir / "FAILED").is_file():  # removed whenever the run is started again
-        return "failed", step
-    if done.is_file():
-        return "pretrained", step
-    return "pending", step
-
-
 def expected_inputs(sweep: Sweep, cfg: DictConfig) -> tuple[str, str, str]:
     """(pretraining, evaluation) fingerprints a run with effective config ``cfg`` records when it runs now,
     and the key they are recorded under: ``inputs`` (with the code) or, when the sweep reuses runs across
@@ -225,42 +200,6 @@ def expected_inputs(sweep: Sweep, cfg: DictConfig) -> tuple[str, str, str]:
     pre = pretrain_fingerprint(cfg, code=code)
     return pre, evaluation_fingerprint(pre, sweep.suite, sweep.eval_overrides, code=code), \
         ("inputs" if code else "inputs_config")
-
-
-# What an evaluation leaves in a run folder: moved aside when only the evaluation is stale.
-EVALUATION_FILES = ("results.json", "report.md", "report.html", "figures", "cache", "evaluate.log")
-
-
-def stale_reason(run_dir: Path, inputs: tuple[str, ...]) -> str | None:
-    """Why the finished or started stages in ``run_dir`` cannot be reused for ``inputs`` (pretraining and
-    evaluation fingerprints, and optionally the key they are recorded under); None if they can (or nothing
-    has run)."""
-    pre, ev, key = (*inputs, "inputs")[:3]
-    if (run_dir / "results.json").is_file() and recorded(run_dir / "results.json", key) != ev:
-        if (run_dir / "DONE").is_file() and recorded(run_dir / "DONE", key) == pre:
-            return "evaluation: its evaluation recorded other inputs (suite, its overrides or code)"
-        return "its evaluation recorded other inputs (pretraining, suite, overrides or code)"
-    if (run_dir / "DONE").is_file():
-        if recorded(run_dir / "DONE", key) != pre:
-            return "its pretraining recorded other inputs (config, seed or code)"
-    elif any((run_dir / "checkpoints").glob("*.ckpt")):
-        saved = run_dir / "config.yaml"
-        started = OmegaConf.select(OmegaConf.load(saved), f"provenance.{key}", default=None) if saved.is_file() else None
-        if started != pre:
-            return "its unfinished pretraining started with other inputs (config, seed or code)"
-    return None
-
-
-def retire(run_dir: Path, reason: str = "") -> Path:
-    """Move the stale part of ``run_dir`` to ``run_dir/stale/<UTC time>/``: the evaluation's files when only
-    the evaluation is stale (its pretraining is reused), else everything but earlier stale copies."""
-    dest = run_dir / "stale" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    dest.mkdir(parents=True, exist_ok=True)
-    only_eval = reason.startswith("evaluation:")
-    for entry in run_dir.iterdir():
-        if entry.name != "stale" and (not only_eval or entry.name in EVALUATION_FILES):
-            entry.rename(dest / entry.name)
-    return dest
 
 
 def states(sweep: Sweep, configs: dict[str, DictConfig]) -> dict[str, tuple[str, int | None]]:
@@ -273,10 +212,20 @@ def states(sweep: Sweep, configs: dict[str, DictConfig]) -> dict[str, tuple[str,
 
 
 def status_lines(sweep: Sweep, configs: dict[str, DictConfig] | None = None) -> list[str]:
+    """Each run's state. A run that has started is judged against the config it saved, which holds the
+    launcher's settings (a SLURM array's devices, say) that `status` is not told; `sweep run` judges against
+    the sweep file as it is now."""
     configs = validate(sweep) if configs is None else configs
+    saved = {}
+    for run in sweep.runs:
+        path = run.dir / "config.yaml"
+        try:
+            saved[run.name] = load_config(path) if path.is_file() else configs[run.name]
+        except ConfigError:
+            saved[run.name] = configs[run.name]
     width = max(len(r.name) for r in sweep.runs)
     return [f"{name:<{width}}  {state:<10}  step {'-' if step is None else step}"
-            for name, (state, step) in states(sweep, configs).items()]
+            for name, (state, step) in states(sweep, saved).items()]
 
 
 def prepare(sweep: Sweep, launcher_overrides: Sequence[str] = (),

@@ -336,3 +336,18 @@ def test_reuse_across_code_accepts_a_run_whose_only_change_is_the_code(tmp_path)
     (run.dir / "results.json").write_text(json.dumps({"inputs": "old-code", "inputs_config": ev_c}))
     assert sweep.states(s, sweep.validate(s))[run.name][0] == "stale"
     assert sweep.states(lenient, sweep.validate(lenient))[run.name][0] == "evaluated"
+
+
+def test_status_judges_a_started_run_by_the_config_it_saved(tmp_path, capsys):
+    """A SLURM array's runs saved configs with the launcher's devices, which `sweep status` is not told."""
+    path = _write_sweep(tmp_path, "  lr: {slow: [optim.lr=0.0001]}")
+    s = load_sweep(path)
+    run = s.runs[0]
+    launched = sweep.run_config(s, run, slurm.Resources(gpus_per_node=0, tasks_per_node=2).trainer_overrides())
+    from ssl_music.config import save_config
+
+    save_config(launched, run.dir / "config.yaml")
+    pre = sweep.pretrain_fingerprint(launched)
+    _finish(run.dir, 3, {"x": 1}, (pre, sweep.evaluation_fingerprint(pre, s.suite, s.eval_overrides)))
+    assert main(["sweep", "status", str(path)]) == 0
+    assert "evaluated" in capsys.readouterr().out

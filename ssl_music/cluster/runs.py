@@ -1,0 +1,74 @@
+"""The state of one run folder: how far it got, and whether what it recorded still matches its inputs.
+
+A run folder holds config.yaml, checkpoints/, DONE (pretraining reached max_steps; JSON with the step and the
+fingerprint of the inputs it ran with), results.json (evaluated; with the evaluation's fingerprint) or FAILED.
+Used by sweeps and by benchmarks/real_music.py, so both reuse a stage by the same rule.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from ssl_music.provenance import recorded
+
+
+def run_state(run_dir: Path) -> tuple[str, int | None]:
+    """(state, step): evaluated | pretrained | failed | pending, with the last step reached if known."""
+    step = None
+    done = run_dir / "DONE"
+    if done.is_file():
+        try:
+            step = int(json.loads(done.read_text())["global_step"])
+        except (ValueError, KeyError, TypeError):
+            step = None
+    else:
+        steps = [int(m.group(1)) for p in (run_dir / "checkpoints").glob("step-*.ckpt")
+                 if (m := re.fullmatch(r"step-(\d+)\.ckpt", p.name))]
+        step = max(steps) if steps else None
+    if (run_dir / "results.json").is_file():
+        return "evaluated", step
+    if (run_dir / "FAILED").is_file():  # removed whenever the run is started again
+        return "failed", step
+    if done.is_file():
+        return "pretrained", step
+    return "pending", step
+
+
+# What an evaluation leaves in a run folder: moved aside when only the evaluation is stale.
+EVALUATION_FILES = ("results.json", "report.md", "report.html", "figures", "cache", "evaluate.log")
+
+
+def stale_reason(run_dir: Path, inputs: tuple[str, ...]) -> str | None:
+    """Why the finished or started stages in ``run_dir`` cannot be reused for ``inputs`` (pretraining and
+    evaluation fingerprints, and optionally the key they are recorded under); None if they can (or nothing
+    has run)."""
+    pre, ev, key = (*inputs, "inputs")[:3]
+    if (run_dir / "results.json").is_file() and recorded(run_dir / "results.json", key) != ev:
+        if (run_dir / "DONE").is_file() and recorded(run_dir / "DONE", key) == pre:
+            return "evaluation: its evaluation recorded other inputs (suite, its overrides or code)"
+        return "its evaluation recorded other inputs (pretraining, suite, overrides or code)"
+    if (run_dir / "DONE").is_file():
+        if recorded(run_dir / "DONE", key) != pre:
+            return "its pretraining recorded other inputs (config, seed or code)"
+    elif any((run_dir / "checkpoints").glob("*.ckpt")):
+        saved = run_dir / "config.yaml"
+        started = OmegaConf.select(OmegaConf.load(saved), f"provenance.{key}", default=None) if saved.is_file() else None
+        if started != pre:
+            return "its unfinished pretraining started with other inputs (config, seed or code)"
+    return None
+
+
+def retire(run_dir: Path, reason: str = "") -> Path:
+    """Move the stale part of ``run_dir`` to ``run_dir/stale/<UTC time>/``: the evaluation's files when only
+    the evaluation is stale (its pretraining is reused), else everything but earlier stale copies."""
+    dest = run_dir / "stale" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest.mkdir(parents=True, exist_ok=True)
+    only_eval = reason.startswith("evaluation:")
+    for entry in run_dir.iterdir():
+        if entry.name != "stale" and (not only_eval or entry.name in EVALUATION_FILES):
+            entry.rename(dest / entry.name)
+    return dest
