@@ -2,7 +2,7 @@
 
 Decoding runs ahead of the encoder on ``workers`` threads (soundfile and scipy's resampler release the
 GIL), each with a queue of at most ``PREFETCH`` blocks: memory is bounded by blocks in flight, never by
-a file's length. Crops of consecutive tracks are packed into encoder batches of ``block_crops`` rows
+a file's length. Crops of consecutive tracks are packed into encoder batches of ``ENCODE_BATCH`` rows
 (``_Packer``) within one batch of files; batches are planned from the sorted track list and committed in
 order, so a resumed build packs and computes exactly what an uninterrupted one does (identical bytes).
 A track's embedding depends on its packing only in float rounding (a row's position in a batch changes
@@ -27,7 +27,11 @@ from ssl_music.errors import AudioError
 
 Progress = Optional[Callable[[str], None]]
 PREFETCH = 4          # decoded blocks waiting per worker
-BLOCK_CROPS = 64      # crops per decoded block and per encoder call
+# A decoded block is read, mixed and resampled at the file's own rate: 64 crops of 3 s of 44.1 kHz stereo
+# is ~150 MB of transient float32, which made a 30-minute file peak 173 MB above a 3-minute one (a single
+# short block); 16 crops (~40 MB) keep it flat (measured in the README). Encoder batches stay 64 rows.
+BLOCK_CROPS = 16      # crops per decoded block
+ENCODE_BATCH = 64     # rows per encoder call (_Packer)
 
 
 def _part_record(model, checkpoint, inp, part: int, parts: int, n_items: int) -> dict:
@@ -150,7 +154,7 @@ class _Packer:
 
 def _embed_batch(items: list[Item], model, workers: int, block_crops: int, stats: dict):
     crop_s = float(model.crop_s)
-    packer = _Packer(model, block_crops, stats)
+    packer = _Packer(model, ENCODE_BATCH, stats)
     rows: dict[int, list[tuple]] = {}            # track position -> (start_s, source, source_start_s) per crop
     ended: dict[int, tuple] = {}                 # track position -> (seconds, sample rate)
     skipped = []
