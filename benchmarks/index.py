@@ -1,6 +1,7 @@
 """Catalogue figures: index build speed per stage, the storage choice, query latency, approximate vs exact.
 
     python benchmarks/index.py build   FOLDER --checkpoint CKPT [--workers 1 2]
+    python benchmarks/index.py memory  --checkpoint CKPT [--minutes 6 30 60]
     python benchmarks/index.py storage [--rows 200000 --dim 128]
     python benchmarks/index.py query   INDEX [--rows 100000 1000000] [--queries 50] [--dim 128]
 
@@ -8,6 +9,10 @@ build: ``index build`` of FOLDER into a temporary index per worker count; prints
 x real time, and per stage (decode on the worker threads, frame, encode, write) the seconds and x real
 time (audio seconds / stage seconds). Decode seconds are summed over threads, so decode x real time per
 worker is printed too.
+
+memory: peak RSS (VmHWM of a build subprocess: getrusage's ru_maxrss survives exec and would report the
+parent's) of ``index build`` of one 44.1 kHz stereo noise file per length: flat in file length once a file
+fills an encoder batch (64 crops).
 
 storage: the vectors of an index as a ``.npy`` (memory-mapped) against a Parquet FixedSizeList<float32>
 column: bytes on disk, write, open + read everything, and 1000 random rows (what search and the page do).
@@ -57,6 +62,43 @@ def bench_build(args) -> None:
             extra = f"  ({x / workers:.0f}x per worker thread)" if stage == "decode" else ""
             print(f"  {stage:<7} {s[stage]:8.2f} s  {x:10.0f}x real time{extra}")
         print(f"  encoder waited for decode {s['wait']:.2f} s")
+
+
+_PEAK = """
+import json, re, sys
+from ssl_music.catalogue.build import build_index
+r = build_index(sys.argv[1], sys.argv[2], sys.argv[3], workers=2)
+hwm = int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
+print(json.dumps({"rss_mb": hwm / 1024, "wall": r["stats"]["wall"], "seconds": r["stats"]["seconds"]}))
+"""
+
+
+def bench_memory(args) -> None:
+    import json
+    import subprocess
+
+    import soundfile as sf
+
+    root = Path(tempfile.mkdtemp(prefix="ssl_music_memory_"))
+    try:
+        for minutes in args.minutes:
+            folder = root / f"m{minutes}"
+            folder.mkdir()
+            rng = np.random.default_rng(0)
+            with sf.SoundFile(str(folder / "a.wav"), "w", 44100, 2, "PCM_16") as f:
+                for _ in range(minutes):
+                    f.write((rng.standard_normal((44100 * 60, 2)) * 0.1).astype(np.float32))
+            res = subprocess.run([sys.executable, "-c", _PEAK, str(folder), args.checkpoint, str(root / f"i{minutes}")],
+                                 capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+            if res.returncode:
+                raise SystemExit(res.stderr[-3000:])
+            r = json.loads(res.stdout.strip().splitlines()[-1])
+            print(f"{minutes:>4} min 44.1 kHz stereo: peak RSS {r['rss_mb']:7.1f} MB  "
+                  f"({r['seconds'] / r['wall']:.0f}x real time; a one-pass float32 decode alone: "
+                  f"{minutes * 60 * 44100 * 2 * 4 / 2**20:.0f} MB)")
+            (folder / "a.wav").unlink()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def bench_storage(args) -> None:
@@ -196,6 +238,10 @@ def main() -> None:
     b.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     b.add_argument("--batch-files", type=int, default=32)
     b.set_defaults(func=bench_build)
+    m = sub.add_parser("memory")
+    m.add_argument("--checkpoint", required=True)
+    m.add_argument("--minutes", type=int, nargs="+", default=[6, 30, 60])
+    m.set_defaults(func=bench_memory)
     s = sub.add_parser("storage")
     s.add_argument("--rows", type=int, default=200_000)
     s.add_argument("--dim", type=int, default=128)
