@@ -83,10 +83,13 @@ def _prefetch(items: list[Item], model, workers: int, block_crops: int, stop: th
     queues = [queue.Queue(maxsize=PREFETCH) for _ in range(workers)]
 
     def run(w: int) -> None:
-        for i in range(w, len(items), workers):
-            if stop.is_set():
-                return
-            _stream(items[i], model, block_crops, queues[w], stop)
+        try:
+            for i in range(w, len(items), workers):
+                if stop.is_set():
+                    return
+                _stream(items[i], model, block_crops, queues[w], stop)
+        except BaseException as exc:  # not a bad file but a bug or an interrupt: the build must stop, not wait
+            queues[w].put(("fatal", exc, 0.0))
 
     threads = [threading.Thread(target=run, args=(w,), daemon=True) for w in range(workers)]
     for t in threads:
@@ -163,6 +166,8 @@ def _embed_batch(items: list[Item], model, workers: int, block_crops: int, stats
     for pos, item, (kind, payload, decode_s) in _prefetch(items, model, workers, block_crops, stop):
         stats["wait"] += time.perf_counter() - t_wait
         stats["decode"] += decode_s
+        if kind == "fatal":
+            raise payload
         if kind == "block":
             src, offset, block = payload
             packer.add(pos, block.crops)

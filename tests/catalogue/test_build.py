@@ -99,11 +99,20 @@ def test_a_part_refuses_another_checkpoint(built_index, corpus_audio, tmp_path):
         build_index(corpus_audio, other, built_index)
 
 
-def test_shards_are_an_input_too(trained_checkpoint, tiny_shards, built_index, tmp_path):
-    build_index(tiny_shards, trained_checkpoint, tmp_path / "s")
+def test_shards_are_an_input_too(trained_checkpoint, corpus_audio, built_index, tmp_path):
+    from ssl_music.data.shards import build_shards
+
+    # 8 s segments: every 20 s track is 3 segments (8 + 8 + 4 s), its crops restarting at each
+    build_shards(corpus_audio, tmp_path / "shards", sample_rate=16000, segment_seconds=8, shard_size_mb=1, workers=1,
+                 progress=False)
+    build_index(tmp_path / "shards", trained_checkpoint, tmp_path / "s")
     cat, ref = open_index(tmp_path / "s"), open_index(built_index)
-    assert cat.tracks.num_rows == ref.tracks.num_rows and cat.crops.num_rows == ref.crops.num_rows
-    assert "#" in cat.crops.column("source")[0].as_py()
+    assert cat.tracks.column("track_id").equals(ref.tracks.column("track_id"))
+    assert cat.crops.column("start_s").equals(ref.crops.column("start_s"))
+    assert cat.tracks.column("duration_s").to_pylist() == ref.tracks.column("duration_s").to_pylist()
+    sources = cat.crops.column("source").to_pylist()[:20]
+    assert all("#" in s for s in sources) and len(set(sources)) == 3
+    assert cat.crops.column("source_start_s").to_pylist()[:20] == [float(s) for s in [*range(8), *range(8), *range(4)]]
     # the shards hold the same 16 kHz audio (as FLAC): the same embeddings up to FLAC's 16-bit rounding
     np.testing.assert_allclose(cat.track_vectors, ref.track_vectors, atol=2e-2)
 
@@ -135,3 +144,26 @@ def test_a_killed_build_resumes_to_the_same_index(trained_checkpoint, corpus_aud
     assert len(items) == len(set(items)) == 12   # nothing embedded twice, nothing lost
     build_index(corpus_audio, trained_checkpoint, tmp_path / "whole", batch_files=2, workers=1)
     assert index_digest(out) == index_digest(tmp_path / "whole")
+
+
+def test_a_bug_while_decoding_stops_the_build_and_keeps_committed_batches(trained_checkpoint, corpus_audio,
+                                                                            tmp_path, monkeypatch):
+    """Not a bad file (those are skipped) but an unexpected error in a decode thread: the build raises instead of
+    waiting forever for the thread, and the batches committed before it stay."""
+    import ssl_music.catalogue.build as build
+
+    folder = _corpus_copy(corpus_audio, tmp_path / "audio", 4)
+    real = build.file_blocks
+
+    def flaky(path, *a, **kw):
+        if Path(str(path)).name == sorted(p.name for p in folder.iterdir())[2]:
+            raise KeyError("a bug")
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(build, "file_blocks", flaky)
+    with pytest.raises(KeyError, match="a bug"):
+        build_index(folder, trained_checkpoint, tmp_path / "i", batch_files=2)
+    assert len(committed_batches(part_dir(tmp_path / "i", 0, 1))) == 1
+    monkeypatch.setattr(build, "file_blocks", real)
+    r = build_index(folder, trained_checkpoint, tmp_path / "i", batch_files=2)
+    assert r["stats"]["tracks"] == 2 and r["stats"]["resumed_from"] == 2 and r["index"]["tracks"] == 4
