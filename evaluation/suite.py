@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from evaluation.tasks import TASKS
 from evaluation.tempo import GRID_STEP, MAX_BPM, MIN_BPM
-from ssl_music.config import apply_overrides, merge, read_yaml
+from ssl_music.config import apply_overrides, find_config, merge, read_yaml
 from ssl_music.errors import ConfigError, SSLMusicError, did_you_mean, require
 from ssl_music.threads import blas_limited
 
@@ -152,8 +152,9 @@ class SuiteConfig:
 def load_suite(path: str | Path, overrides: Sequence[str] = (), data: Sequence[str] = ()) -> DictConfig:
     """Suite YAML <- ``key=value`` overrides (list items by index: ``datasets.0.path=...``) <- ``data``
     entries (``PATH`` for the first dataset or ``NAME=PATH``), then validated. The project's one config
-    system (ssl_music.config) does the loading; keys are named 'suite key' in its errors."""
-    path = Path(path)
+    system (ssl_music.config) does the loading; keys are named 'suite key' in its errors. ``configs/eval/...``
+    names the packaged suite when the working directory has no such file (find_config)."""
+    path = find_config(path)
     cfg = merge(OmegaConf.structured(SuiteConfig), read_yaml(path, "suite file"), f"in {path}", "suite")
     cfg = apply_overrides(cfg, overrides, "suite")
     for entry in data:

@@ -4,6 +4,8 @@ A run's config is built from (in order, later wins): the dataclass defaults, the
 by ``augment.preset`` (``configs/augment/<preset>.yaml``), the YAML file given by the user, and dotlist
 overrides (``key=value``). Unknown keys and bad values raise :class:`ConfigError` naming the key, at
 start-up, before any work is done.
+
+Where config files are found: :mod:`ssl_music.resources`.
 """
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from ssl_music.errors import ConfigError, did_you_mean, require, require_choice
+# CONFIG_DIR, find_config, preset_path: named here too, where callers have always found them
+from ssl_music.resources import CONFIG_DIR, find_config, not_found_note, preset_dirs, preset_names, preset_path  # noqa: F401
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -66,6 +69,9 @@ class ModelConfig:
     pitch_classes: int = 0            # tiny + frontend logfreq: filters of the key-preserving pitch-class pooling
     block_norm: bool = False          # embedding = unit-length learned block + periodicity block (Encoder.normalise_blocks)
     periodicity_weight: float = 0.1   # with block_norm: the periodicity block's length in the unit-length embedding
+    # tiny / short_chunk_resnet: the learned block as independent dense heads of these sizes on the pooled
+    # features (one per named subspace, objectives.subspaces.dims); [] = one dense head
+    head_split: List[int] = field(default_factory=list)
 
 
 # -------------------------------------------------------------------------------------------- training
@@ -152,7 +158,7 @@ def merge(base: DictConfig, other: Any, source: str, what: str = "config") -> Di
 
 def read_yaml(path: Path, what: str) -> DictConfig:
     if not path.is_file():
-        raise ConfigError(f"{what} not found: {path}")
+        raise ConfigError(f"{what} not found: {path}{not_found_note(Path(path))}")
     try:
         cfg = OmegaConf.load(path)
     except Exception as exc:  # yaml errors come in several types
@@ -202,10 +208,6 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str], what: str = "conf
     return cfg
 
 
-def preset_path(preset: str) -> Path:
-    return CONFIG_DIR / "augment" / f"{preset}.yaml"
-
-
 def _preset_name(*layers: DictConfig) -> Optional[str]:
     name = None
     for layer in layers:
@@ -249,19 +251,23 @@ def schema() -> DictConfig:
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:
     """Defaults ← augment preset ← YAML file ← dotlist overrides, then validated."""
     base = schema()
-    file_cfg = read_yaml(Path(path), "config file") if path else OmegaConf.create({})
+    path = find_config(path) if path else None
+    file_cfg = read_yaml(path, "config file") if path else OmegaConf.create({})
     dot = dotlist(overrides)
 
     preset = _preset_name(base, file_cfg, dot)
     cfg = base
     preset_chain: set[str] = set()
     if preset and preset != "none":
-        if not preset_path(preset).is_file():
-            names = sorted(p.stem for p in preset_path(preset).parent.glob("*.yaml"))
-            raise ConfigError(f"invalid value for config key 'augment.preset': no preset '{preset}' in "
-                              f"{preset_path(preset).parent} (presets: {', '.join(names)}){did_you_mean(preset, names)}")
-        preset_cfg = read_yaml(preset_path(preset), f"augment preset '{preset}' (augment.preset)")
-        cfg = merge(cfg, {"augment": preset_cfg}, f"augment preset {preset_path(preset)}")
+        found = preset_path(preset)
+        if found is None:
+            names = preset_names()
+            where = ", ".join(f"{label} ({folder})" if not label.startswith("./") else label
+                              for label, folder in preset_dirs())
+            raise ConfigError(f"invalid value for config key 'augment.preset': no preset '{preset}.yaml' in "
+                              f"{where} (presets: {', '.join(names)}){did_you_mean(preset, names)}")
+        preset_cfg = read_yaml(found, f"augment preset '{preset}' (augment.preset)")
+        cfg = merge(cfg, {"augment": preset_cfg}, f"augment preset {found}")
         preset_chain = set(OmegaConf.select(preset_cfg, "chain", default=None) or {})
     cfg = merge(cfg, file_cfg, f"in {path}" if path else "defaults")
     cfg = apply_overrides(cfg, overrides)
@@ -269,6 +275,27 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     _check_chain_edits(preset or "none", preset_chain,
                        [(f"in {path}" if path else "defaults", file_cfg), ("command-line override", dot)])
     return cfg
+
+
+def load_augment(cfg_path: str | Path, overrides: Sequence[str] = ()) -> tuple[DictConfig, DictConfig]:
+    """(augment_cfg, data_cfg) from a pretrain config or a preset file (top-level ``chain:``): what
+    ``ssl-music augment preview`` plays."""
+    cfg_path = find_config(cfg_path)
+    raw = OmegaConf.load(cfg_path) if Path(cfg_path).is_file() else None
+    if raw is None:
+        raise ConfigError(f"config file not found: {cfg_path}{not_found_note(Path(cfg_path))}")
+    if "chain" in raw and "augment" not in raw:
+        from ssl_music.augment.chain import validate_chain
+
+        try:
+            aug = OmegaConf.merge(OmegaConf.structured(AugmentConfig), raw, OmegaConf.from_dotlist(list(overrides)))
+        except Exception as exc:
+            raise ConfigError(f"invalid augment preset {cfg_path}: {exc}") from None
+        data = schema().data
+        validate_chain(aug.chain, data.sample_rate)
+        return aug, data
+    cfg = load_config(cfg_path, overrides)
+    return cfg.augment, cfg.data
 
 
 def to_container(cfg: DictConfig) -> dict:

@@ -8,32 +8,10 @@ config previews as the gpu backend with the same draws: its views are spectrogra
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-from omegaconf import OmegaConf
 
-from ssl_music.config import AugmentConfig, ConfigError, load_config, schema
 from ssl_music.data.audio import load_audio
-
-
-def load_augment(cfg_path: str, overrides=()):
-    """(augment_cfg, data_cfg) from a pretrain config or a preset file (top-level ``chain:``)."""
-    raw = OmegaConf.load(cfg_path) if Path(cfg_path).is_file() else None
-    if raw is None:
-        raise ConfigError(f"config file not found: {cfg_path}")
-    if "chain" in raw and "augment" not in raw:
-        from ssl_music.augment.chain import validate_chain
-
-        try:
-            aug = OmegaConf.merge(OmegaConf.structured(AugmentConfig), raw, OmegaConf.from_dotlist(list(overrides)))
-        except Exception as exc:
-            raise ConfigError(f"invalid augment preset {cfg_path}: {exc}") from None
-        data = schema().data
-        validate_chain(aug.chain, data.sample_rate)
-        return aug, data
-    cfg = load_config(cfg_path, overrides)
-    return cfg.augment, cfg.data
 
 
 def _title(entries) -> str:
@@ -91,14 +69,15 @@ def _grid(path: Path, clips, titles, sr: int) -> None:
     plt.close(fig)
 
 
-def preview(config: str | Path, audio: str | Path, out: str | Path, n: int = 8, backend: str | None = None,
-            seed: int = 0, overrides: Sequence[str] = ()) -> tuple[Path, int]:
-    """Write ``original.wav``, ``n`` augmented WAVs and ``grid.png`` into ``out``; returns (out, n)."""
+def preview(augment_cfg, data_cfg, audio: str | Path, out: str | Path, n: int = 8, backend: str | None = None,
+            seed: int = 0) -> tuple[Path, int]:
+    """Write ``original.wav``, ``n`` augmented WAVs and ``grid.png`` into ``out``; returns (out, n). The
+    sections come from :func:`ssl_music.config.load_augment` (the caller reads the config: augment sits
+    below config, which validates chains with it)."""
     import soundfile as sf
 
     from ssl_music.augment import ViewAugmenter
 
-    augment_cfg, data_cfg = load_augment(config, overrides)
     aug = ViewAugmenter(augment_cfg, data_cfg)
     sr = aug.sample_rate
     y = load_audio(audio, sr)

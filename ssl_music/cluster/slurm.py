@@ -1,4 +1,4 @@
-"""SLURM submission: render `slurm/*.sbatch` templates and hand them to `sbatch`.
+"""SLURM submission: render `slurm/*.sbatch` templates (package data: ssl_music/slurm) and hand them to `sbatch`.
 
 The allocation decides the trainer's layout: `trainer.num_nodes` = nodes, `trainer.devices` = tasks per
 node (one srun task per device), `trainer.strategy=ddp`. The pretraining config (with those overrides) is
@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ssl_music.config import CONFIG_DIR, ConfigError, load_config
+from ssl_music.config import ConfigError, find_config, load_config
 from ssl_music.errors import SSLMusicError
+from ssl_music.resources import package_dir
 
-TEMPLATE_DIR = CONFIG_DIR.parent / "slurm"
+TEMPLATE_DIR = package_dir("slurm")
 _PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
 # Lightning turns its SLURM support off for jobs with these names (it assumes an interactive session).
 _RESERVED_JOB_NAMES = ("bash", "interactive")
@@ -128,7 +129,9 @@ def sbatch(script: str, args: Sequence[str] = ()) -> str:
 
 def pretrain_script(config: str | Path, overrides: Sequence[str], res: Resources, job_name: str | None = None,
                     output: str | None = None) -> str:
-    """Validate the config with the allocation's trainer overrides, then render the pretraining script."""
+    """Validate the config with the allocation's trainer overrides, then render the pretraining script. The
+    job runs the file found here (a packaged config by its absolute path: the node may have no ./configs)."""
+    config = find_config(config)
     all_overrides = [*overrides, *res.trainer_overrides()]
     cfg = load_config(config, all_overrides)
     root = Path(cfg.trainer.root_dir)
@@ -142,6 +145,7 @@ def pretrain_script(config: str | Path, overrides: Sequence[str], res: Resources
 
 def evaluate_script(suite: str | Path, checkpoint: str | Path, out: str | Path, overrides: Sequence[str],
                     res: Resources, job_name: str | None = None, output: str | None = None) -> str:
+    suite = find_config(suite)
     if not Path(suite).is_file():
         raise ConfigError(f"evaluation suite not found: {suite}")
     return render_template(
