@@ -38,6 +38,7 @@ check-deps: $(STAMP)
 lock: $(STAMP)
 	$(UV) pip compile pyproject.toml --extra test --universal --python-version 3.11 \
 	    --generate-hashes -o $(LOCK)
+	$(BIN)/python -m ssl_music.deps --write-pins
 
 test: $(STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -m "not slow" -q

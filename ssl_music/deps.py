@@ -13,7 +13,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-LOCK = Path(__file__).resolve().parent.parent / "requirements.lock"
+LOCK = Path(__file__).resolve().parent.parent / "requirements.lock"  # a checkout's; a wheel has ssl_music.pins
+PINS_MODULE = Path(__file__).resolve().parent / "pins.py"
 
 # (package, what it is built against, a native call that fails when the two do not match)
 CHECKS = [
@@ -42,9 +43,36 @@ def locked_versions(lock: Path = LOCK) -> dict[str, str]:
     return pins
 
 
+def pinned(lock: Path = LOCK) -> dict[str, str]:
+    """The compiled packages' pins: from the lock in a checkout, else as recorded in ssl_music.pins."""
+    from ssl_music.pins import LOCKED
+
+    pins = locked_versions(lock)
+    return {name: pins[name] for name in LOCKED if name in pins} if pins else dict(LOCKED)
+
+
+def pins_source(lock: Path = LOCK) -> str:
+    """ssl_music/pins.py as ``--write-pins`` writes it from the lock."""
+    pins = locked_versions(lock)
+    missing = [name for name, _, _ in CHECKS if name not in pins]
+    if missing:
+        raise SystemExit(f"{lock}: no pin for {', '.join(missing)}")
+    head = PINS_MODULE.read_text().split("LOCKED = {")[0]
+    return head + "LOCKED = {\n" + "".join(f'    "{n}": "{pins[n]}",\n' for n, _, _ in CHECKS) + "}\n"
+
+
+def version_lines() -> list[str]:
+    """``ssl-music --version``: the package, the lock's compiled pins and what is installed."""
+    pins = pinned()
+    lines = [f"ssl_music {_installed('ssl_music')}"]
+    for name in ("torch", "torchaudio"):
+        lines.append(f"{name} {_installed(name)} installed, {name}=={pins.get(name, '?')} locked")
+    return lines
+
+
 def problems(lock: Path = LOCK) -> list[str]:
     """One line per compiled dependency that fails to load or differs from the lock; [] when all fit."""
-    pins = locked_versions(lock)
+    pins = pinned(lock)
     out = []
     for name, against, code in CHECKS:
         have = _installed(name)
@@ -68,6 +96,10 @@ def problems(lock: Path = LOCK) -> list[str]:
 
 
 def main() -> int:
+    if sys.argv[1:] == ["--write-pins"]:
+        PINS_MODULE.write_text(pins_source())
+        print(f"wrote {PINS_MODULE}: " + ", ".join(f"{n}=={v}" for n, v in pinned().items()))
+        return 0
     found = problems()
     if found:
         print("ssl_music: compiled dependencies do not fit:", file=sys.stderr)

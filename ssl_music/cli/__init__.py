@@ -33,7 +33,8 @@ COMMANDS: dict[str, str] = {
 
 def _top_help() -> str:
     width = max(map(len, COMMANDS))
-    lines = ["usage: ssl-music COMMAND [options]   (ssl-music COMMAND --help for details)", "", "commands:"]
+    lines = ["usage: ssl-music COMMAND [options]   (ssl-music COMMAND --help for details; ssl-music --version)", "",
+             "commands:"]
     lines += [f"  {name:<{width}}  {desc}" for name, desc in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -69,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_top_help())
         return 0 if argv else 2
+    if argv[0] == "--version":
+        from ssl_music.deps import version_lines
+
+        print("\n".join(version_lines()))
+        return 0
     name = argv[0]
     if name not in COMMANDS:
         from ssl_music.errors import did_you_mean
