@@ -162,8 +162,8 @@ def _synthetic(cat: Catalogue, rows: int, seed: int = 0, per: int = 60, dim: int
     n_tracks = -(-rows // per)
     track = np.arange(rows) // per
     ids = [f"t{i:07d}" for i in range(n_tracks)]
-    tracks = pa.table({"track_id": ids, "path": ids, "duration_s": np.zeros(n_tracks), "n_crops": np.full(n_tracks, per),
-                       "sample_rate": np.zeros(n_tracks, np.int64)})
+    tracks = pa.table({"track_id": ids, "path": ids, "duration_s": np.zeros(n_tracks),
+                       "n_crops": np.full(n_tracks, per), "sample_rate": np.zeros(n_tracks, np.int64)})
     crops = pa.table({"track_id": pa.array(ids).take(pa.array(track)), "start_s": (np.arange(rows) % per) * 3.0,
                       "source": pa.array(ids).take(pa.array(track)), "source_start_s": (np.arange(rows) % per) * 3.0,
                       "track": track})
@@ -201,8 +201,8 @@ def bench_query(args) -> None:
     for rows in args.rows:
         cat = _synthetic(base, rows, dim=args.dim)
         picks = rng.choice(cat.tracks.num_rows, args.queries, replace=False)
-        queries = [Query(f"t{i}", np.asarray(cat.track_vectors[i]), track_id=cat.tracks.column("track_id")[int(i)].as_py())
-                   for i in picks]
+        ids = cat.tracks.column("track_id")
+        queries = [Query(f"t{i}", np.asarray(cat.track_vectors[i]), track_id=ids[int(i)].as_py()) for i in picks]
         search(cat, queries[0], k=10)  # warm-up
         times, exact = [], []
         for q in queries:
@@ -210,7 +210,8 @@ def bench_query(args) -> None:
             res = search(cat, q, k=10)
             times.append(time.perf_counter() - t)
             exact.append([cat.track_row(h.track_id) for h in res.hits])
-        print(f"{rows:>9} crops ({cat.tracks.num_rows} tracks): exact search median {1000 * statistics.median(times):7.1f} ms"
+        print(f"{rows:>9} crops ({cat.tracks.num_rows} tracks): exact search median "
+              f"{1000 * statistics.median(times):7.1f} ms"
               f"  p90 {1000 * float(np.percentile(times, 90)):7.1f} ms  (k=10, best crop per track, own track out)")
         crops = torch.from_numpy(np.ascontiguousarray(cat.crop_vectors))
         crops_bf16 = crops.to(torch.bfloat16)
@@ -225,7 +226,8 @@ def bench_query(args) -> None:
             times.append(time.perf_counter() - t)
             got = [g for g in got if g != row][:10]
             recall.append(len(set(got) & set(ref)) / max(1, len(ref)))
-        print(f"{'':>9} bf16 shortlist {args.shortlist} + float32 re-score: median {1000 * statistics.median(times):7.1f} ms"
+        print(f"{'':>9} bf16 shortlist {args.shortlist} + float32 re-score: median "
+              f"{1000 * statistics.median(times):7.1f} ms"
               f"  recall@10 vs exact {np.mean(recall):.3f} (vectors already in memory)")
 
 

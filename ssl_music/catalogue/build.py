@@ -21,7 +21,7 @@ import torch
 
 from ssl_music.catalogue.blocks import FileInfo, file_blocks, is_silent
 from ssl_music.catalogue.inputs import Item, list_items, split
-from ssl_music.catalogue.store import (FORMAT, PART_FILE, IndexError_, batch_meta, committed_batches, merge_index,
+from ssl_music.catalogue.store import (FORMAT, PART_FILE, CatalogueError, batch_meta, committed_batches, merge_index,
                                       part_dir, read_json, remove_leftovers, write_batch, write_json_atomic)
 from ssl_music.errors import AudioError
 
@@ -50,7 +50,7 @@ def _check_part(folder: Path, new: dict) -> dict:
     old = read_json(path, "part record")
     for key in ("identity", "parts", "part", "embed_dim", "sample_rate", "crop_s"):
         if old.get(key) != new[key]:
-            raise IndexError_(f"{path}: this part was built with {key}={old.get(key)!r}, this run has {new[key]!r}; "
+            raise CatalogueError(f"{path}: this part was built with {key}={old.get(key)!r}, this run has {new[key]!r}; "
                               f"resume with the same checkpoint and --part, or write to another --out")
     return old
 

@@ -47,10 +47,12 @@ def _shard_items(folder: Path) -> list[Item]:
                         continue
                     meta = json.loads(tf.extractfile(member).read())
                     key = member.name[: -len(".json")]
-                    tracks.setdefault(meta["track_id"], []).append(
-                        (int(meta["segment"]), f"{tar}#{key}.flac", float(meta["offset_s"]), str(meta.get("source", ""))))
+                    seg = (int(meta["segment"]), f"{tar}#{key}.flac", float(meta["offset_s"]),
+                           str(meta.get("source", "")))
+                    tracks.setdefault(meta["track_id"], []).append(seg)
         except (OSError, tarfile.TarError, KeyError, ValueError) as exc:
-            raise SSLMusicError(f"{tar}: unreadable shard ({exc}); check it with `ssl-music shards verify {folder}`") from None
+            raise SSLMusicError(f"{tar}: unreadable shard ({exc}); "
+                                f"check it with `ssl-music shards verify {folder}`") from None
     items = []
     for tid, segs in tracks.items():
         segs.sort()

@@ -100,7 +100,8 @@ each track's best crop; the player holds that crop only.</p>
 <table id="query"><tr><th>query</th><th>from s</th><th>audio</th><th>spectrogram</th></tr>
 <tr class="query"><td>{html.escape(q.text)}</td><td>{q.start_s:.1f}</td><td>{q_audio}</td><td>{q_img}</td></tr></table>
 <h2>Top {len(result.hits)}</h2>
-<table id="hits"><tr><th>rank</th><th>track</th><th>start s</th><th>similarity</th><th>audio</th><th>spectrogram</th></tr>
+<table id="hits">
+<tr><th>rank</th><th>track</th><th>start s</th><th>similarity</th><th>audio</th><th>spectrogram</th></tr>
 {chr(10).join(rows)}
 </table>
 <h2>Command</h2><pre id="command">{html.escape(command)}</pre>

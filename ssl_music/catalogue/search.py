@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ssl_music.catalogue.blocks import file_blocks
-from ssl_music.catalogue.store import Catalogue, IndexError_
+from ssl_music.catalogue.store import Catalogue, CatalogueError
 from ssl_music.errors import SSLMusicError
 
 _RANGE = re.compile(r"^(?P<what>.+)@(?P<a>\d+(?:\.\d+)?)-(?P<b>\d+(?:\.\d+)?)$")
@@ -75,7 +75,7 @@ def parse_query(text: str) -> tuple[str, float, float | None]:
 def check_model(cat: Catalogue, model) -> None:
     """Refuse a model that is not the one the index was built with: its vectors live in another space."""
     if str(model.identity) != cat.identity:
-        raise IndexError_(f"{cat.path} was built with checkpoint {cat.meta.get('checkpoint')} (identity "
+        raise CatalogueError(f"{cat.path} was built with checkpoint {cat.meta.get('checkpoint')} (identity "
                           f"{cat.identity}); this model has identity {model.identity}: its embeddings are not "
                           f"comparable. Query with that checkpoint or build an index with this one")
 

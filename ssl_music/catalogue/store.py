@@ -32,7 +32,7 @@ PART_FILE = "part.json"
 _BATCH = re.compile(r"^batch-(\d{5})$")
 
 
-class IndexError_(SSLMusicError):
+class CatalogueError(SSLMusicError):
     """A missing, partial, foreign or malformed index."""
 
 
@@ -50,11 +50,11 @@ def read_json(path: Path, what: str) -> dict:
     try:
         obj = json.loads(path.read_text())
     except FileNotFoundError:
-        raise IndexError_(f"{path}: no {what}") from None
+        raise CatalogueError(f"{path}: no {what}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IndexError_(f"{path}: malformed {what} ({exc})") from None
+        raise CatalogueError(f"{path}: malformed {what} ({exc})") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise IndexError_(f"{path}: {what} format {obj.get('format') if isinstance(obj, dict) else None!r} "
+        raise CatalogueError(f"{path}: {what} format {obj.get('format') if isinstance(obj, dict) else None!r} "
                           f"is not one this version reads ({FORMAT})")
     return obj
 
@@ -122,20 +122,20 @@ def merge_index(index: str | Path) -> dict:
     index = Path(index)
     folders = sorted((index / "parts").glob("part-*-of-*")) if (index / "parts").is_dir() else []
     if not folders:
-        raise IndexError_(f"{index}: no parts to merge (build with `ssl-music index build INPUT --out {index}`)")
+        raise CatalogueError(f"{index}: no parts to merge (build with `ssl-music index build INPUT --out {index}`)")
     metas = [read_json(f / PART_FILE, "part record") for f in folders]
     counts = {m["parts"] for m in metas}
     ids = {(m["identity"], m["embed_dim"], m["crop_s"], m["sample_rate"]) for m in metas}
     if len(counts) != 1:
-        raise IndexError_(f"{index}: parts of different splits ({sorted(counts)} parts) in one index")
+        raise CatalogueError(f"{index}: parts of different splits ({sorted(counts)} parts) in one index")
     if len(ids) != 1:
-        raise IndexError_(f"{index}: parts built with different checkpoints or settings: {sorted(ids)}")
+        raise CatalogueError(f"{index}: parts built with different checkpoints or settings: {sorted(ids)}")
     n = counts.pop()
     have = {m["part"] for m in metas}
     missing = [i for i in range(n) if i not in have]
     unfinished = [str(f) for f, m in zip(folders, metas) if not m.get("complete")]
     if missing or unfinished:
-        raise IndexError_(f"{index}: cannot merge: " + "; ".join(
+        raise CatalogueError(f"{index}: cannot merge: " + "; ".join(
             ([f"parts {missing} of {n} not started"] if missing else []) +
             ([f"unfinished: {', '.join(unfinished)} (re-run its `index build --part`)"] if unfinished else [])))
     batches = [b for f in folders for b in committed_batches(f)]
@@ -144,7 +144,7 @@ def merge_index(index: str | Path) -> dict:
     track_ids = tracks.column("track_id").to_pylist()
     dup = sorted({t for t in track_ids if track_ids.count(t) > 1}) if len(set(track_ids)) < len(track_ids) else []
     if dup:
-        raise IndexError_(f"{index}: track ids in more than one part or batch: {dup[:5]}")
+        raise CatalogueError(f"{index}: track ids in more than one part or batch: {dup[:5]}")
     order = np.argsort(np.asarray(track_ids, dtype=object), kind="stable")
     rank = np.empty(len(order), np.int64)
     rank[order] = np.arange(len(order))
@@ -246,19 +246,20 @@ def open_index(index: str | Path) -> Catalogue:
 
     index = Path(index)
     if not index.is_dir():
-        raise IndexError_(f"{index}: no such index folder")
+        raise CatalogueError(f"{index}: no such index folder")
     if not (index / INDEX_FILE).is_file():
         if (index / "parts").is_dir():
-            raise IndexError_(f"{index}: built in parts but not merged; run `ssl-music index merge {index}`")
-        raise IndexError_(f"{index}: not an index (no {INDEX_FILE})")
+            raise CatalogueError(f"{index}: built in parts but not merged; run `ssl-music index merge {index}`")
+        raise CatalogueError(f"{index}: not an index (no {INDEX_FILE})")
     meta = read_json(index / INDEX_FILE, "index record")
     try:
         tracks, crops = pq.read_table(index / "tracks.parquet"), pq.read_table(index / "crops.parquet")
         tv, cv = np.load(index / "tracks.npy", mmap_mode="r"), np.load(index / "crops.npy", mmap_mode="r")
     except (OSError, ValueError) as exc:
-        raise IndexError_(f"{index}: unreadable index files ({exc}); re-run `ssl-music index merge {index}`") from None
+        raise CatalogueError(f"{index}: unreadable index files ({exc}); "
+                             f"re-run `ssl-music index merge {index}`") from None
     if tv.shape != (tracks.num_rows, meta["embed_dim"]) or cv.shape != (crops.num_rows, meta["embed_dim"]):
-        raise IndexError_(f"{index}: vectors {tv.shape}/{cv.shape} do not match the tables "
+        raise CatalogueError(f"{index}: vectors {tv.shape}/{cv.shape} do not match the tables "
                           f"({tracks.num_rows}/{crops.num_rows} rows); re-run `ssl-music index merge {index}`")
     return Catalogue(index, meta, tracks, crops, tv, cv)
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ssl_music.errors import SSLMusicError
-
 
 def _part(text: str) -> tuple[int, int]:
     try:

@@ -7,7 +7,8 @@ import shlex
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from ssl_music.catalogue.page import write_page
-    from ssl_music.catalogue.search import check_model, format_table, parse_query, resolve_query, search, translate_query
+    from ssl_music.catalogue.search import (check_model, format_table, parse_query, resolve_query, search,
+                                            translate_query)
     from ssl_music.catalogue.store import open_index
 
     cat = open_index(args.index)

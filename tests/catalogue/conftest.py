@@ -11,8 +11,8 @@ def trained_checkpoint(tiny_shards, tmp_path_factory):
     from tests.test_train import tiny_overrides
 
     root = tmp_path_factory.mktemp("catalogue_run") / "run"
-    pretrain(load_config(CONFIG_DIR / "pretrain" / "multitask.yaml",
-                         tiny_overrides(tiny_shards, root, **{"trainer.max_steps": 2, "trainer.ckpt_every_n_steps": 2})))
+    overrides = tiny_overrides(tiny_shards, root, **{"trainer.max_steps": 2, "trainer.ckpt_every_n_steps": 2})
+    pretrain(load_config(CONFIG_DIR / "pretrain" / "multitask.yaml", overrides))
     return root / "checkpoints" / "last.ckpt"
 
 

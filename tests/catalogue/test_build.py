@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ssl_music.catalogue.build import build_index
-from ssl_music.catalogue.store import IndexError_, committed_batches, index_digest, merge_index, open_index, part_dir
+from ssl_music.catalogue.store import CatalogueError, committed_batches, index_digest, merge_index, open_index, part_dir
 from ssl_music.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +37,8 @@ def test_an_index_holds_tracks_and_their_crops(built_index, corpus_audio, traine
     np.testing.assert_allclose(cat.crop_vectors[crops].mean(axis=0), cat.track_vectors[row], rtol=1e-6, atol=1e-7)
     model = load_encoder(trained_checkpoint)
     path = cat.tracks.column("path")[row].as_py()
-    np.testing.assert_allclose(cat.track_vectors[row], model.embed(load_audio(path, 16000), 16000), rtol=1e-5, atol=1e-6)
+    one_pass = model.embed(load_audio(path, 16000), 16000)
+    np.testing.assert_allclose(cat.track_vectors[row], one_pass, rtol=1e-5, atol=1e-6)
 
 
 def _corpus_copy(corpus_audio, dest: Path, n: int | None = None) -> Path:
@@ -73,9 +74,9 @@ def test_parts_merge_into_the_single_build(built_index, trained_checkpoint, corp
         r = build_index(corpus_audio, trained_checkpoint, out, part=i, parts=3, batch_files=2)
         assert "index" not in r
         if i == 1:
-            with pytest.raises(IndexError_, match=r"parts \[2\] of 3 not started"):
+            with pytest.raises(CatalogueError, match=r"parts \[2\] of 3 not started"):
                 merge_index(out)
-    with pytest.raises(IndexError_, match="not merged; run `ssl-music index merge"):
+    with pytest.raises(CatalogueError, match="not merged; run `ssl-music index merge"):
         open_index(out)
     assert cli(["index", "merge", str(out)]) == 0
     assert_same_index(out, built_index)
@@ -95,7 +96,7 @@ def test_a_part_refuses_another_checkpoint(built_index, corpus_audio, tmp_path):
     from tests.evaluation.fakes import tiny_checkpoint
 
     other = tiny_checkpoint(tmp_path / "other.ckpt")
-    with pytest.raises(IndexError_, match=r"part.json: this part was built with identity="):
+    with pytest.raises(CatalogueError, match=r"part.json: this part was built with identity="):
         build_index(corpus_audio, other, built_index)
 
 
@@ -140,7 +141,8 @@ def test_a_killed_build_resumes_to_the_same_index(trained_checkpoint, corpus_aud
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert f"embedded {12 - 2 * done} tracks" in res.stdout and f"{2 * done} already done" in res.stdout, res.stdout
-    items = [t for b in committed_batches(part_dir(out, 0, 1)) for t in json.loads((b / "batch.json").read_text())["items"]]
+    batches = committed_batches(part_dir(out, 0, 1))
+    items = [t for b in batches for t in json.loads((b / "batch.json").read_text())["items"]]
     assert len(items) == len(set(items)) == 12   # nothing embedded twice, nothing lost
     build_index(corpus_audio, trained_checkpoint, tmp_path / "whole", batch_files=2, workers=1)
     assert index_digest(out) == index_digest(tmp_path / "whole")

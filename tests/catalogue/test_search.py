@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from ssl_music.catalogue.search import parse_query, resolve_query, search, translate_query
-from ssl_music.catalogue.store import IndexError_, open_index
+from ssl_music.catalogue.store import open_index
 from ssl_music.cli import main as cli
 from ssl_music.errors import SSLMusicError
 
@@ -114,7 +114,8 @@ def test_the_tempo_ratio_reaches_the_search(built_index, with_translator, capsys
     ref = _brute_force(cat, np.asarray(moved.vector, np.float64), exclude=1)
     assert [h.track_id for h in faster.hits] == [t for t, _ in ref[:11]]
     assert [h.similarity for h in faster.hits] != [h.similarity for h in plain.hits]
-    assert cli(["search", str(built_index), tid, "-k", "2", "--tempo-ratio", "1.1", "--checkpoint", str(with_translator)]) == 0
+    assert cli(["search", str(built_index), tid, "-k", "2", "--tempo-ratio", "1.1",
+                "--checkpoint", str(with_translator)]) == 0
     assert f"query {tid}  (tempo x1.1)" in capsys.readouterr().out
 
 
@@ -139,7 +140,8 @@ def test_the_page_holds_the_matching_excerpts(built_index, tmp_path, capsys):
     text = page.read_text()
     assert "http://" not in text and "https://" not in text          # self-contained
     assert f"ssl-music search {built_index} {tid}@4-7 -k 3 --html {page}" in text
-    players = re.findall(r'<audio controls preload="auto" data-start-s="([\d.]+)" data-seconds="([\d.]+)" src="([^"]+)"', text)
+    players = re.findall(r'<audio controls preload="auto" data-start-s="([\d.]+)" data-seconds="([\d.]+)" '
+                         r'src="([^"]+)"', text)
     assert len(players) == 4 and len(re.findall(r'src="data:image/png;base64,', text)) == 4
     # the query plays 4-7 s of its track, each neighbour its best crop: the very samples of the file
     lines = capsys.readouterr().out.splitlines()[2:5]
