@@ -12,14 +12,23 @@ from pathlib import Path
 
 from ssl_music.config import CONFIG_DIR
 
-# scale -> (train tracks, eval tracks, seconds per track, pretrain overrides)
+# scale -> (train tracks, eval tracks, seconds per track, pretrain overrides, suite overrides)
 SCALES: dict[str, dict] = {
-    "small": {"train_tracks": 192, "eval_tracks": 288, "seconds": 30.0, "overrides": []},
+    # the pipeline end to end in well under a minute, to check an install (its figures mean nothing)
+    "tiny": {"train_tracks": 6, "eval_tracks": 24, "seconds": 8.0,
+             "overrides": ["trainer.max_steps=6", "data.batch_size=4", "data.batches_per_epoch=6",
+                           "data.num_workers=0", "data.crop_s=1.0", "model.width=8", "model.embed_dim=32",
+                           "model.proj_hidden=32", "model.proj_dim=16", "model.tempo_hidden=16",
+                           "trainer.ckpt_every_n_steps=6", "monitor.every_n_steps=6", "monitor.max_items=24",
+                           "optim.warmup_steps=1"],
+             "suite_overrides": ["probes.mlp=false", "probes.bootstrap=0", "seeds=[0]", "folds=2",
+                                 "knn.ks=[1,5]", "tempo.windows=1", "embed.batch_size=8"]},
+    "small": {"train_tracks": 192, "eval_tracks": 288, "seconds": 30.0, "overrides": [], "suite_overrides": []},
     "full": {"train_tracks": 2000, "eval_tracks": 400, "seconds": 60.0,
              "overrides": ["trainer.accelerator=auto", "trainer.devices=auto", "model.encoder=short_chunk_resnet",
                            "model.width=128", "model.embed_dim=512", "model.n_mels=96", "model.hop_ms=10", "data.batch_size=256",
                            "data.num_workers=8", "trainer.max_steps=20000", "augment.backend=gpu",
-                           "optim.warmup_steps=500", "data.batches_per_epoch=500"]},
+                           "optim.warmup_steps=500", "data.batches_per_epoch=500"], "suite_overrides": []},
 }
 
 
@@ -64,7 +73,7 @@ def run_demo(out: Path, scale: str = "small", extra_overrides: list[str] | None 
 
     _stage("4/5 evaluation (synthetic suite, beside random-init and MFCC+chroma baselines)", t0)
     results = run_suite(ckpt, CONFIG_DIR / "eval" / "synthetic.yaml", report_dir,
-                        overrides=[f"datasets.0.path={eval_dir / 'labels.csv'}"])
+                        overrides=[f"datasets.0.path={eval_dir / 'labels.csv'}"] + s["suite_overrides"])
 
     _stage("5/5 done", t0)
     print(summary_table(results))
@@ -88,7 +97,8 @@ def summary_table(results: dict) -> str:
 def add_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_out", help="output folder (re-running resumes)")
     parser.add_argument("--scale", choices=sorted(SCALES), default="small",
-                        help="small: 2 CPU cores, <= 10 min; full: a larger run for a GPU machine")
+                        help="tiny: < 1 min, checks an install (figures meaningless); small: 2 CPU cores, "
+                             "<= 10 min; full: a larger run for a GPU machine")
     parser.add_argument("overrides", nargs="*", help="extra pretraining overrides, e.g. trainer.max_steps=50")
     parser.set_defaults(func=_run)
 
