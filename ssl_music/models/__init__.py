@@ -64,6 +64,17 @@ def validate_model(model_cfg: Any) -> None:
         bad("pitch_classes", "folds a semitone axis: needs model.frontend=logfreq")
     if model_cfg.get("periodicity", False) and "periodicity" not in inspect.signature(ENCODERS[encoder][0]).parameters:
         bad("periodicity", f"encoder '{encoder}' has no periodicity pooling (tiny and short_chunk_resnet do)")
+    split = list(model_cfg.get("head_split", None) or [])
+    if split:
+        from ssl_music.models.encoders import _period_dim
+
+        if "head_split" not in inspect.signature(ENCODERS[encoder][0]).parameters:
+            bad("head_split", f"encoder '{encoder}' has one dense head (tiny and short_chunk_resnet can split it)")
+        learned = int(model_cfg.embed_dim) - (_period_dim(int(model_cfg.width), int(model_cfg.embed_dim))
+                                              if model_cfg.get("periodicity", False) else 0)
+        if any(int(d) <= 0 for d in split) or sum(split) != learned:
+            bad("head_split", f"must be sizes > 0 summing to the learned block ({learned} = model.embed_dim less the "
+                              f"periodicity block), got {split}")
 
 
 class Encoder(nn.Module):
@@ -121,6 +132,8 @@ def build_encoder(model_cfg: Any, sample_rate: int) -> Encoder:
     cls = ENCODERS[name][0]
     # .get: configs saved before the key existed load as without it
     kwargs = dict(periodicity=True, hop_ms=float(model_cfg.hop_ms)) if model_cfg.get("periodicity", False) else {}
+    if model_cfg.get("head_split", None):
+        kwargs.update(head_split=[int(d) for d in model_cfg.head_split])
     if model_cfg.get("pitch_classes", 0):
         kwargs.update(pitch_classes=int(model_cfg.pitch_classes), bands_per_octave=frontend.bands_per_octave)
     encoder = cls(in_channels=frontend.out_channels, embed_dim=int(model_cfg.embed_dim), width=int(model_cfg.width),

@@ -30,6 +30,23 @@ class _Embed(nn.Sequential):
                          nn.Linear(hidden, embed_dim))
 
 
+class _SplitEmbed(nn.Module):
+    """One dense head per part of the learned block, each with its own hidden layer, concatenated: parts
+    trained towards different invariances (objectives.subspaces) share the pooled features but no dense
+    layer, so the content part's invariance cannot erase from a shared hidden layer what the pitch part needs."""
+
+    def __init__(self, c_in: int, hidden: int, split: list[int]):
+        super().__init__()
+        self.parts = nn.ModuleList(_Embed(c_in, hidden, int(d)) for d in split)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([part(x) for part in self.parts], dim=1)
+
+
+def _dense(c_in: int, hidden: int, embed_dim: int, split) -> nn.Module:
+    return _SplitEmbed(c_in, hidden, list(split)) if split else _Embed(c_in, hidden, embed_dim)
+
+
 def _period_dim(width: int, embed_dim: int) -> int:
     """Embedding dimensions given to the periodicity statistic (at most an eighth of the embedding).
 
@@ -89,7 +106,7 @@ class TinyCNN(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, embed_dim: int = 128, width: int = 32, periodicity: bool = False,
-                 hop_ms: float = 10.0, pitch_classes: int = 0, bands_per_octave: int = 12):
+                 hop_ms: float = 10.0, pitch_classes: int = 0, bands_per_octave: int = 12, head_split=()):
         super().__init__()
         w = width
         self.pitch = PitchClassPool(in_channels, pitch_classes, bands_per_octave) if pitch_classes else None
@@ -105,7 +122,7 @@ class TinyCNN(nn.Module):
         self.temporal = nn.Sequential(*[_DilatedTemporal(2 * w, d) for d in (1, 2, 4, 8, 16)])
         p = _period_dim(w, embed_dim) if periodicity else 0
         self.periodicity = PeriodicityPool(1000.0 / hop_ms, out_dim=p) if periodicity else None
-        self.head = _Embed(4 * w + (self.pitch.out_dim if self.pitch else 0), 4 * w, embed_dim - p)
+        self.head = _dense(4 * w + (self.pitch.out_dim if self.pitch else 0), 4 * w, embed_dim - p, head_split)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_bn(x)
@@ -147,7 +164,7 @@ class ShortChunkResNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, embed_dim: int = 512, width: int = 64, periodicity: bool = False,
-                 hop_ms: float = 10.0, pitch_classes: int = 0, bands_per_octave: int = 12):
+                 hop_ms: float = 10.0, pitch_classes: int = 0, bands_per_octave: int = 12, head_split=()):
         super().__init__()
         w = width
         self.pitch = PitchClassPool(in_channels, pitch_classes, bands_per_octave) if pitch_classes else None
@@ -160,7 +177,7 @@ class ShortChunkResNet(nn.Module):
         self.layers = nn.Sequential(*layers)
         p = _period_dim(w, embed_dim) if periodicity else 0
         self.periodicity = PeriodicityPool(1000.0 / hop_ms, out_dim=p) if periodicity else None
-        self.head = _Embed(2 * c_in + (self.pitch.out_dim if self.pitch else 0), c_in, embed_dim - p)
+        self.head = _dense(2 * c_in + (self.pitch.out_dim if self.pitch else 0), c_in, embed_dim - p, head_split)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_bn(x)

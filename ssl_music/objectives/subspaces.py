@@ -10,8 +10,10 @@ positives when they share those draws and negatives otherwise (the same clip at 
 negative of the pitch part); views of other tracks are negatives everywhere.
 
 Parts are slices of the encoder's embedding, in order (``objectives.subspaces.dims``, summing to the
-learned block ``Encoder.content_dim``): the encoder's last linear layer is thus one linear head per part
-on shared features, and what the loss shapes is exactly what a reader gets, with no projector between.
+learned block ``Encoder.content_dim``), so what the loss shapes is exactly what a reader gets, with no
+projector between. With ``model.head_split`` equal to the dims, each part has its own dense head (hidden
+layer included) on the pooled features, as LooC gives each space its own head on a shared backbone;
+without it the parts are slices of one dense head's output and share its hidden layer.
 The periodicity block (``model.periodicity``: a fixed onset-autocorrelation statistic with a learned
 projection) joins the last part, so put tempo last. Pitch reaches a part only if the encoder keeps it:
 every encoder ends in a max over frequency, which a transposition does not change, so the recipe uses
@@ -119,6 +121,9 @@ def layout(cfg, encoder) -> list[Subspace]:
           f"must sum to the encoder's learned dimensions ({encoder.content_dim} = model.embed_dim "
           f"{encoder.embed_dim} less {encoder.embed_dim - encoder.content_dim} of periodicity), got "
           f"{dims} = {sum(dims)}")
+    split = [int(d) for d in (cfg.model.get("head_split", None) or [])]
+    check(not split or split == dims, "model.head_split",
+          f"splits the dense head as {split}, objectives.subspaces.dims asks for {dims}: make them equal (or [])")
     parts, start = [], 0
     for i, (name, dim) in enumerate(zip(obj.names, dims)):
         stop = encoder.embed_dim if i == len(dims) - 1 else start + dim

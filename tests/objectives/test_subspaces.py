@@ -90,3 +90,21 @@ def test_dims_that_miss_the_learned_block_are_named():
 def test_config_errors_name_their_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_config(overrides=["objectives.subspaces.weight=1", override])
+
+
+def test_a_split_head_gives_each_part_its_own_dense_layers():
+    module = _module("model.head_split=[12,8,8]")
+    head = module.encoder.encoder.head
+    assert [p[-1].out_features for p in head.parts] == [12, 8, 8]
+    batch = {"subspaces": torch.randn(3, 4, module.augmenter.out_len) * 0.1}
+    module.compute_losses(batch)["subspaces/pitch"].backward()
+    grads = [p[0].weight.grad for p in head.parts]
+    assert grads[0] is None or grads[0].abs().sum() == 0     # the content part's hidden layer: untouched
+    assert grads[1].abs().sum() > 0
+
+
+@pytest.mark.parametrize("override,key", [("model.head_split=[12,8,9]", "model.head_split"),
+                                          ("model.head_split=[8,12,8]", "model.head_split")])
+def test_a_split_that_does_not_fit_is_named(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        _module(override)
