@@ -109,9 +109,8 @@ def resolve_query(cat: Catalogue, text: str, model=None) -> Query:
     if not blocks:
         raise SSLMusicError(f"query {text!r}: no audio in that range")
     vec = np.concatenate([model.embed_crops(c) for c in blocks]).mean(axis=0)
-    target = os.path.abspath(what)
-    own = [i for i, p in enumerate(cat.tracks.column("path").to_pylist()) if os.path.abspath(p) == target]
-    tid = cat.tracks.column("track_id")[own[0]].as_py() if own else None
+    own = cat.path_rows.get(os.path.abspath(what))
+    tid = cat.tracks.column("track_id")[own].as_py() if own is not None else None
     return Query(text, vec, track_id=tid, path=what, start_s=a, end_s=b)
 
 

@@ -229,6 +229,11 @@ class Catalogue:
     def track_inv_norm(self) -> np.ndarray:
         return _inverse_norms(self.track_vectors)
 
+    @cached_property
+    def path_rows(self) -> dict[str, int]:
+        """Absolute path of each indexed file -> its row: an audio query of an indexed file leaves its track out."""
+        return {os.path.abspath(p): i for i, p in enumerate(self.tracks.column("path").to_pylist())}
+
     def track_row(self, track_id: str) -> int | None:
         return self.rows.get(track_id)
 

@@ -56,7 +56,10 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from ssl_music.catalogue.store import open_index
 
-    _print_info(open_index(args.index).meta, args.index)
+    cat = open_index(args.index)
+    _print_info(cat.meta, args.index)
+    ids = cat.tracks.column("track_id").to_pylist()
+    print(f"  track ids (queries for `ssl-music search`): {', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''}")
     return 0
 
 
