@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from pathlib import Path
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -14,7 +15,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     cat = open_index(args.index)
     what, _, _ = parse_query(args.query)
     model = None
-    needs_model = args.tempo_ratio is not None or cat.track_row(what) is None
+    # a track id needs no model (its vectors are in the index); a file, or a tempo ratio, needs the checkpoint
+    needs_model = args.tempo_ratio is not None or (cat.track_row(what) is None and Path(what).is_file())
     if needs_model:
         from ssl_music.api import load_encoder
 
