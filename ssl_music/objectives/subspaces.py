@@ -50,13 +50,14 @@ class SubspacesViewConfig:
     shared: List[List[str]] = field(default_factory=lambda: [[], ["pitch_shift"], ["time_stretch"]])
 
 
-def positive_views(shared: list[list[str]], part: int) -> np.ndarray:
+def positive_views(shared: list[list[str]], part: int, absent: frozenset = frozenset()) -> np.ndarray:
     """[V, V] bool, V = 1 + parts: which views of one example are positives in ``part``'s dimensions.
 
     View 0 is the query, view 1 + j the key of part j, which shares the draws of ``shared[j]`` with the
-    query. Two views are positives in part k when they share every transform part k is sensitive to."""
+    query. Two views are positives in part k when they share every transform part k is sensitive to; a
+    transform ``absent`` from the chain (an ablation arm without it) is shared by every view."""
     sets = [None] + [set(s) for s in shared]           # None: the query, which every key copies from
-    need = set(shared[part])
+    need = set(shared[part]) - set(absent)
     v = len(sets)
     out = np.zeros((v, v), dtype=bool)
     for i in range(v):
@@ -133,14 +134,15 @@ def layout(cfg, encoder) -> list[Subspace]:
 
 
 class SubspaceSlices(torch.nn.Module):
-    """The objective's head: no weights (a part's linear head is its rows of the encoder's last layer),
-    the layout and each part's positive-view mask, built once from the whole config."""
+    """The objective's head: no weights (a part's head is its share of the encoder's dense head, its own
+    one with ``model.head_split``), the layout and each part's positive-view mask, built once from the
+    whole config."""
 
-    def __init__(self, parts: list[Subspace], shared: list[list[str]]):
+    def __init__(self, parts: list[Subspace], shared: list[list[str]], absent: frozenset = frozenset()):
         super().__init__()
         self.parts = parts
         for k, part in enumerate(parts):
-            self.register_buffer(f"positive_{k}", torch.as_tensor(positive_views(shared, k)), persistent=False)
+            self.register_buffer(f"positive_{k}", torch.as_tensor(positive_views(shared, k, absent)), persistent=False)
 
     def forward(self, e: torch.Tensor, temperature: float) -> dict:
         out = {f"subspaces/{p.name}": subspace_nce(e[..., p.start:p.stop], getattr(self, f"positive_{k}"), temperature)
@@ -150,7 +152,13 @@ class SubspaceSlices(torch.nn.Module):
 
 
 def _head(cfg, encoder) -> SubspaceSlices:
-    return SubspaceSlices(layout(cfg, encoder), [list(s) for s in cfg.data.subspaces.shared])
+    from ssl_music.augment.chain import resolve_chain
+
+    shared = [list(s) for s in cfg.data.subspaces.shared]
+    chain = resolve_chain(cfg.augment.chain)
+    # not drawn at all, so no two views differ in it: its part's keys are positives like content's
+    absent = frozenset(t for s in shared for t in s if t not in chain or chain[t]["p"] == 0)
+    return SubspaceSlices(layout(cfg, encoder), shared, absent)
 
 
 def _step(head, encoder, e: torch.Tensor, batch: dict, cfg) -> dict:

@@ -108,3 +108,11 @@ def test_a_split_head_gives_each_part_its_own_dense_layers():
 def test_a_split_that_does_not_fit_is_named(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         _module(override)
+
+
+def test_a_transform_the_chain_lacks_makes_its_part_take_every_view_as_positive():
+    # an ablation arm without pitch-shift: no two views differ in pitch, so none is a negative for pitch
+    assert (positive_views(SHARED, 1, frozenset({"pitch_shift"})) == positive_views(SHARED, 0)).all()
+    module = _module("augment.preset=time_stretch")
+    masks = [getattr(module.heads["subspaces"], f"positive_{k}") for k in range(3)]
+    assert masks[1].sum() == 12 and masks[2].sum() == 2
