@@ -12,8 +12,6 @@ from ssl_music.models import build_encoder
 from ssl_music.module import PretrainModule
 from tests.augment.helpers import SR, click_track, make_augmenter
 
-PRESETS = sorted(p.stem for p in (CONFIG_DIR / "augment").glob("*.yaml"))
-
 
 def _frontend(name: str = "logmel"):
     cfg = load_config(overrides=[f"model.frontend={name}"])
@@ -46,7 +44,7 @@ def test_p_zero_gives_the_front_ends_own_spectrogram_of_the_crop(frontend):
         torch.testing.assert_close(fe(power.reshape(4, *power.shape[2:])), fe(crop), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("preset", ["stretch_pitch", "clmr", "full"])   # every transform, the fused stretch + shift
 def test_one_seed_gives_the_gpu_backends_draws(preset):
     cfg = load_config(overrides=[f"augment.preset={preset}", "data.crop_s=0.5"])
     aug = ViewAugmenter(cfg.augment, cfg.data)
@@ -120,7 +118,7 @@ def test_waveform_stage_echo_follows_the_stretch():
 def test_the_module_trains_on_spectral_views():
     cfg = load_config(CONFIG_DIR / "pretrain" / "demo.yaml", [
         "data.shards=unused", "monitor.every_n_steps=0", "model.width=8", "model.embed_dim=32",
-        "augment.preset=full", "augment.backend=spectral", "data.crop_s=1.0"])
+        "augment.preset=full", "augment.backend=spectral", "data.crop_s=0.5"])
     module = PretrainModule(OmegaConf.to_container(cfg, resolve=True)).train()
     views = {"contrastive": 2, "triplet": 3, "tempo": 2}
     batch = {name: torch.from_numpy(_noise((2, v, module.augmenter.source_len(name)), i))
