@@ -30,7 +30,7 @@ import math
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -102,7 +102,7 @@ class TranslatorConfig:
 
 def validate_config(c: TranslatorConfig) -> None:
     def check(cond, key, msg):
-        require(cond, key, msg, "translator option")
+        require(cond, key, msg, "translator")
 
     check(c.crops >= 2, "crops", f"must be >= 2, got {c.crops}")
     check(c.rates_per_crop >= 1, "rates_per_crop", f"must be >= 1, got {c.rates_per_crop}")
@@ -110,6 +110,19 @@ def validate_config(c: TranslatorConfig) -> None:
     check(c.steps >= 1 and c.batch_size >= 1, "steps", "steps and batch_size must be >= 1")
     check(c.lr > 0 and c.hidden >= 1 and c.depth >= 1, "lr", "lr > 0, hidden >= 1 and depth >= 1 required")
     check(0 <= c.holdout < 1, "holdout", f"must be in [0, 1), got {c.holdout}")
+
+
+def translator_config(overrides: Sequence[str] = ()) -> TranslatorConfig:
+    """TranslatorConfig from ``key=value`` overrides through the project's one config system: an unknown or
+    misspelt key, or a value of the wrong type, is a ConfigError naming the key (and its nearest sibling)."""
+    from omegaconf import OmegaConf
+
+    from ssl_music.config import apply_overrides
+
+    cfg = apply_overrides(OmegaConf.structured(TranslatorConfig), overrides, "translator")
+    c = TranslatorConfig(**OmegaConf.to_container(cfg))
+    validate_config(c)
+    return c
 
 
 # ---------------------------------------------------------------------------------- pair collection

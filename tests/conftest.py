@@ -40,8 +40,8 @@ def translator_checkpoint(tiny_shards, tmp_path_factory):
     path = tmp_path_factory.mktemp("translator") / "m.ckpt"
     torch.save({"ssl_music": metadata(to_container(cfg)),
                 "state_dict": {f"encoder.{k}": v for k, v in m.encoder.state_dict().items()}}, str(path))
-    rc = main(["tempo", "translate-train", "--checkpoint", str(path), "--shards", str(tiny_shards), "--crops", "64",
-               "--rates-per-crop", "2", "--steps", "300", "--batch-size", "64", "--hidden", "64", "--holdout", "0.25",
-               "--segments-per-batch", "8", "--workers", "0", "--quiet"])
+    rc = main(["tempo", "translate-train", "--checkpoint", str(path), "--shards", str(tiny_shards),
+               "--segments-per-batch", "8", "--workers", "0", "--quiet", "crops=64", "rates_per_crop=2", "steps=300",
+               "batch_size=64", "hidden=64", "holdout=0.25"])
     assert rc == 0
     return path

@@ -103,3 +103,21 @@ def test_a_translator_of_another_encoder_is_refused(translator_checkpoint, tmp_p
 def test_translate_refuses_non_positive_ratios():
     with pytest.raises(SSLMusicError, match="> 0"):
         translate(TempoTranslator(4), np.zeros(4, np.float32), 0.0)
+
+
+def test_translate_train_settings_are_key_value_overrides_named_in_errors(tmp_path, capsys):
+    """translate-train takes TranslatorConfig's keys as key=value (the one config system), not flags; each
+    error names the key, before the checkpoint is read."""
+    from ssl_music.cli import main
+    from ssl_music.translation import TranslatorConfig, translator_config
+
+    c = translator_config(["crops=64", "steps=10", "min_rate=0.9"])
+    assert (c.crops, c.steps, c.min_rate, c.hidden) == (64, 10, 0.9, TranslatorConfig().hidden)
+    missing = str(tmp_path / "absent.ckpt")
+    for overrides, expected in [(["stepz=3"], "unknown translator key 'stepz' (command-line override); did you mean 'steps'?"),
+                                (["crops=five"], "invalid value for translator key 'crops'"),
+                                (["holdout=1.5"], "invalid value for translator key 'holdout': must be in [0, 1)")]:
+        assert main(["tempo", "translate-train", "--checkpoint", missing, *overrides]) == 2
+        assert expected in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the flags that repeated the config are gone
+        main(["tempo", "translate-train", "--checkpoint", missing, "--crops", "64"])

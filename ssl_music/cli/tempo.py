@@ -36,12 +36,9 @@ def _cmd_translate_train(args: argparse.Namespace) -> int:
     import time
 
     from ssl_music.api import load_encoder
-    from ssl_music.translation import TranslatorConfig, save_translator, train_translator
+    from ssl_music.translation import save_translator, train_translator, translator_config
 
-    c = TranslatorConfig(crops=args.crops, rates_per_crop=args.rates_per_crop, min_rate=args.min_rate,
-                         max_rate=args.max_rate, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                         hidden=args.hidden, depth=args.depth, cos_weight=args.cos_weight, holdout=args.holdout,
-                         seed=args.seed)
+    c = translator_config(args.overrides)  # before the checkpoint loads: a misspelt key fails at once
     model = load_encoder(args.checkpoint, device=args.device)
     t0 = time.time()
 
@@ -62,6 +59,10 @@ def _cmd_translate_train(args: argparse.Namespace) -> int:
 
 
 def add_cli(parser: argparse.ArgumentParser) -> None:
+    from dataclasses import fields
+
+    from ssl_music.translation import TranslatorConfig
+
     sub = parser.add_subparsers(dest="tempo_command")
     p = sub.add_parser("estimate", help="print the estimated BPM of each file (tab-separated)",
                        description="Estimate tempo with the checkpoint's same-vs-different tempo head against "
@@ -93,19 +94,10 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--out", default=None, metavar="BASE", help="write BASE.safetensors + BASE.json instead "
                    "(load_encoder then does not find it)")
     t.add_argument("--device", default="cpu", help="torch device: cpu, cuda, ...")
-    t.add_argument("--crops", type=int, default=2048, help="crops embedded (pairs = crops x rates-per-crop)")
-    t.add_argument("--rates-per-crop", type=int, default=4, help="stretch ratios drawn per crop")
-    t.add_argument("--min-rate", type=float, default=0.8, help="slowest stretch ratio (r < 1: slower)")
-    t.add_argument("--max-rate", type=float, default=1.25, help="fastest stretch ratio")
-    t.add_argument("--steps", type=int, default=3000, help="optimiser steps")
-    t.add_argument("--batch-size", type=int, default=256, help="pairs per optimiser step")
-    t.add_argument("--lr", type=float, default=2e-3, help="learning rate")
-    t.add_argument("--hidden", type=int, default=256, help="width of the translator's hidden layers")
-    t.add_argument("--depth", type=int, default=2, help="number of hidden layers")
-    t.add_argument("--cos-weight", type=float, default=1.0, help="weight of the cosine term beside the squared error")
-    t.add_argument("--holdout", type=float, default=0.15, help="share of tracks held out for the printed fidelity")
     t.add_argument("--segments-per-batch", type=int, default=None, help="loader batch (default: the checkpoint's)")
     t.add_argument("--workers", type=int, default=None, help="loader workers (default: the checkpoint's)")
-    t.add_argument("--seed", type=int, default=0, help="random seed")
     t.add_argument("--quiet", action="store_true", help="no progress lines")
+    t.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=(
+        "translator settings (ssl_music.translation.TranslatorConfig): " + ", ".join(
+            f"{f.name}={f.default}" for f in fields(TranslatorConfig)) + ", e.g. crops=512 steps=1000"))
     t.set_defaults(func=_cmd_translate_train)
