@@ -27,6 +27,7 @@ from ssl_music.config import schema  # noqa: E402
 from ssl_music.data import stream  # noqa: E402
 from ssl_music.data.audio import decode_bytes  # noqa: E402
 from ssl_music.data.crops import seconds_to_frames  # noqa: E402
+from ssl_music.objectives import view_samplers  # noqa: E402
 
 SR = 16000
 
@@ -72,7 +73,7 @@ def full_decode_reader(flac: bytes, name: str):
 
 
 def loader_clips_per_s(cfg, batches: int) -> float:
-    loader = stream.make_loader(cfg, ["contrastive"])
+    loader = stream.make_loader(cfg, view_samplers(["contrastive"]))
     it = iter(loader)
     next(it)   # warm-up: fills the shuffle buffer
     t0 = time.perf_counter()

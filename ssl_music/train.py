@@ -170,14 +170,14 @@ def pretrain(cfg: DictConfig, callbacks: list | None = None) -> pl.Trainer:
     Returns the fitted Trainer."""
     from ssl_music.data.datamodule import ShardDataModule
     from ssl_music.module import PretrainModule
-    from ssl_music.objectives import enabled_objectives
+    from ssl_music.objectives import enabled_objectives, view_samplers
 
     root = Path(cfg.trainer.root_dir)
     root.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     cfg = _with_provenance(cfg, root / "config.yaml")
     model = PretrainModule(to_container(cfg))
-    data = ShardDataModule(cfg.data, enabled_objectives(cfg), augmenter=model.augmenter)
+    data = ShardDataModule(cfg.data, view_samplers(enabled_objectives(cfg)), augmenter=model.augmenter)
     trainer = build_trainer(cfg, callbacks)
     if trainer.is_global_zero:
         save_config(cfg, root / "config.yaml")

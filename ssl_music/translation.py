@@ -180,8 +180,9 @@ def collect_pairs(model: Any, data_cfg: Any, c: TranslatorConfig, progress: Prog
     :class:`ssl_music.api.EmbeddingModel`). Returns tensors on the CPU: ``anchor`` [N, D], ``target`` [N*K, D],
     ``log_ratio`` [N*K], ``held_out`` [N] (bool, by track) and the ``track_ids``."""
     from ssl_music.data.stream import make_loader
+    from ssl_music.objectives import view_samplers
 
-    loader = make_loader(data_cfg, ["tempo"], _CropSource(c.max_rate))
+    loader = make_loader(data_cfg, view_samplers(["tempo"]), _CropSource(c.max_rate))
     gen = torch.Generator().manual_seed(int(c.seed))
     lo, hi = math.log(c.min_rate), math.log(c.max_rate)
     anchors, targets, logs, tracks = [], [], [], []

@@ -5,7 +5,7 @@ lookup inside workers reads ``RANK``/``WORLD_SIZE``, which Lightning does not se
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Callable, Mapping, Optional
 
 import pytorch_lightning as pl
 
@@ -13,14 +13,14 @@ from ssl_music.data.stream import StreamLoader, make_loader, shard_urls
 
 
 class ShardDataModule(pl.LightningDataModule):
-    """``ShardDataModule(data_cfg, views, augmenter=None)``; ``rank``/``world_size`` override the
-    Trainer's (tests, or use without a Trainer)."""
+    """``ShardDataModule(data_cfg, views, augmenter=None)``, ``views`` = ``objectives.view_samplers(names)``;
+    ``rank``/``world_size`` override the Trainer's (tests, or use without a Trainer)."""
 
-    def __init__(self, data_cfg, views: Sequence[str], augmenter=None,
+    def __init__(self, data_cfg, views: Mapping[str, Callable], augmenter=None,
                  rank: Optional[int] = None, world_size: Optional[int] = None):
         super().__init__()
         self.data_cfg = data_cfg
-        self.views = list(views)
+        self.views = dict(views)
         self.augmenter = augmenter
         self._explicit = (rank, world_size)
         self.rank = 0 if rank is None else int(rank)

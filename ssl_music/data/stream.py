@@ -25,7 +25,7 @@ import json
 import logging
 import random
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -149,11 +149,12 @@ class ShardStream(IterableDataset):
     epoch's workers receive the new value) and enters every seed: no two epochs, ranks or workers
     repeat a stream, and a run is reproducible from ``data.seed``."""
 
-    def __init__(self, shards: Sequence[tuple[str, int]], data_cfg, views: Sequence[str], augmenter=None,
+    def __init__(self, shards: Sequence[tuple[str, int]], data_cfg, views: Mapping[str, Callable], augmenter=None,
                  rank: int = 0, world_size: int = 1):
         super().__init__()
         self.shards = list(shards)
         self.data_cfg = data_cfg
+        self.samplers = dict(views)  # view -> sampler factory (ssl_music.objectives.view_samplers)
         self.views = list(views)
         self.augmenter = augmenter
         self.rank, self.world_size = int(rank), int(world_size)
@@ -182,7 +183,7 @@ class ShardStream(IterableDataset):
 
     # -- per-sample work ---------------------------------------------------------------------------
     def _views(self, samples: Iterator[dict], rng: np.random.Generator) -> Iterator[dict]:
-        sampler = ViewSampler(self.data_cfg, self.views, self.source_len)
+        sampler = ViewSampler(self.data_cfg, self.samplers, self.source_len)
         cpu_augment = self.augmenter is not None and self.augmenter.backend == "cpu"
         sr = int(self.data_cfg.sample_rate)
         for raw in samples:
@@ -250,9 +251,10 @@ class StreamLoader(wds.WebLoader):
             yield batch
 
 
-def make_loader(data_cfg, views: Sequence[str], augmenter=None, rank: int = 0,
+def make_loader(data_cfg, views: Mapping[str, Callable], augmenter=None, rank: int = 0,
                 world_size: int = 1) -> StreamLoader:
-    """The training loader of one rank. ``len(loader) == data.batches_per_epoch``."""
+    """The training loader of one rank. ``len(loader) == data.batches_per_epoch``. ``views``: view name ->
+    sampler factory, ``ssl_music.objectives.view_samplers(names)``."""
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} outside world size {world_size}")
     stream = ShardStream(shard_list(data_cfg), data_cfg, views, augmenter, rank, world_size)

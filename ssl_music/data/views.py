@@ -1,18 +1,18 @@
 """View sampling: turn one segment into the crops each enabled objective trains on (DESIGN §3).
 
-Each objective brings its own sampler (``Objective.sampler``, built from its ``data.<name>`` section);
+Each objective brings its own sampler (``Objective.sampler``, built from its ``data.<name>`` section), handed
+in as ``{name: factory}`` (``ssl_music.objectives.view_samplers``: data does not import the objectives);
 samplers work on positions first and only then call ``read(start, frames)``, which seek-decodes those
 frames from the segment's FLAC bytes -- so a 60 s segment costs a few 3 s decodes, not a full decode.
 Crop positions and reads shared by the samplers live in :mod:`ssl_music.data.crops`.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from ssl_music.data.crops import Reader, seconds_to_frames, source_frames
-from ssl_music.objectives import OBJECTIVES
 
 
 def source_lengths(data_cfg, views: Sequence[str], augmenter=None) -> dict[str, int]:
@@ -27,16 +27,17 @@ def source_lengths(data_cfg, views: Sequence[str], augmenter=None) -> dict[str, 
 class ViewSampler:
     """One segment -> the sample dict: numpy float32 views [V, source_len] per objective + "track_id".
 
-    Samplers run in registry order, so the random stream does not depend on the order ``views`` lists them."""
+    ``samplers`` maps each view to its objective's sampler factory, called with ``data.<name>`` and the sample
+    rate; they run in the mapping's order (view_samplers gives registry order, so the random stream does not
+    depend on the order a caller lists the views in)."""
 
-    def __init__(self, data_cfg, views: Sequence[str], source_len: dict[str, int]):
-        unknown = [v for v in views if v not in OBJECTIVES]
-        if unknown or not views:
-            raise ValueError(f"views must be a non-empty subset of {tuple(OBJECTIVES)}, got {list(views)}")
-        self.views = [name for name in OBJECTIVES if name in views]
+    def __init__(self, data_cfg, samplers: Mapping[str, Callable], source_len: dict[str, int]):
+        if not samplers:
+            raise ValueError("no views to sample: give at least one objective's sampler")
+        self.views = list(samplers)
         self.source_len = dict(source_len)
         self.sample_rate = int(data_cfg.sample_rate)
-        self.samplers = {name: OBJECTIVES[name].sampler(data_cfg[name], self.sample_rate) for name in self.views}
+        self.samplers = {name: make(data_cfg[name], self.sample_rate) for name, make in samplers.items()}
 
     def __call__(self, track_id: str, n_frames: int, read: Reader, rng: np.random.Generator) -> dict:
         out: dict = {"track_id": track_id}

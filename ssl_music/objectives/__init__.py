@@ -24,6 +24,16 @@ def enabled_objectives(cfg) -> list[str]:
     return enabled(cfg, OBJECTIVES)
 
 
+def view_samplers(names) -> dict:
+    """``{name: Objective.sampler}`` for the loader (ssl_music.data), in registry order whatever the order of
+    ``names``, so the random stream does not depend on it. The data folder gets the samplers handed in
+    rather than reading this registry: objectives sit above data (they read crops through it)."""
+    unknown = [n for n in names if n not in OBJECTIVES]
+    if unknown or not names:
+        raise ValueError(f"views must be a non-empty subset of {tuple(OBJECTIVES)}, got {list(names)}")
+    return {name: OBJECTIVES[name].sampler for name in OBJECTIVES if name in names}
+
+
 def build_heads(cfg, encoder, kept_only: bool = False):
     """The model's ``heads``: one ``nn.ModuleDict`` keyed by ``Objective.head``, built in registry order (the
     order parameters are created in), one head per name however many objectives share it. ``kept_only``:
@@ -52,4 +62,4 @@ WHOLE = "all"   # the one subspace of a model trained without a layout
 
 __all__ = ["OBJECTIVES", "Objective", "PairStretch", "Subspace", "WHOLE", "build_heads", "embedding_layout",
            "enabled_objectives", "gather_with_grad", "nt_xent", "rank_and_world", "register", "subspace_nce",
-           "tempo_bce", "triplet_loss"]
+           "tempo_bce", "triplet_loss", "view_samplers"]

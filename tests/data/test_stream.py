@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from ssl_music.config import schema
 from ssl_music.data.datamodule import ShardDataModule
 from ssl_music.data.stream import assign_shards, make_loader, resampled_shards, shard_urls
+from ssl_music.objectives import view_samplers
 from ssl_music.errors import ShardError
 
 SR = 16000
@@ -92,7 +93,7 @@ def test_two_ranks_two_workers_read_disjoint_shards(tmp_path):
         worker_sets = [{f"shard-{j:06d}.tar" for j in range(rank, 8, 2) if (j // 2) % 2 == w}
                        for w in range(2)]
         seen[rank] = set()
-        for batch in make_loader(cfg, ["contrastive"], rank=rank, world_size=2):
+        for batch in make_loader(cfg, view_samplers(["contrastive"]), rank=rank, world_size=2):
             shards = set(map(shard_of, batch["__url__"]))
             # a batch is built inside one worker, so it must lie within that worker's shards
             assert any(shards <= ws for ws in worker_sets), (rank, shards, worker_sets)
@@ -107,7 +108,7 @@ def test_uneven_shards_give_every_rank_the_same_batch_count(tmp_path):
     root = write_shards(tmp_path / "shards", [1, 7, 2, 11])
     cfg = cfg_for(root, num_workers=2, batches_per_epoch=5)
     for rank in range(2):
-        loader = make_loader(cfg, ["contrastive", "tempo"], rank=rank, world_size=2)
+        loader = make_loader(cfg, view_samplers(["contrastive", "tempo"]), rank=rank, world_size=2)
         assert len(loader) == 5
         counts = [sum(1 for _ in loader) for _epoch in range(2)]
         assert counts == [5, 5], (rank, counts)
@@ -117,7 +118,7 @@ def test_batch_shapes_without_augmenter(tmp_path):
     root = write_shards(tmp_path / "shards", [4, 4])
     cfg = cfg_for(root, **{"contrastive.n_views": 3, "contrastive.max_gap_s": 0.5,
                            "triplet.pos_max_s": 0.25, "triplet.neg_min_s": 0.5, "triplet.neg_max_s": 1.0})
-    batch = next(iter(make_loader(cfg, ["contrastive", "triplet", "tempo"])))
+    batch = next(iter(make_loader(cfg, view_samplers(["contrastive", "triplet", "tempo"]))))
     L = 4000
     assert tuple(batch["contrastive"].shape) == (2, 3, L)
     assert tuple(batch["triplet"].shape) == (2, 3, L)
@@ -151,7 +152,7 @@ class FakeAugmenter:
 def test_augmenter_backend_decides_where_views_are_cut(tmp_path, backend, length):
     root = write_shards(tmp_path / "shards", [4, 4])
     cfg = cfg_for(root)
-    batch = next(iter(make_loader(cfg, ["contrastive", "tempo"], augmenter=FakeAugmenter(backend, 4000))))
+    batch = next(iter(make_loader(cfg, view_samplers(["contrastive", "tempo"]), augmenter=FakeAugmenter(backend, 4000))))
     assert tuple(batch["contrastive"].shape) == (2, 2, length)   # source length S_c = ceil(0.25*16k*1.25)
     assert tuple(batch["tempo"].shape) == (2, 2, length)
     assert ("tempo_same" in batch) == (backend == "cpu")
@@ -162,7 +163,7 @@ def test_augmenter_backend_decides_where_views_are_cut(tmp_path, backend, length
 def test_corrupt_and_incomplete_samples_are_skipped_and_counted(tmp_path, caplog):
     root = write_shards(tmp_path / "shards", [6], corrupt={(0, 1), (0, 4)}, no_json={(0, 2)})
     cfg = cfg_for(root, batches_per_epoch=6, shuffle_buffer=1)
-    loader = make_loader(cfg, ["contrastive"])
+    loader = make_loader(cfg, view_samplers(["contrastive"]))
     with caplog.at_level(logging.WARNING, logger="ssl_music.data.stream"):
         ids = [t for batch in loader for t in batch["track_id"]]
     assert len(ids) == 12
@@ -177,7 +178,7 @@ def test_unreadable_shard_is_skipped(tmp_path, caplog):
     root = write_shards(tmp_path / "shards", [3, 3])
     (root / "shard-000001.tar").write_bytes(b"\x00garbage" * 100)
     cfg = cfg_for(root, batches_per_epoch=6)
-    loader = make_loader(cfg, ["contrastive"])
+    loader = make_loader(cfg, view_samplers(["contrastive"]))
     with caplog.at_level(logging.WARNING, logger="ssl_music.data.stream"):
         ids = {t for batch in loader for t in batch["track_id"]}
     assert ids <= {"t0_0", "t0_1", "t0_2"}
@@ -189,13 +190,13 @@ def test_unreadable_shard_is_skipped(tmp_path, caplog):
 def test_all_shards_unreadable_raises_instead_of_hanging(tmp_path):
     root = write_shards(tmp_path / "shards", [2, 2], corrupt={(0, 0), (0, 1), (1, 0), (1, 1)})
     with pytest.raises(ShardError, match="no readable sample"):
-        next(iter(make_loader(cfg_for(root), ["contrastive"])))
+        next(iter(make_loader(cfg_for(root), view_samplers(["contrastive"]))))
 
 
 def test_wrong_sample_rate_is_refused_naming_both(tmp_path):
     root = write_shards(tmp_path / "shards", [2], sr=8000)
     with pytest.raises(ShardError) as exc:
-        make_loader(cfg_for(root), ["contrastive"])
+        make_loader(cfg_for(root), view_samplers(["contrastive"]))
     msg = str(exc.value)
     assert "8000" in msg and "16000" in msg and str(root) in msg
 
@@ -203,11 +204,11 @@ def test_wrong_sample_rate_is_refused_naming_both(tmp_path):
 def test_missing_or_empty_shards_dir_raises_with_path(tmp_path):
     missing = tmp_path / "nope"
     with pytest.raises(ShardError, match=str(missing)):
-        make_loader(cfg_for(missing), ["contrastive"])
+        make_loader(cfg_for(missing), view_samplers(["contrastive"]))
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ShardError, match="empty"):
-        make_loader(cfg_for(empty), ["contrastive"])
+        make_loader(cfg_for(empty), view_samplers(["contrastive"]))
 
 
 def test_epochs_reseed_and_runs_reproduce(tmp_path):
@@ -217,7 +218,7 @@ def test_epochs_reseed_and_runs_reproduce(tmp_path):
     def epochs(loader, n=2):
         return [np.concatenate([b["contrastive"].numpy().ravel() for b in loader]) for _ in range(n)]
 
-    a, b = epochs(make_loader(cfg, ["contrastive"])), epochs(make_loader(cfg, ["contrastive"]))
+    a, b = epochs(make_loader(cfg, view_samplers(["contrastive"]))), epochs(make_loader(cfg, view_samplers(["contrastive"])))
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     assert not np.array_equal(a[0], a[1])
@@ -226,7 +227,7 @@ def test_epochs_reseed_and_runs_reproduce(tmp_path):
 def test_datamodule_rank_from_trainer_or_kwargs(tmp_path):
     root = write_shards(tmp_path / "shards", [2, 2, 2, 2])
     cfg = cfg_for(root, batches_per_epoch=2)
-    dm = ShardDataModule(cfg, ["contrastive"])
+    dm = ShardDataModule(cfg, view_samplers(["contrastive"]))
     dm.setup("fit")
     assert (dm.rank, dm.world_size) == (0, 1)
     dm.trainer = SimpleNamespace(global_rank=1, world_size=2)
@@ -235,7 +236,7 @@ def test_datamodule_rank_from_trainer_or_kwargs(tmp_path):
     shards = {shard_of(u) for batch in dm.train_dataloader() for u in batch["__url__"]}
     assert shards <= {"shard-000001.tar", "shard-000003.tar"}
     assert dm.bad_sample_count == 0
-    explicit = ShardDataModule(cfg, ["contrastive"], rank=0, world_size=4)
+    explicit = ShardDataModule(cfg, view_samplers(["contrastive"]), rank=0, world_size=4)
     explicit.trainer = SimpleNamespace(global_rank=1, world_size=2)
     explicit.setup("fit")
     assert (explicit.rank, explicit.world_size) == (0, 4)
@@ -251,7 +252,7 @@ def test_loader_reads_shards_from_build_shards(tmp_path):
         sf.write(audio / f"track {i}.wav", (0.2 * rng.standard_normal(int(3.5 * SR))).astype(np.float32), SR)
     build_shards(audio, tmp_path / "shards", sample_rate=SR, segment_seconds=2.0, progress=False)
     cfg = cfg_for(tmp_path / "shards", batches_per_epoch=3)
-    loader = make_loader(cfg, ["contrastive", "triplet", "tempo"])
+    loader = make_loader(cfg, view_samplers(["contrastive", "triplet", "tempo"]))
     batches = list(loader)
     assert len(batches) == 3 and loader.bad_sample_count == 0
     assert tuple(batches[0]["triplet"].shape) == (2, 3, 4000)

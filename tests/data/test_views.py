@@ -10,6 +10,7 @@ from ssl_music.data.audio import decode_bytes
 from ssl_music.data.stream import segment_reader
 from ssl_music.data.crops import read_crops
 from ssl_music.data.views import ViewSampler, source_lengths
+from ssl_music.objectives import view_samplers
 from ssl_music.objectives.contrastive import contrastive_starts
 from ssl_music.objectives.tempo import tempo_starts
 from ssl_music.objectives.triplet import triplet_starts
@@ -112,7 +113,7 @@ def test_view_sampler_shapes_and_seconds_to_frames():
     cfg = _cfg(**{"crop_s": 0.5, "contrastive.n_views": 3, "contrastive.max_gap_s": 1.0,
                   "triplet.pos_max_s": 0.5, "triplet.neg_min_s": 2.0, "triplet.neg_max_s": 4.0})
     src = {"contrastive": 9000, "triplet": 9000, "tempo": 10000}
-    sampler = ViewSampler(cfg, ["contrastive", "triplet", "tempo"], src)
+    sampler = ViewSampler(cfg, view_samplers(["contrastive", "triplet", "tempo"]), src)
     rng = np.random.default_rng(5)
     for _ in range(30):
         reader = RecordingReader(10 * SR)
@@ -130,16 +131,16 @@ def test_view_sampler_shapes_and_seconds_to_frames():
 
 def test_view_sampler_only_requested_views():
     cfg = _cfg(crop_s=0.5)
-    sampler = ViewSampler(cfg, ["tempo"], {"tempo": 8000})
+    sampler = ViewSampler(cfg, view_samplers(["tempo"]), {"tempo": 8000})
     out = sampler("x", 4 * SR, RecordingReader(4 * SR), np.random.default_rng(0))
     assert set(out) == {"track_id", "tempo"}
     with pytest.raises(ValueError, match="views"):
-        ViewSampler(cfg, ["bogus"], {})
+        ViewSampler(cfg, view_samplers(["bogus"]), {})
 
 
 def test_other_track_negative_comes_from_another_track():
     cfg = _cfg(**{"crop_s": 0.25, "triplet.negative": "other_track"})
-    sampler = ViewSampler(cfg, ["triplet"], {"triplet": 4000})
+    sampler = ViewSampler(cfg, view_samplers(["triplet"]), {"triplet": 4000})
     rng = np.random.default_rng(6)
     ramp_a = RecordingReader(20 * SR)
     first = sampler("A", 20 * SR, ramp_a, rng)["triplet"]
@@ -168,3 +169,10 @@ def test_source_lengths_follow_contract():
         {"contrastive": 48000, "triplet": 48000, "tempo": 48000}
     assert source_lengths(cfg, ["contrastive", "triplet", "tempo"], _Aug()) == \
         {"contrastive": 60000, "triplet": 60000, "tempo": 72000}
+
+
+def test_view_samplers_come_in_registry_order_whatever_the_callers_order():
+    from ssl_music.objectives import OBJECTIVES
+
+    assert list(view_samplers(["tempo", "contrastive"])) == [n for n in OBJECTIVES if n in ("tempo", "contrastive")]
+    assert view_samplers(["tempo"])["tempo"] is OBJECTIVES["tempo"].sampler
