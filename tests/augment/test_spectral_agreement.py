@@ -3,7 +3,8 @@
 Measure: the front-end's log-mel of each view, per view the Pearson correlation between backends and the
 mean absolute difference (log10 units of MULE's compression; a view's log-mel has a std of about 1.8).
 
-Measured here (1.5 s crops, 6 tracks x 2 views, seed 0), median correlation / median difference:
+Measured here (1.5 s crops, 6 tracks x 2 views, seed 0; `python benchmarks/spectral_agreement.py --crop-s 1.5
+--tracks 6` prints the same table, its default is 3 s and 16 tracks), median correlation / median difference:
 
     preset              spectral~gpu    spectral~cpu    gpu~cpu
     time_stretch        0.971 / 0.27    0.982 / 0.16    0.970 / 0.29
@@ -21,20 +22,21 @@ a shift up widens each partial's spectral peak by the shift ratio (the analysis 
 a +7 semitone shift blurs low harmonics across mel bands (clmr's +-7 semitones is its lowest figure).
 The bounds below leave a margin for other platforms' arithmetic.
 """
-import numpy as np
-import pytest
-import torch
+import importlib.util
+from pathlib import Path
 
-from ssl_music.augment import ViewAugmenter
-from ssl_music.augment.chain import TRANSFORMS
-from ssl_music.augment.signal import fit
-from ssl_music.config import CONFIG_DIR, load_config
+import pytest
+
+from ssl_music.config import CONFIG_DIR
 from ssl_music.data.synth import render_track
-from ssl_music.models import build_encoder
 from tests.augment.helpers import SR
 
-PRESETS = sorted(p.stem for p in (CONFIG_DIR / "augment").glob("*.yaml"))
+_spec = importlib.util.spec_from_file_location(
+    "spectral_agreement", Path(__file__).resolve().parents[2] / "benchmarks" / "spectral_agreement.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
 
+PRESETS = sorted(p.stem for p in (CONFIG_DIR / "augment").glob("*.yaml"))
 CROP_S, TRACKS = 1.5, 6
 MIN_CORR, MAX_DIFF = 0.90, 0.45                 # spectral against gpu: median over views
 CPU_CORR_SLACK, CPU_DIFF_SLACK = 0.01, 0.05     # spectral against cpu, no worse than gpu against cpu by more
@@ -45,48 +47,10 @@ def music():
     return [render_track(i, 2 + 2 * CROP_S, seed=0, sample_rate=SR)[0] for i in range(TRACKS)]
 
 
-def _replay_on_cpu(aug, rows: np.ndarray, record) -> np.ndarray:
-    """The cpu backend's transforms with the draws the gpu backend recorded."""
-    rng = np.random.default_rng(0)
-    sets_length = any(TRANSFORMS[name].sets_length for name, _, _ in record)
-    out = []
-    for i, y in enumerate(rows):
-        y = y if sets_length else fit(y, aug.out_len)
-        for name, applied, prm in record:
-            drawn = {k: float(v[i]) for k, v in prm.items()}
-            y = np.asarray(TRANSFORMS[name]().cpu_apply(y, bool(applied[i]), drawn, aug.chain[name]["params"],
-                                                        SR, aug.out_len, rng), np.float32)
-        out.append(y)
-    return np.stack(out)
-
-
-def _corr(a, b):
-    a, b = a - a.mean(), b - b.mean()
-    return float((a * b).sum() / (a.norm() * b.norm() + 1e-12))
-
-
-def _agreement(a, b):
-    corr = np.median([_corr(a[i], b[i]) for i in range(len(a))])
-    return corr, float((a - b).abs().mean((1, 2, 3)).median())
-
-
 @pytest.mark.parametrize("preset", [p for p in PRESETS if p != "none"])
 def test_spectral_views_agree_with_the_waveform_path(music, preset):
-    cfg = load_config(overrides=[f"augment.preset={preset}", "augment.backend=spectral", f"data.crop_s={CROP_S}"])
-    aug = ViewAugmenter(cfg.augment, cfg.data)
-    frontend = build_encoder(cfg.model, SR).frontend
-    s = aug.source_len("contrastive")
-    x = np.stack([y[SR // 2: SR // 2 + s] for y in music])[:, None].repeat(2, 1).astype(np.float32)
-    record = []
-    spectral = aug.apply_batch({"contrastive": torch.from_numpy(x)}, torch.Generator().manual_seed(0),
-                               frontend=frontend)["contrastive"]
-    gpu = aug.apply_batch({"contrastive": torch.from_numpy(x)}, torch.Generator().manual_seed(0),
-                          record)["contrastive"]
-    cpu = torch.from_numpy(_replay_on_cpu(aug, x.reshape(-1, s), record))
-    with torch.no_grad():
-        spec = frontend(spectral.reshape(-1, *spectral.shape[2:]))
-        wave, audiomentations = frontend(gpu.reshape(-1, aug.out_len)), frontend(cpu)
-    corr, diff = _agreement(spec, wave)
+    spec, wave, audiomentations = bench.log_views(preset, music, CROP_S)
+    corr, _, diff = bench.measures(spec, wave)
     assert corr >= MIN_CORR and diff <= MAX_DIFF, (corr, diff)
-    (corr_s, diff_s), (corr_g, diff_g) = _agreement(spec, audiomentations), _agreement(wave, audiomentations)
+    (corr_s, _, diff_s), (corr_g, _, diff_g) = bench.measures(spec, audiomentations), bench.measures(wave, audiomentations)
     assert corr_s >= corr_g - CPU_CORR_SLACK and diff_s <= diff_g + CPU_DIFF_SLACK, (corr_s, diff_s, corr_g, diff_g)
