@@ -97,3 +97,35 @@ def test_only_the_cli_imports_evaluation():
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if not n.endswith("__main__")))
 def test_every_module_imports(name):
     __import__(name)
+
+
+def _room(module: str) -> str:
+    """A folder of ssl_music (ssl_music.data, ...) or a top-level module (ssl_music.config): what a reader sees
+    as one place when following the data flow."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "ssl_music" else parts[0]
+
+
+# back-and-forths known and owned elsewhere, each with its reason; a new one fails the test
+KNOWN_FOLDER_PAIRS = {
+    # objectives/subspaces.py reads augment.chain's transforms (its tie rule) while augment asks the objectives
+    # registry for each view's treatment: the subspaces work (issue 24) is still moving this code
+    frozenset({"ssl_music.augment", "ssl_music.objectives"}),
+}
+
+
+def test_no_two_folders_import_each_other():
+    rooms = {}
+    for name, deps in GRAPH.items():
+        for t in deps:
+            a, b = _room(name), _room(t)
+            if a != b:
+                rooms.setdefault(a, set()).add(b)
+    pairs = {frozenset({a, b}) for a, targets in rooms.items() for b in targets if a in rooms.get(b, ())}
+    assert pairs - KNOWN_FOLDER_PAIRS == set(), f"folders importing each other: {[sorted(p) for p in pairs]}"
+
+
+def test_the_folder_check_sees_a_back_and_forth():
+    """The check above cannot pass vacuously: the rooms it compares are the ones the data flow names."""
+    assert _room("ssl_music.data.views") == "ssl_music.data" and _room("ssl_music.config") == "ssl_music.config"
+    assert "ssl_music.data" in {_room(t) for t in GRAPH["ssl_music.objectives.contrastive"]}
