@@ -337,6 +337,12 @@ def validate(cfg: DictConfig) -> None:
                 f"'spectral' augments the STFT of a spectrogram front-end, and model.frontend resolves to "
                 f"'{resolve_frontend(cfg.model)}' (encoder '{cfg.model.encoder}'), which reads the waveform: "
                 f"use augment.backend=gpu (the same draws on the waveform)")
+        from ssl_music.augment.chain import TRANSFORMS
+
+        for name in cfg.augment.chain:
+            require(TRANSFORMS[name].has_spectral(), f"augment.chain.{name}",
+                    f"transform '{name}' has no spectral apply, so augment.backend=spectral cannot run it: "
+                    f"use augment.backend=gpu or drop it from the chain")
 
     from ssl_music.objectives import OBJECTIVES
 

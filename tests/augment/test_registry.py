@@ -88,3 +88,9 @@ def test_register_refuses_a_second_class_under_a_taken_name(toy):
         register_transform(other)
     with pytest.raises(TypeError):
         register_transform(dict)
+
+
+def test_spectral_backend_refuses_a_transform_without_a_spectral_apply_naming_it(toy):
+    with pytest.raises(ConfigError, match="'augment.chain.toy_gain'.*no spectral apply"):
+        load_config(None, ["augment.preset=none", "augment.backend=spectral", "augment.chain.toy_gain.p=1.0"])
+    assert all(cls.has_spectral() for name, cls in TRANSFORMS.items() if name != "toy_gain")

@@ -70,8 +70,9 @@ class Transform:
     [n] on the gpu backend.
 
     A subclass sets ``name``, ``params`` and ``n_uniforms`` and implements :meth:`draw`, :meth:`cpu` and
-    :meth:`gpu` (or overrides :meth:`gpu_batch` instead of :meth:`gpu`). Transforms without defaults in
-    audiomentations follow CLMR (torchaudio-augmentations).
+    :meth:`gpu` (or overrides :meth:`gpu_batch` instead of :meth:`gpu`); for the spectral backend also
+    :meth:`spectral` (or :meth:`spectral_batch`, or :meth:`spectral_wave` with ``spectral_domain = "wave"``).
+    Transforms without defaults in audiomentations follow CLMR (torchaudio-augmentations).
     """
 
     name: ClassVar[str]
@@ -150,6 +151,12 @@ class Transform:
     # the STFT (linear time-invariant effects whose phase a magnitude cannot hold), with time constants
     # scaled by the row's stretch rate so that they come out as drawn.
     spectral_domain: ClassVar[str] = "spectrum"
+
+    @classmethod
+    def has_spectral(cls) -> bool:
+        """Whether the spectral backend can run this transform (it overrides one of the spectral applies)."""
+        return any(getattr(cls, m) is not getattr(Transform, m)
+                   for m in ("spectral", "spectral_batch", "spectral_wave", "spectral_rate"))
 
     def spectral_rate(self, drawn: Dict[str, Any]):
         """Per-row rates [n] of a transform that stretches time (the spectral backend stretches frames as it
