@@ -72,6 +72,7 @@ class ModelConfig:
     # tiny / short_chunk_resnet: the learned block as independent dense heads of these sizes on the pooled
     # features (one per named subspace, objectives.subspaces.dims); [] = one dense head
     head_split: List[int] = field(default_factory=list)
+    head_reads: List[str] = field(default_factory=list)   # per part of head_split: all | pooled | pitch_classes
 
 
 # -------------------------------------------------------------------------------------------- training

@@ -75,6 +75,16 @@ def validate_model(model_cfg: Any) -> None:
         if any(int(d) <= 0 for d in split) or sum(split) != learned:
             bad("head_split", f"must be sizes > 0 summing to the learned block ({learned} = model.embed_dim less the "
                               f"periodicity block), got {split}")
+    reads = list(model_cfg.get("head_reads", None) or [])
+    if reads:
+        from ssl_music.models.encoders import HEAD_READS
+
+        if len(reads) != len(split):
+            bad("head_reads", f"needs one entry per part of model.head_split ({len(split)}), got {reads}")
+        if any(r not in HEAD_READS for r in reads):
+            bad("head_reads", f"entries must be {' | '.join(HEAD_READS)}, got {reads}")
+        if "pitch_classes" in reads and not model_cfg.get("pitch_classes", 0):
+            bad("head_reads", "a part reads pitch_classes: set model.pitch_classes > 0 (with model.frontend=logfreq)")
 
 
 class Encoder(nn.Module):
@@ -133,7 +143,8 @@ def build_encoder(model_cfg: Any, sample_rate: int) -> Encoder:
     # .get: configs saved before the key existed load as without it
     kwargs = dict(periodicity=True, hop_ms=float(model_cfg.hop_ms)) if model_cfg.get("periodicity", False) else {}
     if model_cfg.get("head_split", None):
-        kwargs.update(head_split=[int(d) for d in model_cfg.head_split])
+        kwargs.update(head_split=[int(d) for d in model_cfg.head_split],
+                      head_reads=[str(r) for r in (model_cfg.get("head_reads", None) or [])])
     if model_cfg.get("pitch_classes", 0):
         kwargs.update(pitch_classes=int(model_cfg.pitch_classes), bands_per_octave=frontend.bands_per_octave)
     encoder = cls(in_channels=frontend.out_channels, embed_dim=int(model_cfg.embed_dim), width=int(model_cfg.width),

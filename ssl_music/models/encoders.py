@@ -30,21 +30,30 @@ class _Embed(nn.Sequential):
                          nn.Linear(hidden, embed_dim))
 
 
+HEAD_READS = ("all", "pooled", "pitch_classes")   # model.head_reads: what one part of a split head reads
+
+
 class _SplitEmbed(nn.Module):
     """One dense head per part of the learned block, each with its own hidden layer, concatenated: parts
     trained towards different invariances (objectives.subspaces) share the pooled features but no dense
-    layer, so the content part's invariance cannot erase from a shared hidden layer what the pitch part needs."""
+    layer, so the content part's invariance cannot erase from a shared hidden layer what the pitch part needs.
 
-    def __init__(self, c_in: int, hidden: int, split: list[int]):
+    A part may read only some of the pooled features (``reads``): ``pooled`` the time-pooled CNN features,
+    ``pitch_classes`` the pitch-class pooling's learned chroma, ``all`` both. A part reading the chroma alone
+    cannot tell tracks apart by timbre, so instance discrimination can only use what it hears of pitch."""
+
+    def __init__(self, c_in: int, hidden: int, split: list[int], reads: list[str], pooled_dim: int):
         super().__init__()
-        self.parts = nn.ModuleList(_Embed(c_in, hidden, int(d)) for d in split)
+        spans = {"all": (0, c_in), "pooled": (0, pooled_dim), "pitch_classes": (pooled_dim, c_in)}
+        self.spans = [spans[r] for r in (reads or ["all"] * len(split))]
+        self.parts = nn.ModuleList(_Embed(b - a, hidden, int(d)) for d, (a, b) in zip(split, self.spans))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([part(x) for part in self.parts], dim=1)
+        return torch.cat([part(x[:, a:b]) for part, (a, b) in zip(self.parts, self.spans)], dim=1)
 
 
-def _dense(c_in: int, hidden: int, embed_dim: int, split) -> nn.Module:
-    return _SplitEmbed(c_in, hidden, list(split)) if split else _Embed(c_in, hidden, embed_dim)
+def _dense(c_in: int, hidden: int, embed_dim: int, split, reads=(), pooled_dim: int = 0) -> nn.Module:
+    return _SplitEmbed(c_in, hidden, list(split), list(reads), pooled_dim) if split else _Embed(c_in, hidden, embed_dim)
 
 
 def _period_dim(width: int, embed_dim: int) -> int:
@@ -106,7 +115,8 @@ class TinyCNN(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, embed_dim: int = 128, width: int = 32, periodicity: bool = False,
-                 hop_ms: float = 10.0, pitch_classes: int = 0, bands_per_octave: int = 12, head_split=()):
+                 hop_ms: float = 10.0, pitch_classes: int = 0, bands_per_octave: int = 12, head_split=(),
+                 head_reads=()):
         super().__init__()
         w = width
         self.pitch = PitchClassPool(in_channels, pitch_classes, bands_per_octave) if pitch_classes else None
@@ -122,7 +132,8 @@ class TinyCNN(nn.Module):
         self.temporal = nn.Sequential(*[_DilatedTemporal(2 * w, d) for d in (1, 2, 4, 8, 16)])
         p = _period_dim(w, embed_dim) if periodicity else 0
         self.periodicity = PeriodicityPool(1000.0 / hop_ms, out_dim=p) if periodicity else None
-        self.head = _dense(4 * w + (self.pitch.out_dim if self.pitch else 0), 4 * w, embed_dim - p, head_split)
+        self.head = _dense(4 * w + (self.pitch.out_dim if self.pitch else 0), 4 * w, embed_dim - p, head_split,
+                           head_reads, 4 * w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_bn(x)
@@ -164,7 +175,8 @@ class ShortChunkResNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, embed_dim: int = 512, width: int = 64, periodicity: bool = False,
-                 hop_ms: float = 10.0, pitch_classes: int = 0, bands_per_octave: int = 12, head_split=()):
+                 hop_ms: float = 10.0, pitch_classes: int = 0, bands_per_octave: int = 12, head_split=(),
+                 head_reads=()):
         super().__init__()
         w = width
         self.pitch = PitchClassPool(in_channels, pitch_classes, bands_per_octave) if pitch_classes else None
@@ -177,7 +189,8 @@ class ShortChunkResNet(nn.Module):
         self.layers = nn.Sequential(*layers)
         p = _period_dim(w, embed_dim) if periodicity else 0
         self.periodicity = PeriodicityPool(1000.0 / hop_ms, out_dim=p) if periodicity else None
-        self.head = _dense(2 * c_in + (self.pitch.out_dim if self.pitch else 0), c_in, embed_dim - p, head_split)
+        self.head = _dense(2 * c_in + (self.pitch.out_dim if self.pitch else 0), c_in, embed_dim - p, head_split,
+                           head_reads, 2 * c_in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_bn(x)

@@ -116,3 +116,23 @@ def test_a_transform_the_chain_lacks_makes_its_part_take_every_view_as_positive(
     module = _module("augment.preset=time_stretch")
     masks = [getattr(module.heads["subspaces"], f"positive_{k}") for k in range(3)]
     assert masks[1].sum() == 12 and masks[2].sum() == 2
+
+
+def test_a_part_can_read_the_pitch_classes_alone():
+    module = _module("model.head_split=[12,8,8]", "model.head_reads=[all,pitch_classes,all]",
+                     "model.frontend=logfreq", "model.pitch_classes=2")
+    enc = module.encoder.encoder
+    head = enc.head
+    assert head.parts[1][0].in_features == enc.pitch.out_dim == 24
+    assert head.parts[0][0].in_features == head.parts[2][0].in_features == 4 * 8 + 24
+    module.compute_losses({"subspaces": torch.randn(3, 4, module.augmenter.out_len) * 0.1})["subspaces/pitch"].backward()
+    assert enc.pitch.conv[0].weight.grad.abs().sum() > 0
+    assert enc.blocks[0][0].weight.grad is None or enc.blocks[0][0].weight.grad.abs().sum() == 0  # timbre path untouched
+
+
+@pytest.mark.parametrize("override,match", [("model.head_reads=[all,pitch_classes]", "one entry per part"),
+                                            ("model.head_reads=[all,chroma,all]", "entries must be"),
+                                            ("model.head_reads=[all,pitch_classes,all]", "pitch_classes > 0")])
+def test_head_reads_errors_name_the_key(override, match):
+    with pytest.raises(ConfigError, match=rf"model\.head_reads.*{match}"):
+        _module("model.head_split=[12,8,8]", override)
