@@ -5,9 +5,10 @@
 Prints clips/s for every transform (p = 1, registry default params) and for the `full`, `stretch_pitch`
 and `mild_stretch_pitch` presets (fastest of --reps timed runs, which damps noise from other processes),
 and each batched figure as a ratio of the one-core baseline measured in the same run. The gpu backend
-(waveform out) and the spectral backend (log-mel front-end's power spectrogram out: its figure includes
-the STFT that replaces the front-end's own) run on CPU with torch's default thread count, then on CUDA
-when present.
+(waveform out; then also with the log-mel front-end's STFT of its views, what a spectrogram model pays
+next) and the spectral backend (that front-end's power spectrogram out, its own STFT included) run on
+CPU with torch's default thread count, then on CUDA when present; the last column compares the spectral
+backend with the gpu backend plus STFT, the like-for-like pair.
 """
 from __future__ import annotations
 
@@ -58,20 +59,23 @@ def bench_cpu(chain, x: np.ndarray, out_len: int, reps: int) -> float:
 
 
 def bench_batched(chain, x: np.ndarray, out_len: int, reps: int, device: str, threads: int,
-                  spectral: bool = False) -> float:
+                  spectral: bool = False, stft: bool = False) -> float:
+    """clips/s of one backend; ``stft``: the gpu backend's views then through the log-mel front-end's STFT."""
     torch.set_num_threads(threads)
     module = (SpectralChain if spectral else BatchChain)(chain, SR, out_len)
-    kw = {"frontend": LogMel(SR).to(device)} if spectral else {}
+    frontend = LogMel(SR).to(device)
+    kw = {"frontend": frontend} if spectral else {}
+    after = frontend.stft_module() if stft else (lambda y: y)
     xt = torch.from_numpy(x).to(device)
     g = torch.Generator(device=device).manual_seed(0)
     with torch.no_grad():
-        module(xt[:2], g, **kw)  # warm-up
+        after(module(xt[:2], g, **kw))  # warm-up
         if device == "cuda":
             torch.cuda.synchronize()
         best = float("inf")
         for _ in range(reps):
             start = time.perf_counter()
-            module(xt, g, **kw)
+            after(module(xt, g, **kw))
             if device == "cuda":
                 torch.cuda.synchronize()
             best = min(best, time.perf_counter() - start)
@@ -92,7 +96,8 @@ def main() -> None:
     devices = ["cpu"] + (["cuda"] if cuda else [])
     header = f"{'transform':<26}{'audiomentations 1 core':>24}"
     for device in devices:
-        header += f"{'gpu backend ' + device:>20}{'ratio':>8}{'spectral ' + device:>18}{'ratio':>8}{'vs gpu':>8}"
+        header += (f"{'gpu backend ' + device:>20}{'ratio':>8}{'+ STFT':>10}{'spectral ' + device:>18}{'ratio':>8}"
+                   f"{'vs gpu+STFT':>13}")
     print(header + "   (clips/s)")
     for name, chain in _cases().items():
         x = _source(chain, args.batch, out_len)
@@ -100,8 +105,10 @@ def main() -> None:
         row = f"{name:<26}{base:>24.1f}"
         for device in devices:
             wave = bench_batched(chain, x, out_len, args.reps, device, threads)
+            wave_stft = bench_batched(chain, x, out_len, args.reps, device, threads, stft=True)
             spec = bench_batched(chain, x, out_len, args.reps, device, threads, spectral=True)
-            row += f"{wave:>20.1f}{wave / base:>7.2f}x{spec:>18.1f}{spec / base:>7.2f}x{spec / wave:>7.2f}x"
+            row += (f"{wave:>20.1f}{wave / base:>7.2f}x{wave_stft:>10.1f}{spec:>18.1f}{spec / base:>7.2f}x"
+                    f"{spec / wave_stft:>12.2f}x")
         print(row, flush=True)
 
 
