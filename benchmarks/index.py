@@ -4,6 +4,7 @@
     python benchmarks/index.py memory  --checkpoint CKPT [--minutes 6 30 60]
     python benchmarks/index.py storage [--rows 200000 --dim 128]
     python benchmarks/index.py query   INDEX [--rows 100000 1000000] [--queries 50] [--dim 128]
+    python benchmarks/index.py ann     INDEX [--rows 0 100000 1000000] [--queries 200] [--nprobe ...] [--ef ...]
 
 build: ``index build`` of FOLDER into a temporary index per worker count; prints audio hours, wall time and
 x real time, and per stage (decode on the worker threads, frame, encode, write) the seconds and x real
@@ -22,6 +23,15 @@ track) on N-row catalogues made from INDEX's real crop embeddings: its rows, the
 offset of the index's own per-dimension spread and perturbed with 10 % noise (a synthetic catalogue with
 the real embeddings' structure, not Gaussian noise). Then a bf16 shortlist re-scored in float32
 (``--shortlist`` rows) as the approximate alternative: its latency and recall@10 against exact.
+
+ann: the catalogue's exact search against faiss approximate indexes (faiss-cpu; skipped with a message when
+it is not installed) on the same synthetic catalogues as ``query`` (``--rows 0``: INDEX's real crops as they
+are). One set of L2-normalised rows, inner product, serves both levels: track level (every row a track, the
+query a row, its own row left out) and crop level (tracks of ``--per`` consecutive rows, the query a track's
+mean, ``--crop-k`` crops fetched and reduced to each track's best, the query's own track left out). Per
+index: build seconds (train + add) and serialized bytes (~ its memory); per search setting (IVF-Flat nprobe
+with nlist = sqrt(N), HNSW efSearch with M = ``--hnsw-m``, efConstruction 40): recall@10 of track ids
+against the catalogue's exact ``search`` and median / p95 latency of one query at a time, one thread.
 """
 from __future__ import annotations
 
@@ -144,8 +154,10 @@ def bench_storage(args) -> None:
           f"read all {pq_read:6.3f} s  1000 random rows {1000 * pq_rows:8.2f} ms")
 
 
-def _synthetic(cat: Catalogue, rows: int, seed: int = 0, per: int = 60, dim: int | None = None) -> Catalogue:
-    """``rows`` crops: the real ones, then moved and perturbed copies; tracks of ``per`` crops."""
+def _synthetic(cat: Catalogue, rows: int, seed: int = 0, per: int = 60, dim: int | None = None,
+               shift: float = 1.0) -> Catalogue:
+    """``rows`` crops: the real ones, then moved and perturbed copies; tracks of ``per`` crops. Each copy is
+    moved by ``shift`` times the per-dimension spread (a random direction per copy) and perturbed by 10 %."""
     import pyarrow as pa
 
     real = np.asarray(cat.crop_vectors, np.float32)
@@ -156,9 +168,9 @@ def _synthetic(cat: Catalogue, rows: int, seed: int = 0, per: int = 60, dim: int
     out = np.empty((rows, real.shape[1]), np.float32)
     for start in range(0, rows, len(real)):
         n = min(len(real), rows - start)
-        shift = rng.standard_normal(real.shape[1]).astype(np.float32) * spread if start else 0
+        move = rng.standard_normal(real.shape[1]).astype(np.float32) * spread * shift if start else 0
         noise = rng.standard_normal((n, real.shape[1])).astype(np.float32) * 0.1 * spread if start else 0
-        out[start:start + n] = real[:n] + shift + noise
+        out[start:start + n] = real[:n] + move + noise
     n_tracks = -(-rows // per)
     track = np.arange(rows) // per
     ids = [f"t{i:07d}" for i in range(n_tracks)]
@@ -231,6 +243,158 @@ def bench_query(args) -> None:
               f"  recall@10 vs exact {np.mean(recall):.3f} (vectors already in memory)")
 
 
+def _latency(times: list[float]) -> str:
+    return f"median {1000 * statistics.median(times):8.2f} ms  p95 {1000 * float(np.percentile(times, 95)):8.2f} ms"
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:
+        print("faiss is not installed: approximate indexes skipped, exact search only "
+              "(`pip install faiss-cpu` to measure them; it is not a dependency of ssl_music)")
+        return None
+    return faiss
+
+
+def _ann_indexes(faiss, x: np.ndarray, args):
+    """(name, index, build seconds, knob, settings) of every index measured on ``x``, one at a time (a
+    million-row HNSW graph and the IVF lists need not be in memory together)."""
+    n, d = x.shape
+    t = time.perf_counter()
+    flat = faiss.IndexFlatIP(d)
+    flat.add(x)
+    yield "faiss Flat (exact)", flat, time.perf_counter() - t, None, [None]
+    del flat
+    nlist = max(1, int(round(np.sqrt(n))))
+    t = time.perf_counter()
+    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+    ivf.train(x)
+    ivf.add(x)
+    yield f"IVF-Flat nlist {nlist}", ivf, time.perf_counter() - t, "nprobe", [p for p in args.nprobe if p <= nlist]
+    del ivf
+    t = time.perf_counter()
+    hnsw = faiss.IndexHNSWFlat(d, args.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efConstruction = args.ef_construction
+    hnsw.add(x)
+    yield f"HNSW M {args.hnsw_m}", hnsw, time.perf_counter() - t, "efSearch", list(args.ef)
+
+
+def _runs(track: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end row of every track's crops (crops are stored track by track)."""
+    starts = np.flatnonzero(np.r_[True, track[1:] != track[:-1]])
+    assert np.array_equal(track[starts], np.arange(len(starts))), "crops not stored track by track"
+    return starts, np.r_[starts[1:], len(track)]
+
+
+def _scores_of(x: np.ndarray, qn: np.ndarray, level: str, runs) -> np.ndarray:
+    """Exact cosine of every row (track level) or every track's best crop (crop level) with the unit ``qn``."""
+    sims = x @ qn
+    return sims if level == "track" else np.maximum.reduceat(sims, runs[0])
+
+
+def _recall(got: list[int], ref: set[int], scores: np.ndarray, own: int) -> tuple[float, float]:
+    """recall@10 of ``got`` against the exact answer ``ref``: as sets, and counting ties (an answer scoring at
+    least the exact 10th best, less 1e-6, is as right as the one exact search happened to pick: the real
+    corpus repeats loops, so many crops have identical embeddings)."""
+    k = max(1, len(ref))
+    others = np.delete(scores, own)
+    tenth = np.partition(others, len(others) - k)[len(others) - k] if len(others) >= k else -np.inf
+    tied = sum(1 for g in got[:k] if scores[g] >= tenth - 1e-6)
+    return len(set(got) & ref) / k, tied / k
+
+
+def _set(index, knob: str | None, value) -> None:
+    if knob == "nprobe":
+        index.nprobe = int(value)
+    elif knob == "efSearch":
+        index.hnsw.efSearch = int(value)
+
+
+def bench_ann(args) -> None:
+    faiss = _faiss()
+    if faiss is not None:
+        faiss.omp_set_num_threads(args.threads)
+    base = open_index(args.index)
+    real = base.crops.num_rows
+    print(f"real crop embeddings: {real} x {base.meta['embed_dim']} ({base.tracks.num_rows} tracks) from {args.index}, "
+          f"checkpoint {base.meta.get('checkpoint')}; {args.queries} single queries per setting, "
+          f"{args.threads} faiss thread(s)" + (f", faiss {faiss.__version__}" if faiss is not None else ""))
+    rng = np.random.default_rng(1)
+    for rows in args.rows:
+        rows = rows or real
+        # the real index keeps its own tracks; a synthetic one has tracks of ``per`` consecutive rows
+        crop_cat = base if rows == real else _synthetic(base, rows, per=args.per, shift=args.shift)
+        track_cat = _synthetic(base, rows, per=1, shift=args.shift)   # the same rows (same seed), a track each
+        assert np.array_equal(np.asarray(crop_cat.crop_vectors[:3]), track_cat.track_vectors[:3])
+        kind = "real" if rows <= real else f"{real} real + moved/perturbed copies"
+        per = "their real crops" if rows == real else f"{args.per} crops"
+        print(f"\n== {rows} rows ({kind}); crop level: {crop_cat.tracks.num_rows} tracks of {per}; "
+              f"float32 matrix {rows * crop_cat.crop_vectors.shape[1] * 4 / 2**20:.0f} MiB")
+        levels = {}
+        # track level: a row's vector finds other rows; crop level: a track's mean finds other tracks' best crops
+        picks = rng.choice(rows, min(args.queries, rows), replace=False)
+        ids = track_cat.tracks.column("track_id")
+        levels["track"] = (track_cat, [Query(f"t{i}", np.asarray(track_cat.track_vectors[i]),
+                                             track_id=ids[int(i)].as_py()) for i in picks], picks)
+        picks = rng.choice(crop_cat.tracks.num_rows, min(args.queries, crop_cat.tracks.num_rows), replace=False)
+        ids = crop_cat.tracks.column("track_id")
+        levels["crop"] = (crop_cat, [Query(f"t{i}", np.asarray(crop_cat.track_vectors[i]),
+                                           track_id=ids[int(i)].as_py()) for i in picks], picks)
+        exact = {}
+        for level, (cat, queries, own) in levels.items():
+            search(cat, queries[0], k=10, level=level)   # warm-up: the cached norms and maps
+            times, ref = [], []
+            for q in queries:
+                t = time.perf_counter()
+                res = search(cat, q, k=10, level=level)
+                times.append(time.perf_counter() - t)
+                ref.append({cat.track_row(h.track_id) for h in res.hits})
+            exact[level] = ref
+            # how much of the answer lies in the query's own copy: near 1 means the copies barely mix
+            copy = (lambda r: r // real) if level == "track" else (lambda r: r * args.per // real)
+            same = np.mean([np.mean([copy(r) == copy(int(m)) for r in ref]) for ref, m in zip(ref, own)])
+            print(f"  {level:<5} level  exact (ssl_music search, float32)          {_latency(times)}"
+                  + (f"  (exact top 10 in the query's own copy: {same:.2f})" if rows > real else ""))
+        if faiss is None:
+            continue
+        x = np.ascontiguousarray(crop_cat.crop_vectors, np.float32) * crop_cat.crop_inv_norm[:, None]
+        track_of_row = crop_cat.crop_track
+        runs = _runs(track_of_row)
+        unit = {level: [np.asarray(q.vector, np.float32) / max(float(np.linalg.norm(q.vector)), 1e-12)
+                        for q in queries] for level, (_, queries, _) in levels.items()}
+        scores = {level: [_scores_of(x, qn, level, runs) for qn in unit[level]] for level in levels}
+        for name, index, build_s, knob, settings in _ann_indexes(faiss, x, args):
+            size = faiss.serialize_index(index).nbytes
+            print(f"  {name}: build {build_s:7.1f} s, serialized {size / 2**20:7.1f} MiB")
+            for value in settings:
+                _set(index, knob, value)
+                line = []
+                for level, (cat, queries, own) in levels.items():
+                    times, recall, tied = [], [], []
+                    k = 11 if level == "track" else args.crop_k
+                    for q, ref, mine, sc in zip(queries, exact[level], own, scores[level]):
+                        qv = np.asarray(q.vector, np.float32)[None, :]
+                        t = time.perf_counter()
+                        qv = qv / max(float(np.linalg.norm(qv)), 1e-12)
+                        _, found = index.search(qv, k)
+                        found = found[0][found[0] >= 0]
+                        if level == "track":
+                            got = [int(r) for r in found if r != mine][:10]
+                        else:   # rows come best first: the first time a track appears is its best crop
+                            tracks = track_of_row[found]
+                            _, first = np.unique(tracks, return_index=True)
+                            got = [int(tr) for tr in tracks[np.sort(first)] if tr != mine][:10]
+                        times.append(time.perf_counter() - t)
+                        r, r_tied = _recall(got, ref, sc, int(mine))
+                        recall.append(r)
+                        tied.append(r_tied)
+                    line.append(f"{level:<5} recall@10 {np.mean(recall):.3f} ({np.mean(tied):.3f} with ties)  "
+                                f"{_latency(times)}")
+                label = f"{knob} {value}" if knob else "exact"
+                print(f"    {label:<13} " + "\n    {:<13} ".format("").join(line))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
@@ -256,6 +420,21 @@ def main() -> None:
     q.add_argument("--shortlist", type=int, default=2000)
     q.add_argument("--dim", type=int, default=None, help="project the real embeddings to this many dimensions")
     q.set_defaults(func=bench_query)
+    a = sub.add_parser("ann", help="exact search against faiss IVF-Flat and HNSW on real embeddings")
+    a.add_argument("index")
+    a.add_argument("--rows", type=int, nargs="+", default=[0, 100_000, 1_000_000],
+                   help="catalogue sizes; 0 = the index's real crops as they are")
+    a.add_argument("--queries", type=int, default=200)
+    a.add_argument("--per", type=int, default=60, help="crops per synthetic track (crop level)")
+    a.add_argument("--shift", type=float, default=1.0,
+                   help="how far each copy is moved, in per-dimension spreads (smaller: copies overlap more)")
+    a.add_argument("--crop-k", type=int, default=256, help="crops an approximate index returns at crop level")
+    a.add_argument("--nprobe", type=int, nargs="+", default=[1, 4, 8, 16, 32, 64])
+    a.add_argument("--ef", type=int, nargs="+", default=[16, 32, 64, 128, 256])
+    a.add_argument("--hnsw-m", type=int, default=32)
+    a.add_argument("--ef-construction", type=int, default=40)
+    a.add_argument("--threads", type=int, default=1, help="faiss threads (build and search)")
+    a.set_defaults(func=bench_ann)
     args = p.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     args.func(args)
