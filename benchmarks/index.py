@@ -5,6 +5,7 @@
     python benchmarks/index.py storage [--rows 200000 --dim 128]
     python benchmarks/index.py query   INDEX [--rows 100000 1000000] [--queries 50] [--dim 128]
     python benchmarks/index.py ann     INDEX [--rows 0 100000 1000000] [--queries 200] [--nprobe ...] [--ef ...]
+    python benchmarks/index.py tempo   INDEX --checkpoint CKPT --labels LABELS.csv [--ratios 0.9 1.1]
 
 build: ``index build`` of FOLDER into a temporary index per worker count; prints audio hours, wall time and
 x real time, and per stage (decode on the worker threads, frame, encode, write) the seconds and x real
@@ -32,6 +33,12 @@ mean, ``--crop-k`` crops fetched and reduced to each track's best, the query's o
 index: build seconds (train + add) and serialized bytes (~ its memory); per search setting (IVF-Flat nprobe
 with nlist = sqrt(N), HNSW efSearch with M = ``--hnsw-m``, efConstruction 40): recall@10 of track ids
 against the catalogue's exact ``search`` and median / p95 latency of one query at a time, one thread.
+
+tempo: ``search --tempo-ratio`` on an index of labelled audio (a ``path`` and a ``tempo`` column, paths
+relative to the CSV): every indexed track with a tempo is a query, searched as it is and moved by the
+checkpoint's tempo translator to each ratio; among the top ``-k`` other tracks, the share within
+``--tol`` (4 %) of the target tempo (ratio x the query's), over the queries some other track is that near
+the target for (as the tempo-translation benchmark's retrieval).
 """
 from __future__ import annotations
 
@@ -395,6 +402,46 @@ def bench_ann(args) -> None:
                 print(f"    {label:<13} " + "\n    {:<13} ".format("").join(line))
 
 
+def bench_tempo(args) -> None:
+    import csv
+    import os
+
+    from ssl_music.api import load_encoder
+    from ssl_music.catalogue.search import check_model, translate_query
+
+    cat = open_index(args.index)
+    model = load_encoder(args.checkpoint)
+    check_model(cat, model)
+    root = Path(args.labels).resolve().parent
+    with open(args.labels, newline="") as f:
+        tempo = {os.path.abspath(root / r["path"]): float(r["tempo"]) for r in csv.DictReader(f) if r.get("tempo")}
+    paths = cat.tracks.column("path").to_pylist()
+    ids = cat.tracks.column("track_id").to_pylist()
+    bpm = np.array([tempo.get(os.path.abspath(p), np.nan) for p in paths])
+    rows = np.flatnonzero(np.isfinite(bpm))
+    print(f"{len(rows)} of {len(paths)} indexed tracks have a tempo in {args.labels}; k = {args.k}, "
+          f"within {100 * args.tol:g} % of the target tempo")
+    near = lambda a, b: np.abs(np.log(a / b)) <= np.log1p(args.tol)  # noqa: E731
+    for ratio in args.ratios:
+        shares = {"untranslated": [], "translated": []}
+        for i in rows:
+            target = bpm[i] * ratio
+            others = rows[rows != i]
+            if not np.any(near(bpm[others], target)):
+                continue   # no other track is near the target tempo: nothing to find
+            for name in shares:
+                q = Query(ids[i], np.asarray(cat.track_vectors[i], np.float32), track_id=ids[i])
+                if name == "translated":
+                    q = translate_query(q, model, ratio)
+                hits = [cat.track_row(h.track_id) for h in search(cat, q, k=args.k, level=args.level).hits]
+                found = bpm[hits]
+                shares[name].append(float(np.mean(near(found[np.isfinite(found)], target))) if len(hits) else 0.0)
+        u, t = np.mean(shares["untranslated"]), np.mean(shares["translated"])
+        print(f"ratio {ratio:g}: {len(shares['translated'])} queries; top {args.k} within {100 * args.tol:g} % of "
+              f"the target tempo: untranslated {u:.3f}, translated {t:.3f} -> "
+              f"{'target met' if t > u else 'target NOT met'} (translated must beat untranslated)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
@@ -435,6 +482,15 @@ def main() -> None:
     a.add_argument("--ef-construction", type=int, default=40)
     a.add_argument("--threads", type=int, default=1, help="faiss threads (build and search)")
     a.set_defaults(func=bench_ann)
+    t = sub.add_parser("tempo", help="search --tempo-ratio: share of the top k near the target tempo")
+    t.add_argument("index")
+    t.add_argument("--checkpoint", required=True, help="the index's checkpoint, with a tempo translator")
+    t.add_argument("--labels", required=True, help="CSV with path and tempo columns (paths relative to it)")
+    t.add_argument("--ratios", type=float, nargs="+", default=[0.9, 1.1])
+    t.add_argument("-k", type=int, default=10)
+    t.add_argument("--tol", type=float, default=0.04)
+    t.add_argument("--level", default="crop", choices=["crop", "track"])
+    t.set_defaults(func=bench_tempo)
     args = p.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     args.func(args)
