@@ -162,8 +162,9 @@ def carve_validation(train_idx: np.ndarray, y: np.ndarray, task: str, seed: int,
 
 def run_probe(X: np.ndarray, y, splits: list[dict], task: str, kind: str = "linear",
               seeds: Sequence[int] = (0, 1, 2), n_boot: int = 1000, val_fraction: float = 0.15,
-              **probe_kwargs) -> dict:
-    """Run ``PROBES[kind]`` on every split for every seed and summarise.
+              X_test: np.ndarray | None = None, **probe_kwargs) -> dict:
+    """Run ``PROBES[kind]`` on every split for every seed and summarise. ``X_test`` (rows as ``X``) replaces
+    the test items' features only: probes fitted on clean features, scored on degraded ones.
 
     Returns ``{metric: {mean, std, ci_low, ci_high}, "per_seed": [{seed, metrics, folds}], "classes": [...],
     "confusion": [[...]] (multi-class; rows true, columns predicted, first seed, all test folds),
@@ -172,6 +173,7 @@ def run_probe(X: np.ndarray, y, splits: list[dict], task: str, kind: str = "line
     if kind not in PROBES:
         raise ValueError(f"unknown probe kind '{kind}' (choose from {', '.join(PROBES)})")
     X = np.asarray(X, dtype=np.float32)
+    Xt = X if X_test is None else np.asarray(X_test, dtype=np.float32)
     y_enc, classes = encode_labels(y, task)
     per_seed, fold_scores, pooled = [], [], None
     for seed in seeds:
@@ -180,7 +182,7 @@ def run_probe(X: np.ndarray, y, splits: list[dict], task: str, kind: str = "line
             tr, va = (split["train"], split["val"]) if split.get("val") is not None else \
                 carve_validation(split["train"], y_enc, task, seed, val_fraction)
             te = split["test"]
-            res = PROBES[kind](X[tr], y_enc[tr], X[va], y_enc[va], X[te], y_enc[te], task=task, seed=seed,
+            res = PROBES[kind](X[tr], y_enc[tr], X[va], y_enc[va], Xt[te], y_enc[te], task=task, seed=seed,
                                **probe_kwargs)
             proba = res.pop("proba")
             if task == "multiclass" and proba.shape[1] < len(classes):

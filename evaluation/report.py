@@ -193,6 +193,10 @@ def _dataset_section(doc: Doc, name: str, ds: dict) -> None:
             from evaluation.translation_report import render
 
             render(doc, task, t["translation"])
+        if t.get("degradations"):
+            from evaluation.robustness import report_part
+
+            report_part(doc, t)
     loc = ds.get("locality")
     if loc:
         doc.heading(f"Locality (k = {loc.get('k')})", 3)

@@ -10,29 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.baselines import MfccChromaFeatures  # noqa: F401 (also imported from here)
 from evaluation.embed import embed_dataset
 from evaluation.knn import choose_search, search_rule
 from evaluation.metrics import ci_method
 from evaluation.segmentation import protocol as segmentation_protocol
 from evaluation.subspaces import layout_of, subspace_features, weighted_locality
 from evaluation.tasks import TASKS, TaskContext
-
-
-class MfccChromaFeatures:
-    """The hand-crafted baseline behind the embedding-model interface, so it is cached like the others."""
-
-    identity = "mfcc_chroma/1"
-    has_tempo_head = False
-    embeds_on_threads = True  # librosa releases the GIL in its FFTs: 1.8x on 2 cores, the same features
-
-    def __init__(self, sample_rate: int, crop_s: float):
-        self.sample_rate, self.crop_s = int(sample_rate), float(crop_s)
-
-    def embed_windows(self, wave: np.ndarray, sample_rate: int, hop_s: float | None = None) -> np.ndarray:
-        from evaluation.baselines import mfcc_chroma_features
-
-        # Statistics over the whole clip: one "window" per file.
-        return np.asarray(mfcc_chroma_features(wave, sample_rate), dtype=np.float32)[None]
 
 
 def protocol(cfg, model: Any) -> dict:

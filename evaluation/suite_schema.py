@@ -141,6 +141,14 @@ class TranslationSpec:          # evaluation.translation: the checkpoint's tempo
 
 
 @dataclass
+class RobustnessSpec:           # evaluation.robustness: probes fitted on clean clips, scored on degraded copies
+    degradations: List[str] = field(default_factory=lambda: [
+        "white@20", "white@10", "white@0", "pink@20", "pink@10", "pink@0", "mp3@0.9", "reverb@1.0", "lowpass@3000"])
+    seed: int = 0               # the degraded copies: identical for every compared model under one seed
+    probe: str = "linear"       # linear | mlp
+
+
+@dataclass
 class BaselinesSpec:
     random_init: bool = True
     mfcc_chroma: bool = True
@@ -165,6 +173,7 @@ class SuiteConfig:
     tempo: TempoSpec = field(default_factory=TempoSpec)
     segmentation: SegmentationSpec = field(default_factory=SegmentationSpec)
     translation: TranslationSpec = field(default_factory=TranslationSpec)
+    robustness: RobustnessSpec = field(default_factory=RobustnessSpec)
     baselines: BaselinesSpec = field(default_factory=BaselinesSpec)
     embed: EmbedSpec = field(default_factory=EmbedSpec)
     projection: str = "pca"         # pca | tsne
@@ -196,6 +205,12 @@ def _check(cond: bool, key: str, msg: str) -> None:
 
 
 def validate_suite(cfg: DictConfig) -> None:
+    from evaluation.degrade import parse
+
+    for i, spec in enumerate(cfg.robustness.degradations):
+        parse(spec, f"robustness.degradations.{i}")
+    _check(cfg.robustness.probe in ("linear", "mlp"), "robustness.probe",
+           f"must be linear or mlp, got '{cfg.robustness.probe}'")
     _check(len(cfg.datasets) > 0, "datasets", "the suite names no dataset")
     names = [d.name for d in cfg.datasets]
     _check(len(set(names)) == len(names), "datasets", f"dataset names must be unique, got {names}")

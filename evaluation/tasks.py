@@ -132,12 +132,19 @@ def _translation(ctx: TaskContext, task) -> dict:
     return translation_task(ctx.cfg, ctx.spec, task, ctx.items, ctx.model, ctx.feats["model"], ctx.cache, ctx.progress)
 
 
+def _robustness(ctx: TaskContext, task) -> dict:
+    from evaluation.robustness import robustness_task
+
+    return robustness_task(ctx, task)
+
+
 TASKS: dict[str, EvalTask] = {t.name: t for t in (
     EvalTask("multiclass", _probe, "multiclass", where=True, attribute=True),
     EvalTask("multilabel", _probe, "multilabel", where=True),
     EvalTask("tempo", _tempo, "tempo", where=True, attribute=True, bpm=True),
     EvalTask("segmentation", _segmentation, "segmentation", embeddings=False),
     EvalTask("translation", _translation, "tempo", bpm=True),   # reads the BPM column
+    EvalTask("robustness", _robustness, "multiclass", where=True),   # probes on degraded copies of the clips
 )}
 
 

@@ -1,0 +1,100 @@
+"""Robustness as an evaluation task (``type: robustness``, issue #25): the same probe, fitted on the clean clips
+of each training fold, scored on degraded copies of the test clips (white / pink noise at an SNR, MP3 coding,
+room reverb, band-limiting: evaluation.degrade). Each feature set (the model, its random-init twin,
+MFCC+chroma) is scored on the same degraded audio, so their drops compare.
+
+A drop is clean accuracy − degraded accuracy over the same seeds × folds with the same fitted probes; its
+interval is a Student t interval over those seed × fold differences (the folds share training items, so it is
+somewhat narrower than an independent-samples interval would be).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+from evaluation.degrade import degrade
+
+BASE_SETS = ("model", "random_init", "mfcc_chroma")
+
+
+def _fold_scores(res: dict, metric: str = "accuracy") -> np.ndarray:
+    """[seeds × folds] test metric of a run_probe result, in a fixed order."""
+    return np.array([f["metrics"][metric] for s in res["per_seed"] for f in s["folds"]], dtype=np.float64)
+
+
+def drop_summary(clean: np.ndarray, degraded: np.ndarray, level: float = 0.95) -> dict:
+    """Mean of clean − degraded over paired (seed, fold) scores, with a t interval over the pairs."""
+    d = np.asarray(clean, np.float64) - np.asarray(degraded, np.float64)
+    d = d[np.isfinite(d)]
+    n = int(d.size)
+    mean = float(d.mean()) if n else float("nan")
+    if n < 2:
+        return {"mean": mean, "ci_low": float("nan"), "ci_high": float("nan"), "n": n}
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * float(d.std(ddof=1)) / math.sqrt(n)
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n}
+
+
+def _embedders(ctx) -> dict:
+    from evaluation.baselines import MfccChromaFeatures
+
+    sets = {"model": ctx.model, "random_init": ctx.random_model,
+            "mfcc_chroma": MfccChromaFeatures(ctx.model.sample_rate, ctx.model.crop_s)}
+    return {name: m for name, m in sets.items() if name in ctx.feats and m is not None}
+
+
+def degraded_features(ctx, items: list, spec: str, seed: int) -> dict[str, np.ndarray]:
+    """{feature set: [len(items), D]} of the degraded copies (decoded once per clip for every set)."""
+    from evaluation.embed import load_audio
+
+    sets = _embedders(ctx)
+    sr = int(ctx.model.sample_rate)
+    rows: dict[str, list] = {name: [] for name in sets}
+    for it in items:
+        wave = degrade(load_audio(it.path, sr), sr, spec, seed, item=str(it.path))
+        for name, m in sets.items():
+            rows[name].append(np.asarray(m.embed_windows(wave, sr), dtype=np.float32).mean(axis=0))
+    return {name: np.stack(r) for name, r in rows.items()}
+
+
+def robustness_task(ctx, task) -> dict:
+    """Clean and degraded scores of every base feature set, and each drop with its interval."""
+    from evaluation.datasets import make_splits, matches_where
+    from evaluation.linear_probe import run_probe
+
+    cfg = ctx.cfg
+    r = cfg.robustness
+    idx = [i for i, it in enumerate(ctx.items)
+           if matches_where(it, task.where) and ctx.items[i].labels.get(task.column) not in (None, "")]
+    labels = [ctx.items[i].labels[task.column] for i in idx]
+    splits = make_splits(labels, cfg.folds, int(cfg.seeds[0]), None, task=task.name)
+    sets = [s for s in BASE_SETS if s in _embedders(ctx)]
+    probe = dict(task="multiclass", kind=str(r.probe), seeds=list(cfg.seeds), n_boot=0)
+    clean = {s: run_probe(ctx.feats[s][idx], labels, splits, **probe) for s in sets}
+    out: dict = {"type": "robustness", "column": task.column, "n": len(idx), "probe": str(r.probe),
+                 "seed": int(r.seed), "clean": {s: clean[s]["accuracy"]["mean"] for s in sets}, "degradations": {}}
+    items = [ctx.items[i] for i in idx]
+    for spec in r.degradations:
+        feats = degraded_features(ctx, items, str(spec), int(r.seed))
+        entry = {}
+        for s in sets:
+            res = run_probe(ctx.feats[s][idx], labels, splits, X_test=feats[s], **probe)
+            entry[s] = {"accuracy": res["accuracy"]["mean"],
+                        "drop": drop_summary(_fold_scores(clean[s]), _fold_scores(res))}
+        out["degradations"][str(spec)] = entry
+    return out
+
+
+def report_part(doc, t: dict) -> None:
+    """The task's table in a report: per degradation, each feature set's accuracy and drop from clean."""
+    from evaluation.report_doc import SET_NAMES
+
+    sets = list(t["clean"])
+    doc.para(f"{t['probe']} probe fitted on clean clips, scored on degraded copies (seed {t['seed']}; {t['n']} clips). "
+             "Drop = clean − degraded accuracy, mean over seeds × folds [95 % t interval over them].")
+    fmt = lambda d: f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"  # noqa: E731
+    rows = [["clean"] + [f"{t['clean'][s]:.3f}" for s in sets]]
+    rows += [[spec] + [f"{e[s]['accuracy']:.3f}, drop {fmt(e[s]['drop'])}" for s in sets]
+             for spec, e in t["degradations"].items()]
+    doc.table(["degradation"] + [SET_NAMES.get(s, s) for s in sets], rows)

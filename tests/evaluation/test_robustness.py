@@ -1,0 +1,55 @@
+"""Robustness task: probes fitted on clean clips, scored on seeded degraded copies; drops with intervals."""
+import math
+
+import numpy as np
+import pytest
+
+from evaluation.robustness import drop_summary
+from evaluation.suite import load_suite, run_suite
+from ssl_music.errors import ConfigError
+from tests.evaluation.fakes import SpectralModel
+from tests.evaluation.test_suite import click_corpus, write_suite  # noqa: F401 (fixture)
+
+TASK = "      - {name: robust, column: timbre, type: robustness}\n"
+
+
+def _suite(tmp_path, labels_csv, degradations="[white@20, white@0, lowpass@3000]"):
+    path = write_suite(tmp_path / "suite.yaml", labels_csv,
+                       robustness=f"{{degradations: {degradations}, seed: 3}}", baselines="{mfcc_chroma: true}")
+    text = path.read_text().replace("      - {name: timbre, column: timbre, type: multiclass}\n",
+                                    "      - {name: timbre, column: timbre, type: multiclass}\n" + TASK)
+    path.write_text(text)
+    return path
+
+
+def test_drop_summary_by_hand():
+    # differences 0.1, 0.2, 0.3: mean 0.2, sd 0.1, t(0.975, 2) = 4.302653 -> half 0.248414
+    s = drop_summary(np.array([0.9, 0.8, 0.7]), np.array([0.8, 0.6, 0.4]))
+    assert s["n"] == 3 and s["mean"] == pytest.approx(0.2)
+    assert s["ci_low"] == pytest.approx(0.2 - 0.248414, abs=1e-6) and s["ci_high"] == pytest.approx(0.448414, abs=1e-6)
+    assert math.isnan(drop_summary(np.array([0.9]), np.array([0.5]))["ci_low"])
+
+
+def test_robustness_task_scores_every_set_on_the_same_degraded_copies(tmp_path, click_corpus):  # noqa: F811
+    suite = _suite(tmp_path, click_corpus)
+    model, rand = SpectralModel(identity="ckpt-1", crop_s=2.0), SpectralModel(identity="random-0", crop_s=2.0)
+    rand.has_tempo_head = False
+    res = run_suite("fake.ckpt", suite, tmp_path / "run", model=model, random_model=rand, progress=False)
+    r = res["datasets"]["clicks"]["tasks"]["robust"]
+    assert r["type"] == "robustness" and r["n"] == 12 and r["seed"] == 3
+    assert set(r["degradations"]) == {"white@20", "white@0", "lowpass@3000"}
+    for spec, entry in r["degradations"].items():
+        assert set(entry) == {"model", "random_init", "mfcc_chroma"}
+        for name, e in entry.items():
+            d = e["drop"]
+            assert d["mean"] == pytest.approx(r["clean"][name] - e["accuracy"], abs=1e-9), (spec, name)
+            assert d["ci_low"] <= d["mean"] <= d["ci_high"] or d["n"] < 2
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert "white@0" in md and "drop" in md and "fitted on clean clips" in md
+    again = run_suite("fake.ckpt", suite, tmp_path / "run2", model=model, random_model=rand, progress=False)
+    assert again["datasets"]["clicks"]["tasks"]["robust"] == r      # seeded: the same copies, the same scores
+
+
+def test_a_bad_degradation_names_its_key(tmp_path, click_corpus):  # noqa: F811
+    with pytest.raises(ConfigError, match=r"robustness\.degradations\.1.*unknown degradation 'hiss'"):
+        load_suite(_suite(tmp_path, click_corpus, "[white@20, hiss@3]"))
