@@ -10,6 +10,7 @@ somewhat narrower than an independent-samples interval would be).
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 from scipy import stats
@@ -67,6 +68,9 @@ def robustness_task(ctx, task) -> dict:
     r = cfg.robustness
     idx = [i for i, it in enumerate(ctx.items)
            if matches_where(it, task.where) and ctx.items[i].labels.get(task.column) not in (None, "")]
+    if cfg.rare_classes == "drop":   # as the probes do: a class with fewer clips than folds cannot be split
+        counts = Counter(str(ctx.items[i].labels[task.column]) for i in idx)
+        idx = [i for i in idx if counts[str(ctx.items[i].labels[task.column])] >= cfg.folds]
     labels = [ctx.items[i].labels[task.column] for i in idx]
     splits = make_splits(labels, cfg.folds, int(cfg.seeds[0]), None, task=task.name)
     sets = [s for s in BASE_SETS if s in _embedders(ctx)]

@@ -53,3 +53,11 @@ def test_robustness_task_scores_every_set_on_the_same_degraded_copies(tmp_path, 
 def test_a_bad_degradation_names_its_key(tmp_path, click_corpus):  # noqa: F811
     with pytest.raises(ConfigError, match=r"robustness\.degradations\.1.*unknown degradation 'hiss'"):
         load_suite(_suite(tmp_path, click_corpus, "[white@20, hiss@3]"))
+
+
+def test_shipped_robustness_suite_parses():
+    from ssl_music.config import CONFIG_DIR
+
+    cfg = load_suite(CONFIG_DIR / "eval" / "robustness.yaml")
+    assert [t.type for t in cfg.datasets[0].tasks] == ["robustness", "robustness"]
+    assert "pink@0" in cfg.robustness.degradations and cfg.robustness.probe == "linear"
