@@ -436,10 +436,18 @@ def bench_tempo(args) -> None:
                 hits = [cat.track_row(h.track_id) for h in search(cat, q, k=args.k, level=args.level).hits]
                 found = bpm[hits]
                 shares[name].append(float(np.mean(near(found[np.isfinite(found)], target))) if len(hits) else 0.0)
-        u, t = np.mean(shares["untranslated"]), np.mean(shares["translated"])
-        print(f"ratio {ratio:g}: {len(shares['translated'])} queries; top {args.k} within {100 * args.tol:g} % of "
-              f"the target tempo: untranslated {u:.3f}, translated {t:.3f} -> "
-              f"{'target met' if t > u else 'target NOT met'} (translated must beat untranslated)")
+        un, tr = np.array(shares["untranslated"]), np.array(shares["translated"])
+        chance = np.mean([np.mean(near(bpm[rows[rows != i]], bpm[i] * ratio)) for i in rows
+                          if np.any(near(bpm[rows[rows != i]], bpm[i] * ratio))])
+        diff = tr - un   # paired over queries: a bootstrap 95 % interval of the mean difference
+        boot = np.random.default_rng(0).choice(diff, (2000, len(diff))).mean(axis=1)
+        lo, hi = np.percentile(boot, [2.5, 97.5])
+        verdict = "target met" if lo > 0 else ("not met" if hi <= 0 else "not shown (the interval holds 0)")
+        print(f"ratio {ratio:g}: {len(diff)} queries; share of the top {args.k} within {100 * args.tol:g} % of the "
+              f"target tempo: untranslated {un.mean():.4f}, translated {tr.mean():.4f} (any other track: "
+              f"{chance:.4f}); translated - untranslated {diff.mean():+.4f} [95 % CI {lo:+.4f}, {hi:+.4f}], "
+              f"better / worse / equal on {np.sum(diff > 0)} / {np.sum(diff < 0)} / {np.sum(diff == 0)} queries "
+              f"-> {verdict}")
 
 
 def main() -> None:
