@@ -19,7 +19,7 @@ import json
 import re
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ssl_music.data.files import file_sha256
 from ssl_music.errors import SSLMusicError
@@ -158,7 +158,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict, DictConfig]:
                             f"({', '.join(READABLE)}); it was written by a different ssl_music version")
     if not isinstance(ckpt.get("state_dict"), dict):
         raise SSLMusicError(f"{path}: ssl_music checkpoint without a 'state_dict'")
-    return ckpt, OmegaConf.create(meta["config"])
+    from ssl_music.config import saved_config
+
+    return ckpt, saved_config(meta["config"])
 
 
 def is_export(path: str | Path) -> bool:
@@ -223,7 +225,9 @@ def read_export(path: str | Path) -> tuple[dict, DictConfig, str]:
         state = load_file(str(weights), device="cpu")
     except Exception as exc:  # noqa: BLE001
         raise SSLMusicError(f"cannot read {weights}: {exc}") from None
-    return state, OmegaConf.create(meta["config"]), file_sha256(cfg_file)[:16]
+    from ssl_music.config import saved_config
+
+    return state, saved_config(meta["config"]), file_sha256(cfg_file)[:16]
 
 
 def read_weights(path: str | Path) -> tuple[dict, DictConfig, str]:

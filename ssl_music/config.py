@@ -299,6 +299,19 @@ def load_augment(cfg_path: str | Path, overrides: Sequence[str] = ()) -> tuple[D
     return cfg.augment, cfg.data
 
 
+def saved_config(stored: Any) -> DictConfig:
+    """A config a checkpoint or export stored, completed with this version's defaults for the sections it
+    predates (an objective registered since is off: every objective's default weight but contrastive's is 0,
+    and contrastive is as old as checkpoints). Keys this version no longer has are kept, not refused: the
+    file is read, not validated."""
+    base = schema()
+    OmegaConf.set_struct(base, False)
+    try:
+        return OmegaConf.merge(base, stored)
+    except OmegaConfBaseException:   # a value whose type changed since: the stored config as it is
+        return OmegaConf.create(stored)
+
+
 def to_container(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 

@@ -172,3 +172,24 @@ def test_a_run_folder_points_at_its_last_checkpoint(tmp_path, capsys):
         ssl_music.load_encoder(run)
     assert cli(["export", "--checkpoint", str(run), "--out", str(tmp_path / "out")]) == 2
     assert "checkpoints/last.ckpt" in capsys.readouterr().err
+
+
+def test_a_checkpoint_from_before_a_new_config_section_loads_and_embeds_the_same(trained, tmp_path):
+    """A checkpoint written before an objective (or a model key) was added has no section for it: it loads with
+    the new part off, not with 'Missing key subspaces' (a real failure on a 12-06 sweep checkpoint)."""
+    import numpy as np
+
+    from ssl_music.api import load_encoder
+
+    ckpt = torch.load(trained, map_location="cpu", weights_only=False)
+    cfg = ckpt["ssl_music"]["config"]
+    for section in ("objectives", "data"):
+        cfg[section].pop("subspaces", None)
+    for key in ("head_split", "head_reads"):
+        cfg["model"].pop(key, None)
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    wave = np.random.default_rng(0).standard_normal(16000 * 3).astype(np.float32) * 0.1
+    a, b = load_encoder(trained), load_encoder(old)
+    assert np.allclose(a.embed(wave, 16000), b.embed(wave, 16000))
+    assert b.cfg.objectives.subspaces.weight == 0
