@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from evaluation.datasets import load_csv_manifest, make_splits  # noqa: E402
-from evaluation.knn import knn_accuracy  # noqa: E402
-from evaluation.linear_probe import run_probe  # noqa: E402
+from ssl_music_eval.datasets import load_csv_manifest, make_splits  # noqa: E402
+from ssl_music_eval.knn import knn_accuracy  # noqa: E402
+from ssl_music_eval.linear_probe import run_probe  # noqa: E402
 from ssl_music.data.files import resolve  # noqa: E402
 
 

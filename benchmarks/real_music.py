@@ -29,7 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from evaluation.seeds import arm_summary, fmt_difference, fmt_summary, paired_difference, split_name  # noqa: E402
+from ssl_music_eval.seeds import arm_summary, fmt_difference, fmt_summary, paired_difference, split_name  # noqa: E402
 from ssl_music.cluster.runs import retire, stale_reason  # noqa: E402
 from ssl_music.cluster.sweep import record_time  # noqa: E402
 from ssl_music.config import load_config  # noqa: E402

@@ -56,7 +56,7 @@ def train(work: Path, shards: Path, objective: str, args) -> Path:
 
 
 def evaluate(work: Path, ckpt: Path, objective: str, synth_labels: Path, args) -> dict:
-    from evaluation.suite import run_suite
+    from ssl_music_eval.suite import run_suite
 
     overrides = [f"datasets.0.path={synth_labels}", f"datasets.1.path={args.clips}",
                  f"datasets.1.concat.tracks={args.joined_tracks}", f"datasets.1.concat.dir={work / 'joined'}",
@@ -71,7 +71,7 @@ def evaluate(work: Path, ckpt: Path, objective: str, synth_labels: Path, args) -
 def table(results: dict[str, dict], bootstrap: int) -> str:
     import numpy as np
 
-    from evaluation.metrics import mean_ci
+    from ssl_music_eval.metrics import mean_ci
 
     rows = {"triplet": ("triplet", "model"), "contrastive": ("contrastive", "model"),
             "random init": ("triplet", "random_init"), "MFCC frames": ("triplet", "mfcc"),

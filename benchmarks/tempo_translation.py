@@ -89,7 +89,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
 
-    from evaluation.suite import run_suite
+    from ssl_music_eval.suite import run_suite
 
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt = args.out / "checkpoint" / args.checkpoint.name

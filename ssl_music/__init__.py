@@ -4,7 +4,7 @@ Layout follows the data flow: ``data`` (decode, shards, stream, view crops) -> `
 registry, cpu and batched gpu backends) -> ``models`` (front-ends, encoders, heads) -> ``objectives``
 (one module per objective, the OBJECTIVES registry) -> ``module`` (LightningModule) -> ``train``
 (Trainer). ``config`` is the one config system, ``checkpoint``/``api`` read trained models, ``cluster``
-runs SLURM jobs and sweeps, and ``cli`` is the command line, the only part that imports ``evaluation``.
+runs SLURM jobs and sweeps, and ``cli`` is the command line, the only part that imports the evaluation package ``ssl_music_eval``.
 """
 __version__ = "0.1.0"
 __all__ = ["load_encoder", "EmbeddingModel", "load_config"]

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-EVALUATION_DIR = PACKAGE_DIR.parent / "evaluation"
+EVALUATION_DIR = PACKAGE_DIR.parent / "ssl_music_eval"
 # Parts of ssl_music that never change a number a run computes (how runs are started, searched, submitted).
 NOT_COMPUTING = ("cli", "cluster", "catalogue", "provenance.py")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "SSL_MUSIC_BLAS_THREADS")
@@ -88,7 +88,7 @@ def _git(*args: str) -> str | None:
 def code_version() -> dict:
     """The sources hash (what decides reuse), and for a reader the git commit and uncommitted changes."""
     commit = _git("rev-parse", "HEAD")
-    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "ssl_music", "evaluation", "configs")
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "ssl_music", "ssl_music_eval")
     from ssl_music import __version__
 
     return {"sources": sources_hash()[:16], "evaluation_sources": evaluation_code()[:16], "version": __version__,

@@ -1,12 +1,12 @@
 """The package's shape, checked from its source: no import circles, argparse only in the CLI, and the
-library never reaching into evaluation (the CLI composes the two)."""
+library never reaching into the evaluation package ssl_music_eval (the CLI composes the two)."""
 import ast
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("ssl_music", "evaluation")
+PACKAGES = ("ssl_music", "ssl_music_eval")
 
 
 def _modules() -> dict[str, Path]:
@@ -89,8 +89,8 @@ def test_argparse_only_in_the_cli():
 
 
 def test_only_the_cli_imports_evaluation():
-    offenders = {n: sorted(t for t in deps if t.split(".")[0] == "evaluation")
-                 for n, deps in GRAPH.items() if n.startswith("ssl_music") and not n.startswith("ssl_music.cli")}
+    offenders = {n: sorted(t for t in deps if t.split(".")[0] == "ssl_music_eval")
+                 for n, deps in GRAPH.items() if n.split(".")[0] == "ssl_music" and not n.startswith("ssl_music.cli")}
     assert {n: d for n, d in offenders.items() if d} == {}
 
 

@@ -2,7 +2,7 @@
 import pytest
 
 from ssl_music.config import CONFIG_DIR, load_config
-from evaluation.monitor import KnnMonitor, monitor_callbacks
+from ssl_music_eval.monitor import KnnMonitor, monitor_callbacks
 from ssl_music.train import pretrain
 
 pytestmark = pytest.mark.slow  # minutes on 2 cores: `make test-slow`

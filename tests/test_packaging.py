@@ -33,7 +33,7 @@ def venv(tmp_path_factory):
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
-    for pkg in ("ssl_music", "evaluation"):
+    for pkg in ("ssl_music", "ssl_music_eval"):
         shutil.copytree(REPO / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     wheels = root / "wheels"
     _run([sys.executable, "-m", "pip", "wheel", src, "--no-deps", "--no-build-isolation", "-q", "-w", wheels], root)
@@ -50,14 +50,17 @@ def venv(tmp_path_factory):
 
 def test_installed_package_is_the_wheels_not_the_checkouts(venv):
     env, site, work = venv
-    out = _run([env / "bin" / "python", "-c", "import ssl_music, evaluation, torch; "
+    out = _run([env / "bin" / "python", "-c", "import ssl_music, ssl_music_eval, torch; "
                 "from ssl_music.resources import CONFIG_DIR; from ssl_music.cluster.slurm import TEMPLATE_DIR; "
-                "print(ssl_music.__file__, evaluation.__file__, CONFIG_DIR, TEMPLATE_DIR, sep='\\n')"], work)
+                "print(ssl_music.__file__, ssl_music_eval.__file__, CONFIG_DIR, TEMPLATE_DIR, sep='\\n')"], work)
     paths = out.split()
     assert all(p.startswith(str(site)) for p in paths), paths
     assert (site / "ssl_music" / "configs" / "pretrain" / "demo.yaml").is_file()
     assert (site / "ssl_music" / "slurm" / "pretrain.sbatch").is_file()
     assert not (site / "ssl_music" / "configs" / "__init__.py").exists()
+    # the evaluation code installs under this project's own name; a package named `evaluation` is not ours
+    gone = subprocess.run([env / "bin" / "python", "-c", "import evaluation"], cwd=work, capture_output=True)
+    assert gone.returncode != 0
 
 
 def test_version_names_the_lock_and_the_installed_torch(venv):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.suite import load_suite
+from ssl_music_eval.suite import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 

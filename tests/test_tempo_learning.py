@@ -60,7 +60,7 @@ def test_tempo_head_separates_same_from_different_on_held_out_tracks(tiny_shards
 
 
 def test_tempo_estimation_meets_acc1_on_click_tracks_with_a_head_trained_on_them(tmp_path):
-    from evaluation.tempo import TempoEstimator, acc1
+    from ssl_music_eval.tempo import TempoEstimator, acc1
     from ssl_music.data.shards import build_shards
 
     rng = np.random.default_rng(5)

@@ -87,7 +87,7 @@ with limited_blas() as n:
 out = {"n": n, "inside": inside, "env_inside": env_inside, "after": blas(), "env_after": os.environ.get("OPENBLAS_NUM_THREADS")}
 # what a notebook calls: the limit is lifted on return, even when the call fails
 if sys.argv[1] == "run_suite":
-    from evaluation.suite import run_suite
+    from ssl_music_eval.suite import run_suite
     from ssl_music.config import CONFIG_DIR
     try:
         run_suite(sys.argv[2] + "/missing.ckpt", CONFIG_DIR / "eval" / "synthetic.yaml", sys.argv[2] + "/out",

@@ -40,7 +40,7 @@ def _stage(name: str, t0: float) -> None:
 
 
 def run_demo(out: Path, scale: str = "small", extra_overrides: list[str] | None = None) -> dict:
-    from evaluation.suite import run_suite
+    from ssl_music_eval.suite import run_suite
     from ssl_music.cli.pretrain import monitored_pretrain
     from ssl_music.config import load_config
     from ssl_music.data.shards import build_shards
@@ -83,7 +83,7 @@ def run_demo(out: Path, scale: str = "small", extra_overrides: list[str] | None 
 
 def summary_table(results: dict) -> str:
     """A short terminal table: per task, the model vs baselines on the linear probe and k-NN (k=5)."""
-    from evaluation.report import summary_rows
+    from ssl_music_eval.report import summary_rows
 
     rows = summary_rows(results)
     header = f"{'task':<12} {'metric':<22} {'model':>8} {'random':>8} {'classical':>10}"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.embed import bare_reason, collect_inputs, embed_dataset
+from ssl_music_eval.embed import bare_reason, collect_inputs, embed_dataset
 from ssl_music.errors import SSLMusicError
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from evaluation.embed import bare_reason
-from evaluation import suite
+from ssl_music_eval.embed import bare_reason
+from ssl_music_eval import suite
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
 def monitored_pretrain(cfg):
     """pretrain() with the callbacks the config asks for from evaluation (monitor.*): the library's
     trainer takes callbacks and never imports evaluation itself."""
-    from evaluation.monitor import monitor_callbacks
+    from ssl_music_eval.monitor import monitor_callbacks
     from ssl_music.train import pretrain
 
     return pretrain(cfg, callbacks=monitor_callbacks(cfg))

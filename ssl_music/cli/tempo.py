@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from evaluation.embed import bare_reason, load_audio
-from evaluation.tempo import GRID_STEP, MAX_BPM, MIN_BPM, TempoEstimator, librosa_tempo
+from ssl_music_eval.embed import bare_reason, load_audio
+from ssl_music_eval.tempo import GRID_STEP, MAX_BPM, MIN_BPM, TempoEstimator, librosa_tempo
 from ssl_music.errors import SSLMusicError
 
 

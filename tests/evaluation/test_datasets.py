@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from evaluation.datasets import (encode_labels, load_csv_manifest, load_folder_per_class, load_giantsteps,
+from ssl_music_eval.datasets import (encode_labels, load_csv_manifest, load_folder_per_class, load_giantsteps,
                                  load_synthetic, load_tag_csv, make_splits, normalise_key)
 from ssl_music.errors import SSLMusicError
 
@@ -118,7 +118,7 @@ def test_encode_labels():
 
 def test_where_filter_matches_the_columns_type():
     # a 1/0 column asked for with true/false (or yes/no, 1.0) selects the same clips as 1/0 itself
-    from evaluation.datasets import Item, matches_where
+    from ssl_music_eval.datasets import Item, matches_where
 
     items = [Item(f"{i}.wav", str(i), {"drums": v, "style": s}) for i, (v, s) in
              enumerate([("1", "Rock"), ("0", "pop"), ("1", "1"), ("true", "pop")])]

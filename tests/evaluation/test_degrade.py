@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from evaluation.degrade import DEGRADATIONS, degrade, parse, snr_db
+from ssl_music_eval.degrade import DEGRADATIONS, degrade, parse, snr_db
 from ssl_music.errors import ConfigError
 
 SR = 16000

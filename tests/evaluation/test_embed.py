@@ -3,7 +3,7 @@ import os
 import numpy as np
 import soundfile as sf
 
-from evaluation.embed import embed_dataset
+from ssl_music_eval.embed import embed_dataset
 from tests.evaluation.fakes import SpectralModel, write_tone
 
 
@@ -167,6 +167,6 @@ def test_models_that_embed_on_threads_give_the_same_rows_in_order(tmp_path):
 
 
 def test_mfcc_chroma_baseline_embeds_on_threads():
-    from evaluation.runner import MfccChromaFeatures
+    from ssl_music_eval.runner import MfccChromaFeatures
 
     assert MfccChromaFeatures(16000, 3.0).embeds_on_threads is True

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, balanced_accuracy_score, roc_auc_score
 
-from evaluation.metrics import (BATCHED, METRICS, accuracy, balanced_accuracy, bootstrap_ci, classification_metrics,
+from ssl_music_eval.metrics import (BATCHED, METRICS, accuracy, balanced_accuracy, bootstrap_ci, classification_metrics,
                                 cv_summary, pr_auc_macro, roc_auc_macro, se_interval, summarise)
 
 

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from evaluation.robustness import drop_summary
-from evaluation.suite import load_suite, run_suite
+from ssl_music_eval.robustness import drop_summary
+from ssl_music_eval.suite import load_suite, run_suite
 from ssl_music.errors import ConfigError
 from tests.evaluation.fakes import SpectralModel
 from tests.evaluation.test_suite import click_corpus, write_suite  # noqa: F401 (fixture)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.seeds import arm_summary, by_arm, paired_difference, seed_tables, split_name, t_interval, verdict
+from ssl_music_eval.seeds import arm_summary, by_arm, paired_difference, seed_tables, split_name, t_interval, verdict
 
 
 def test_t_interval_by_hand():
@@ -62,7 +62,7 @@ def _results(model: float, random: float) -> dict:
 
 
 def test_compare_aggregates_arms_over_seeds_with_paired_verdicts(tmp_path):
-    from evaluation.report import compare_runs
+    from ssl_music_eval.report import compare_runs
 
     values = {"shipped": [0.60, 0.62, 0.58], "none": [0.50, 0.55, 0.50]}
     dirs = []
@@ -89,7 +89,7 @@ def test_compare_aggregates_arms_over_seeds_with_paired_verdicts(tmp_path):
 
 
 def test_compare_of_single_runs_says_they_are_single(tmp_path):
-    from evaluation.report import compare_runs
+    from ssl_music_eval.report import compare_runs
 
     dirs = []
     for name, v in (("a", 0.6), ("b", 0.5)):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from evaluation.datasets import load_csv_manifest, load_synthetic, parse_boundaries
-from evaluation.segment_data import load_concatenated, load_harmonix, load_salami, read_boundary_file
-from evaluation.segmentation import FrameFeatures, detect, frame_times, hit_rates, novelty, self_similarity
-from evaluation.suite import load_suite, run_suite
+from ssl_music_eval.datasets import load_csv_manifest, load_synthetic, parse_boundaries
+from ssl_music_eval.segment_data import load_concatenated, load_harmonix, load_salami, read_boundary_file
+from ssl_music_eval.segmentation import FrameFeatures, detect, frame_times, hit_rates, novelty, self_similarity
+from ssl_music_eval.suite import load_suite, run_suite
 from ssl_music.config import ConfigError
 from ssl_music.errors import SSLMusicError
 from tests.evaluation.fakes import SpectralModel
@@ -186,7 +186,7 @@ def test_suite_segmentation_task_end_to_end(tmp_path, clip_folder):
     assert "HR@0.5 F" in md and "HR@3 F" in md and "Segmentation: Foote checkerboard novelty" in md
     assert "self-similarity with boundaries" in md and (tmp_path / "run" / "concat" / "joined" / "tracks.json").is_file()
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
-    from evaluation.report import comparison_rows, summary_rows
+    from ssl_music_eval.report import comparison_rows, summary_rows
 
     hr3 = [r for r in summary_rows(saved) if r["metric"] == "HR@3 F (classical: best)"][0]
     assert hr3["mfcc_chroma"] == max(seg["scores"][b]["hr@3"]["f"]["mean"] for b in ("mfcc", "chroma"))

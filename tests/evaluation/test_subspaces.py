@@ -3,11 +3,11 @@ suite end to end on a model with subspaces."""
 import numpy as np
 import pytest
 
-from evaluation.locality import locality
-from evaluation.report_doc import Doc
-from evaluation.report_subspaces import add_subspaces, answers
-from evaluation.report_summary import add_summary
-from evaluation.subspaces import bootstrap_mean, subspace_features, weighted, weighted_locality
+from ssl_music_eval.locality import locality
+from ssl_music_eval.report_doc import Doc
+from ssl_music_eval.report_subspaces import add_subspaces, answers
+from ssl_music_eval.report_summary import add_summary
+from ssl_music_eval.subspaces import bootstrap_mean, subspace_features, weighted, weighted_locality
 from ssl_music.objectives import Subspace
 
 LAYOUT = [Subspace("content", 0, 4), Subspace("pitch", 4, 8, ("pitch_shift",))]
@@ -96,7 +96,7 @@ from tests.evaluation.test_suite import click_corpus, write_suite  # noqa: E402,
 def test_the_suite_scores_every_subspace_and_the_weighted_retrieval(tmp_path, click_corpus):  # noqa: F811
     import json
 
-    from evaluation.suite import run_suite
+    from ssl_music_eval.suite import run_suite
     from tests.test_subspaces_api import _subspace_checkpoint
 
     ckpt = _subspace_checkpoint(tmp_path / "m.ckpt")

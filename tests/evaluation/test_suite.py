@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from evaluation.suite import load_suite, run_suite
+from ssl_music_eval.suite import load_suite, run_suite
 from ssl_music.cli import main
 from ssl_music.config import ConfigError
 from ssl_music.data.synth import click_track
@@ -168,7 +168,7 @@ def test_shipped_suites_parse():
 
 
 def test_rare_classes_drop_passes_the_check(tmp_path, click_corpus):
-    from evaluation.suite import check_dataset, load_dataset
+    from ssl_music_eval.suite import check_dataset, load_dataset
 
     cfg = load_suite(write_suite(tmp_path / "s.yaml", click_corpus), ["folds=7", "rare_classes=drop"])
     ds = load_dataset(cfg.datasets[0])
@@ -178,7 +178,7 @@ def test_rare_classes_drop_passes_the_check(tmp_path, click_corpus):
 
 
 def test_silent_item_is_reported_by_path_and_not_evaluated(tmp_path, click_corpus, capsys, monkeypatch):
-    import evaluation.suite as suite_mod
+    import ssl_music_eval.suite as suite_mod
     from tests.evaluation.fakes import write_silence
 
     silent = write_silence(tmp_path / "silent.wav", seconds=4.0)

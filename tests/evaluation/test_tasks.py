@@ -1,9 +1,9 @@
-"""evaluation.tasks: the registry a suite's task types are run and checked through."""
+"""ssl_music_eval.tasks: the registry a suite's task types are run and checked through."""
 import pytest
 
-from evaluation.runner import evaluate_dataset, locality_attributes, tempo_columns
-from evaluation.suite import load_dataset, load_suite
-from evaluation.tasks import TASKS, EvalTask, register
+from ssl_music_eval.runner import evaluate_dataset, locality_attributes, tempo_columns
+from ssl_music_eval.suite import load_dataset, load_suite
+from ssl_music_eval.tasks import TASKS, EvalTask, register
 from ssl_music.errors import ConfigError
 from tests.evaluation.fakes import SpectralModel
 

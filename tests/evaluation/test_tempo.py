@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from evaluation.tempo import TempoEstimator, acc1, acc2, bpm_grid, librosa_tempo, pick_tempo
+from ssl_music_eval.tempo import TempoEstimator, acc1, acc2, bpm_grid, librosa_tempo, pick_tempo
 from ssl_music.data.synth import click_track
 from tests.evaluation.fakes import SpectralModel
 
@@ -82,7 +82,7 @@ def test_tempo_cli_prints_bpm_per_file(tmp_path, capsys):
 
 def test_embedding_path_matches_crop_path_for_a_real_model():
     """TempoEstimator embeds references once; its curve must equal pairing the raw crops."""
-    from evaluation.tempo import TempoEstimator, same_prob_curve, target_windows
+    from ssl_music_eval.tempo import TempoEstimator, same_prob_curve, target_windows
     from ssl_music.api import EmbeddingModel
     from ssl_music.config import CONFIG_DIR, load_config
     from ssl_music.data.synth import click_track
@@ -123,7 +123,7 @@ def test_tempo_cli_says_a_silent_file_is_silent_and_keeps_going(tmp_path, capsys
 def test_evaluate_tempo_skips_silent_files(tmp_path):
     import soundfile as sf
 
-    from evaluation.tempo import evaluate_tempo
+    from ssl_music_eval.tempo import evaluate_tempo
     from tests.evaluation.fakes import write_silence
 
     silent = write_silence(tmp_path / "silent.wav", seconds=6.0)
@@ -140,7 +140,7 @@ def test_grouped_estimates_equal_one_file_at_a_time(tmp_path):
     crop, so fewer windows) must get the estimates they get one by one, in file order."""
     import soundfile as sf
 
-    from evaluation.tempo import evaluate_tempo
+    from ssl_music_eval.tempo import evaluate_tempo
     from ssl_music.api import EmbeddingModel
     from ssl_music.config import CONFIG_DIR, load_config
 

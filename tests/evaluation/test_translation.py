@@ -1,11 +1,11 @@
-"""The tempo translation suite task (evaluation.translation) on the tiny corpus, end to end through run_suite."""
+"""The tempo translation suite task (ssl_music_eval.translation) on the tiny corpus, end to end through run_suite."""
 import json
 
 import numpy as np
 import pytest
 
-from evaluation.suite import load_suite, run_suite
-from evaluation.translation import fidelity, tempo_classes
+from ssl_music_eval.suite import load_suite, run_suite
+from ssl_music_eval.translation import fidelity, tempo_classes
 from ssl_music.config import ConfigError
 from tests.evaluation.fakes import tiny_checkpoint
 
@@ -115,7 +115,7 @@ class _Broken:
 def test_only_a_missing_translator_reads_as_no_translator():
     from types import SimpleNamespace
 
-    from evaluation.translation import translation_task
+    from ssl_music_eval.translation import translation_task
 
     cfg = load_suite_defaults()
     task = SimpleNamespace(column="tempo")
@@ -129,7 +129,7 @@ def test_only_a_missing_translator_reads_as_no_translator():
 def load_suite_defaults():
     from omegaconf import OmegaConf
 
-    from evaluation.suite import SuiteConfig
+    from ssl_music_eval.suite import SuiteConfig
 
     return OmegaConf.structured(SuiteConfig)
 
@@ -150,7 +150,7 @@ def test_tempo_classes_are_log_spaced_and_bounded():
 
 
 def test_a_csv_dataset_reads_the_bpm_column_of_a_translation_task(tiny_corpus, tmp_path):
-    from evaluation.suite import load_dataset
+    from ssl_music_eval.suite import load_dataset
 
     cfg = load_suite(_suite(tmp_path, tiny_corpus), ["datasets.0.kind=csv"])
     ds = load_dataset(cfg.datasets[0])

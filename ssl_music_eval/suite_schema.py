@@ -1,5 +1,5 @@
 """The evaluation suite's schema: the YAML's sections as dataclasses, loading (the project's one config
-system, ssl_music.config) and the checks that need no data. What runs a suite is :mod:`evaluation.suite`."""
+system, ssl_music.config) and the checks that need no data. What runs a suite is :mod:`ssl_music_eval.suite`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,21 +8,21 @@ from typing import List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from evaluation.tasks import TASKS
-from evaluation.tempo import GRID_STEP, MAX_BPM, MIN_BPM
+from ssl_music_eval.tasks import TASKS
+from ssl_music_eval.tempo import GRID_STEP, MAX_BPM, MIN_BPM
 from ssl_music.config import apply_overrides, find_config, merge, read_yaml
 from ssl_music.errors import ConfigError, did_you_mean, require
 
 
 # ------------------------------------------------------------------------------------ dataset kinds
 def _ds():
-    from evaluation import datasets  # lazy: sklearn and friends load only when a suite runs
+    from ssl_music_eval import datasets  # lazy: sklearn and friends load only when a suite runs
 
     return datasets
 
 
 def _seg():
-    from evaluation import segment_data
+    from ssl_music_eval import segment_data
 
     return segment_data
 
@@ -56,7 +56,7 @@ class TaskSpec:
     name: str = ""
     column: str = ""            # label column (tempo tasks: the BPM column)
     type: str = "multiclass"    # multiclass | multilabel | tempo | segmentation (column: the boundaries)
-                                # | translation (column: the BPM; evaluation.translation)
+                                # | translation (column: the BPM; ssl_music_eval.translation)
     where: str = ""             # "COLUMN=VALUE": only items with that label, e.g. tempo on drums=true clips
 
 
@@ -108,7 +108,7 @@ class LocalitySpec:
 @dataclass
 class TempoSpec:
     reference: str = "click"    # click | drums reference clips
-    min_bpm: float = MIN_BPM    # evaluation.tempo's grid defaults
+    min_bpm: float = MIN_BPM    # ssl_music_eval.tempo's grid defaults
     max_bpm: float = MAX_BPM
     step: float = GRID_STEP     # relative grid step
     windows: int = 4            # target windows averaged per file
@@ -118,7 +118,7 @@ class TempoSpec:
 
 
 @dataclass
-class SegmentationSpec:         # evaluation.segmentation: Foote novelty on timestamp embeddings, mir_eval hit rates
+class SegmentationSpec:         # ssl_music_eval.segmentation: Foote novelty on timestamp embeddings, mir_eval hit rates
     hop_s: float = 0.5          # timestamp grid: one crop-length window every hop_s
     kernel_s: float = 12.0      # checkerboard kernel, full width
     peak_s: float = 3.0         # a boundary: the novelty maximum within +- peak_s (and >= peak_s after the last) ...
@@ -130,7 +130,7 @@ class SegmentationSpec:         # evaluation.segmentation: Foote novelty on time
 
 
 @dataclass
-class TranslationSpec:          # evaluation.translation: the checkpoint's tempo translator (ssl_music.translation)
+class TranslationSpec:          # ssl_music_eval.translation: the checkpoint's tempo translator (ssl_music.translation)
     ratios: List[float] = field(default_factory=lambda: [0.8, 0.862, 0.928, 1.0, 1.077, 1.16, 1.25])
     attributes: List[str] = field(default_factory=list)   # property k-NN columns; empty: multiclass, not tempo
     k: int = 5                  # property k-NN neighbours
@@ -141,7 +141,7 @@ class TranslationSpec:          # evaluation.translation: the checkpoint's tempo
 
 
 @dataclass
-class RobustnessSpec:           # evaluation.robustness: probes fitted on clean clips, scored on degraded copies
+class RobustnessSpec:           # ssl_music_eval.robustness: probes fitted on clean clips, scored on degraded copies
     degradations: List[str] = field(default_factory=lambda: [
         "white@20", "white@10", "white@0", "pink@20", "pink@10", "pink@0", "mp3@0.9", "reverb@1.0", "lowpass@3000"])
     seed: int = 0               # the degraded copies: identical for every compared model under one seed
@@ -205,7 +205,7 @@ def _check(cond: bool, key: str, msg: str) -> None:
 
 
 def validate_suite(cfg: DictConfig) -> None:
-    from evaluation.degrade import parse
+    from ssl_music_eval.degrade import parse
 
     for i, spec in enumerate(cfg.robustness.degradations):
         parse(spec, f"robustness.degradations.{i}")

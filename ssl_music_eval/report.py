@@ -12,9 +12,9 @@ from typing import Sequence
 
 import numpy as np
 
-from evaluation.report_doc import FEATURE_SETS, SET_NAMES, Doc, best_keys, finite, fmt_score, json_default, pyplot
-from evaluation.report_seeds import add_seed_sections
-from evaluation.report_summary import add_comparison_summary, add_summary, comparison_rows, seg_classical, seg_rows
+from ssl_music_eval.report_doc import FEATURE_SETS, SET_NAMES, Doc, best_keys, finite, fmt_score, json_default, pyplot
+from ssl_music_eval.report_seeds import add_seed_sections
+from ssl_music_eval.report_summary import add_comparison_summary, add_summary, comparison_rows, seg_classical, seg_rows
 from ssl_music.errors import SSLMusicError
 
 RESULTS_FORMAT = "ssl_music.eval/1"
@@ -131,7 +131,7 @@ def protocol_lines(p: dict) -> list[str]:
 
 
 def _segmentation():
-    from evaluation import segmentation  # lazy: its report part draws the self-similarity figure
+    from ssl_music_eval import segmentation  # lazy: its report part draws the self-similarity figure
 
     return segmentation
 
@@ -190,11 +190,11 @@ def _dataset_section(doc: Doc, name: str, ds: dict) -> None:
         if t.get("segmentation"):
             _segmentation().report_part(doc, task, t["segmentation"], fmt_score)
         if t.get("translation"):
-            from evaluation.translation_report import render
+            from ssl_music_eval.translation_report import render
 
             render(doc, task, t["translation"])
         if t.get("degradations"):
-            from evaluation.robustness import report_part
+            from ssl_music_eval.robustness import report_part
 
             report_part(doc, t)
     loc = ds.get("locality")
@@ -207,7 +207,7 @@ def _dataset_section(doc: Doc, name: str, ds: dict) -> None:
         doc.figure(_bars(attrs, {SET_NAMES.get(fs, fs): [s.get(a, np.nan) for a in attrs]
                                  for fs, s in loc["scores"].items()}, f"{name}: locality per attribute",
                          "share of neighbours", marks=[loc["chance"][a] for a in attrs]), "locality")
-        from evaluation.report_subspaces import add_subspaces
+        from ssl_music_eval.report_subspaces import add_subspaces
 
         add_subspaces(doc, loc)
     if ds.get("projection"):

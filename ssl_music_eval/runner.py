@@ -1,7 +1,7 @@
 """One dataset of a suite: embed with the model and the baselines, then probes, k-NN, locality, tempo,
-segmentation (:mod:`evaluation.segmentation`) and a 2-D projection, into the results dict that
-:mod:`evaluation.report` renders. Checks happened before
-(:mod:`evaluation.suite`); this module only computes.
+segmentation (:mod:`ssl_music_eval.segmentation`) and a 2-D projection, into the results dict that
+:mod:`ssl_music_eval.report` renders. Checks happened before
+(:mod:`ssl_music_eval.suite`); this module only computes.
 """
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.baselines import MfccChromaFeatures  # noqa: F401 (also imported from here)
-from evaluation.embed import embed_dataset
-from evaluation.knn import choose_search, search_rule
-from evaluation.metrics import ci_method
-from evaluation.segmentation import protocol as segmentation_protocol
-from evaluation.subspaces import layout_of, subspace_features, weighted_locality
-from evaluation.tasks import TASKS, TaskContext
+from ssl_music_eval.baselines import MfccChromaFeatures  # noqa: F401 (also imported from here)
+from ssl_music_eval.embed import embed_dataset
+from ssl_music_eval.knn import choose_search, search_rule
+from ssl_music_eval.metrics import ci_method
+from ssl_music_eval.segmentation import protocol as segmentation_protocol
+from ssl_music_eval.subspaces import layout_of, subspace_features, weighted_locality
+from ssl_music_eval.tasks import TASKS, TaskContext
 
 
 def protocol(cfg, model: Any) -> dict:
@@ -102,7 +102,7 @@ def evaluate_dataset(cfg, spec, ds, model, random_model, cache: Path, progress: 
     result = {"kind": spec.kind, "path": spec.path, "n_items": len(ds.items) + len(getattr(ds, "missing", [])),
               "n_embedded": len(items), "skipped": skipped, "tasks": tasks}
     if feats and attrs and len(items) > cfg.locality.k:
-        from evaluation.locality import locality
+        from ssl_music_eval.locality import locality
 
         labels = {a: [it.labels.get(a) for it in items] for a in attrs}
         tids = [it.track_id for it in items]

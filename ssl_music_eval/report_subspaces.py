@@ -2,8 +2,8 @@
 property (its locality per attribute), and the weighted-retrieval table."""
 from __future__ import annotations
 
-from evaluation.report_doc import Doc, finite
-from evaluation.subspaces import PREFIX
+from ssl_music_eval.report_doc import Doc, finite
+from ssl_music_eval.subspaces import PREFIX
 
 
 def answers(loc: dict) -> list[str]:

@@ -4,7 +4,7 @@ A task is a label name with a kind: ``multiclass`` (one string per item), ``mult
 per item), ``tempo`` (a BPM written as a string) or ``segmentation`` (the item's boundary times in seconds,
 sorted floats from the start of its first to the end of its last section; ``"0|9.6|19.2|30"`` in a CSV).
 The loaders of annotated segmentation sets (SALAMI, Harmonix, clips joined into tracks) are in
-:mod:`evaluation.segment_data`. Audio files that do not exist are not an error
+:mod:`ssl_music_eval.segment_data`. Audio files that do not exist are not an error
 here: they go to ``dataset.missing`` with the reason, so a report can list what was skipped. Label
 columns that do not exist are an error, raised before any work, naming the column and the file.
 """

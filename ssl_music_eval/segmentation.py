@@ -18,7 +18,7 @@ Per track and feature set:
    ``trim=True``: the track's start and end are not boundaries to find.
 
 Scores are the mean over tracks with a 95 % interval of that mean (± 1.96 bootstrap SE over tracks resampled,
-:func:`evaluation.metrics.se_interval`); the difference model − baseline gets a paired interval (the same
+:func:`ssl_music_eval.metrics.se_interval`); the difference model − baseline gets a paired interval (the same
 track resamples). Tracks without an annotated boundary inside them are left out and counted.
 """
 from __future__ import annotations
@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.baselines import HOP as FRAME_HOP, feature_frames
-from evaluation.datasets import EvalDataset
-from evaluation.embed import embed_dataset
-from evaluation.metrics import CI_LEVEL, mean_ci
+from ssl_music_eval.baselines import HOP as FRAME_HOP, feature_frames
+from ssl_music_eval.datasets import EvalDataset
+from ssl_music_eval.embed import embed_dataset
+from ssl_music_eval.metrics import CI_LEVEL, mean_ci
 from ssl_music.data.crops import seconds_to_frames
 
 SET_NAMES = {"model": "model", "random_init": "random init", "mfcc": "MFCC frames", "chroma": "chroma frames"}

@@ -2,11 +2,11 @@
 
 Order of work (every check a user can act on comes before the first embedding):
   1. suite YAML + overrides -> structured config (unknown keys / bad values -> ConfigError naming the key;
-     the schema and these checks: evaluation.suite_schema)
+     the schema and these checks: ssl_music_eval.suite_schema)
   2. checkpoint -> encoder (not an ssl_music checkpoint -> SSLMusicError naming the file)
   3. datasets loaded; label columns, locality attributes and class counts vs folds checked
   4. embeddings (cached) for the model and the baselines -> probes, k-NN, locality, tempo, projection,
-     segmentation (timestamp embeddings -> self-similarity -> boundaries, evaluation.segmentation)
+     segmentation (timestamp embeddings -> self-similarity -> boundaries, ssl_music_eval.segmentation)
   5. results.json + report.md + report.html
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from evaluation.suite_schema import DATASET_LOADERS, SuiteConfig, load_suite, validate_suite  # noqa: F401
+from ssl_music_eval.suite_schema import DATASET_LOADERS, SuiteConfig, load_suite, validate_suite  # noqa: F401
 from ssl_music.errors import ConfigError, SSLMusicError
 from ssl_music.threads import blas_limited
 
@@ -27,7 +27,7 @@ SKIPS_SHOWN = 10  # skipped files `ssl-music evaluate` names on the terminal (th
 
 # ------------------------------------------------------------------------------------------- datasets
 def load_dataset(spec: DictConfig):
-    """Suite dataset entry -> EvalDataset, through the loaders of evaluation.datasets."""
+    """Suite dataset entry -> EvalDataset, through the loaders of ssl_music_eval.datasets."""
     try:
         ds = DATASET_LOADERS[spec.kind](spec)
     except SSLMusicError as exc:
@@ -62,7 +62,7 @@ def check_dataset(spec: DictConfig, index: int, ds, folds: int, locality_attrs: 
                 raise ConfigError(f"invalid value for suite key 'folds': dataset '{spec.name}' task '{t.name}' has "
                                   f"classes with fewer than folds={folds} items: {dict(sorted(small.items())[:8])}; "
                                   f"lower folds, set rare_classes=drop or give the dataset a split column")
-    from evaluation.datasets import matches_where, split_where  # lazy: sklearn and friends
+    from ssl_music_eval.datasets import matches_where, split_where  # lazy: sklearn and friends
 
     for j, t in enumerate(spec.tasks):
         col = split_where(t.where)[0]
@@ -84,7 +84,7 @@ def check_translation(cfg: DictConfig, spec: DictConfig, ds) -> None:
     """The property columns of a translation task exist (before any embedding)."""
     if not any(t.type == "translation" for t in spec.tasks):
         return
-    from evaluation.translation import attributes
+    from ssl_music_eval.translation import attributes
 
     columns = set().union(*(it.labels.keys() for it in ds.items))
     for a in attributes(cfg, spec):
@@ -107,7 +107,7 @@ def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Pat
         from ssl_music.api import load_encoder
 
         model = load_encoder(checkpoint, device=cfg.device)
-    from evaluation.runner import locality_attributes
+    from ssl_music_eval.runner import locality_attributes
 
     out = Path(out_dir)
     loaded = []
@@ -123,8 +123,8 @@ def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Pat
 
         random_model = load_encoder(checkpoint, device=cfg.device, random_init=True)
 
-    from evaluation.report import write_report
-    from evaluation.runner import evaluate_dataset, protocol
+    from ssl_music_eval.report import write_report
+    from ssl_music_eval.runner import evaluate_dataset, protocol
     from ssl_music.provenance import code_version, evaluation_fingerprint, model_inputs
 
     cache = Path(cfg.embed.cache_dir) if cfg.embed.cache_dir else out / "cache"

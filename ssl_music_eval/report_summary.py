@@ -2,7 +2,7 @@
 
 A reader opens a report to learn whether the pretrained model beats its random-init twin and the classical
 features; the detailed sections below answer how and why. Every number here is one the detailed sections
-already show (a probe's row uses the task's primary metric, :data:`evaluation.metrics.PRIMARY`, the one its
+already show (a probe's row uses the task's primary metric, :data:`ssl_music_eval.metrics.PRIMARY`, the one its
 regularisation was chosen on), so the summary cannot disagree with them.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from evaluation.metrics import PRIMARY
-from evaluation.report_doc import FEATURE_SETS, SET_NAMES, Doc, best_keys, finite, pyplot
+from ssl_music_eval.metrics import PRIMARY
+from ssl_music_eval.report_doc import FEATURE_SETS, SET_NAMES, Doc, best_keys, finite, pyplot
 
 COLUMNS = (*FEATURE_SETS, "librosa")
 COLUMN_NAMES = {**SET_NAMES, "librosa": "librosa"}

@@ -1,6 +1,6 @@
 """Robustness as an evaluation task (``type: robustness``, issue #25): the same probe, fitted on the clean clips
 of each training fold, scored on degraded copies of the test clips (white / pink noise at an SNR, MP3 coding,
-room reverb, band-limiting: evaluation.degrade). Each feature set (the model, its random-init twin,
+room reverb, band-limiting: ssl_music_eval.degrade). Each feature set (the model, its random-init twin,
 MFCC+chroma) is scored on the same degraded audio, so their drops compare.
 
 A drop is clean accuracy − degraded accuracy over the same seeds × folds with the same fitted probes; its
@@ -15,7 +15,7 @@ from collections import Counter
 import numpy as np
 from scipy import stats
 
-from evaluation.degrade import degrade
+from ssl_music_eval.degrade import degrade
 
 BASE_SETS = ("model", "random_init", "mfcc_chroma")
 
@@ -38,7 +38,7 @@ def drop_summary(clean: np.ndarray, degraded: np.ndarray, level: float = 0.95) -
 
 
 def _embedders(ctx) -> dict:
-    from evaluation.baselines import MfccChromaFeatures
+    from ssl_music_eval.baselines import MfccChromaFeatures
 
     sets = {"model": ctx.model, "random_init": ctx.random_model,
             "mfcc_chroma": MfccChromaFeatures(ctx.model.sample_rate, ctx.model.crop_s)}
@@ -47,7 +47,7 @@ def _embedders(ctx) -> dict:
 
 def degraded_features(ctx, items: list, spec: str, seed: int) -> dict[str, np.ndarray]:
     """{feature set: [len(items), D]} of the degraded copies (decoded once per clip for every set)."""
-    from evaluation.embed import load_audio
+    from ssl_music_eval.embed import load_audio
 
     sets = _embedders(ctx)
     sr = int(ctx.model.sample_rate)
@@ -61,8 +61,8 @@ def degraded_features(ctx, items: list, spec: str, seed: int) -> dict[str, np.nd
 
 def robustness_task(ctx, task) -> dict:
     """Clean and degraded scores of every base feature set, and each drop with its interval."""
-    from evaluation.datasets import make_splits, matches_where
-    from evaluation.linear_probe import run_probe
+    from ssl_music_eval.datasets import make_splits, matches_where
+    from ssl_music_eval.linear_probe import run_probe
 
     cfg = ctx.cfg
     r = cfg.robustness
@@ -92,7 +92,7 @@ def robustness_task(ctx, task) -> dict:
 
 def report_part(doc, t: dict) -> None:
     """The task's table in a report: per degradation, each feature set's accuracy and drop from clean."""
-    from evaluation.report_doc import SET_NAMES
+    from ssl_music_eval.report_doc import SET_NAMES
 
     sets = list(t["clean"])
     doc.para(f"{t['probe']} probe fitted on clean clips, scored on degraded copies (seed {t['seed']}; {t['n']} clips). "

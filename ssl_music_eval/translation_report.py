@@ -1,4 +1,4 @@
-"""The report part of the tempo translation task (:mod:`evaluation.translation`): tables, one figure, targets."""
+"""The report part of the tempo translation task (:mod:`ssl_music_eval.translation`): tables, one figure, targets."""
 from __future__ import annotations
 
 import math

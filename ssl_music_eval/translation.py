@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from evaluation.metrics import CI_LEVEL, cv_summary, mean_ci
+from ssl_music_eval.metrics import CI_LEVEL, cv_summary, mean_ci
 
 TARGET_KNN_DROP = 0.02   # property k-NN of translated embeddings within this of untranslated
 
@@ -46,7 +46,7 @@ def stretched_embeddings(model: Any, paths: Sequence[str], ratios: Sequence[floa
     """[R, N, D]: embedding of each clip time-stretched by each ratio (r > 1 faster: N/r samples out)."""
     import torch
 
-    from evaluation.embed import load_audio
+    from ssl_music_eval.embed import load_audio
     from ssl_music.augment.vocoder import stretch
 
     if cache_file is not None and cache_file.is_file():
@@ -110,7 +110,7 @@ def property_knn(E, S, T, ratios, labels: dict[str, list], track_ids: Sequence, 
       drops here however good T is: the query moved in tempo, its neighbours did not);
     * ``stretched`` / ``stretched_queries``: the same two with the real stretch e_r, for reference.
     """
-    from evaluation.knn import knn_predict
+    from ssl_music_eval.knn import knn_predict
 
     moving = [j for j, r in enumerate(ratios) if not math.isclose(r, 1.0)]
     tids = np.asarray(track_ids)
@@ -147,8 +147,8 @@ def tempo_classes(bpm: np.ndarray, lo: float, hi: float, n: int) -> tuple[np.nda
 
 def tempo_probe(E, S, T, ratios, bpm: np.ndarray, cfg, n_classes: int) -> dict:
     """Linear tempo-class probe: plain vs + translated copies vs + really stretched copies, same folds."""
-    from evaluation.datasets import make_splits
-    from evaluation.linear_probe import carve_validation, linear_probe
+    from ssl_music_eval.datasets import make_splits
+    from ssl_music_eval.linear_probe import carve_validation, linear_probe
 
     lo, hi = float(cfg.tempo.min_bpm), float(cfg.tempo.max_bpm)
     cls, names = tempo_classes(bpm, lo, hi, n_classes)
@@ -283,7 +283,7 @@ def translation_task(cfg, spec, task, items, model, E: np.ndarray, cache: Path |
     ratios = [float(r) for r in tc.ratios]
     cache_file = None
     if cache is not None:
-        from evaluation.embed import cache_key
+        from ssl_music_eval.embed import cache_key
 
         key = cache_key(model, paths, {"stretched": ratios, "hop_s": cfg.embed.hop_s, "stretch": "vocoder/1"})
         cache_file = Path(cache) / f"{spec.name}-stretched-{key[:24]}.npz"

@@ -22,8 +22,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import StandardScaler
 
-from evaluation.datasets import encode_labels
-from evaluation.metrics import METRICS, PRIMARY, ci_method, classification_metrics, cv_summary, summarise
+from ssl_music_eval.datasets import encode_labels
+from ssl_music_eval.metrics import METRICS, PRIMARY, ci_method, classification_metrics, cv_summary, summarise
 
 DEFAULT_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 SMALL_MLP_ITEMS = 5000

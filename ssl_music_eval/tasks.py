@@ -45,8 +45,8 @@ class EvalTask:
 def _probe(ctx: TaskContext, task) -> dict:
     """Linear / MLP probes (and k-NN for multiclass) on the track embeddings of every feature set."""
     cfg, items, feats = ctx.cfg, ctx.items, ctx.feats
-    from evaluation.datasets import make_splits, matches_where
-    from evaluation.linear_probe import run_probe
+    from ssl_music_eval.datasets import make_splits, matches_where
+    from ssl_music_eval.linear_probe import run_probe
 
     idx = [i for i, it in enumerate(items) if matches_where(it, task.where)
            and (task.type != "multiclass" or it.labels.get(task.column) not in (None, ""))]
@@ -74,7 +74,7 @@ def _probe(ctx: TaskContext, task) -> dict:
                 out["confusion"] = {"classes": [str(c) for c in res["classes"]],
                                     "matrix": np.asarray(res["confusion"]).tolist()}
     if task.type == "multiclass":
-        from evaluation.knn import knn_accuracy
+        from ssl_music_eval.knn import knn_accuracy
 
         tids = [items[i].track_id for i in idx]
         ks = [k for k in cfg.knn.ks if k < len(idx)]
@@ -87,8 +87,8 @@ def _probe(ctx: TaskContext, task) -> dict:
 def _tempo(ctx: TaskContext, task) -> dict:
     """BPM estimates of the model's tempo head (and librosa's) against the column's tempi."""
     cfg, items, model = ctx.cfg, ctx.items, ctx.model
-    from evaluation.datasets import matches_where
-    from evaluation.tempo import TempoEstimator, evaluate_tempo
+    from ssl_music_eval.datasets import matches_where
+    from ssl_music_eval.tempo import TempoEstimator, evaluate_tempo
 
     rows = [(str(it.path), float(it.labels[task.column])) for it in items
             if matches_where(it, task.where) and it.labels.get(task.column) not in (None, "")]
@@ -111,7 +111,7 @@ def _tempo(ctx: TaskContext, task) -> dict:
 
 def _segmentation(ctx: TaskContext, task) -> dict:
     """Boundary detection from frame features; the files it cannot read join the dataset's skip list."""
-    from evaluation.segmentation import FrameFeatures, segmentation_task
+    from ssl_music_eval.segmentation import FrameFeatures, segmentation_task
 
     cfg, model = ctx.cfg, ctx.model
     sets = {"model": model, **({"random_init": ctx.random_model} if ctx.random_model is not None else {})}
@@ -127,13 +127,13 @@ def _segmentation(ctx: TaskContext, task) -> dict:
 
 
 def _translation(ctx: TaskContext, task) -> dict:
-    from evaluation.translation import translation_task
+    from ssl_music_eval.translation import translation_task
 
     return translation_task(ctx.cfg, ctx.spec, task, ctx.items, ctx.model, ctx.feats["model"], ctx.cache, ctx.progress)
 
 
 def _robustness(ctx: TaskContext, task) -> dict:
-    from evaluation.robustness import robustness_task
+    from ssl_music_eval.robustness import robustness_task
 
     return robustness_task(ctx, task)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from evaluation.report_doc import Doc
-from evaluation.report_summary import comparison_rows
-from evaluation.seeds import by_arm, fmt_difference, fmt_summary, seed_tables, split_name
+from ssl_music_eval.report_doc import Doc
+from ssl_music_eval.report_summary import comparison_rows
+from ssl_music_eval.seeds import by_arm, fmt_difference, fmt_summary, seed_tables, split_name
 
 TWIN = " · random init"
 

@@ -1,5 +1,5 @@
 """Datasets with known section boundaries, for the segmentation task: every loader returns an
-:class:`~evaluation.datasets.EvalDataset` whose items carry ``labels["boundaries"]`` (sorted times in seconds,
+:class:`~ssl_music_eval.datasets.EvalDataset` whose items carry ``labels["boundaries"]`` (sorted times in seconds,
 from the start of the first to the end of the last section) and one task, ``boundaries`` (kind segmentation).
 
 - SALAMI (Smith et al. 2011): ``annotations/<id>/parsed/textfile{1,2}_{uppercase,lowercase,functions}.txt``
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.datasets import EvalDataset, Item
+from ssl_music_eval.datasets import EvalDataset, Item
 from ssl_music.data.files import audio_files, read_csv, resolve
 from ssl_music.errors import AudioError, SSLMusicError
 
@@ -119,7 +119,7 @@ def load_concatenated(labels_csv: str | Path, out_dir: str | Path, clips_per_tra
     """
     import soundfile as sf
 
-    from evaluation.embed import load_audio
+    from ssl_music_eval.embed import load_audio
 
     labels_csv = Path(labels_csv)
     _, rows = read_csv(labels_csv, what="clip manifest")

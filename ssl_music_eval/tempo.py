@@ -165,7 +165,7 @@ def evaluate_tempo(estimator: TempoEstimator | None, paths: Sequence[str], ref_b
     """Acc1/Acc2 of the head (when ``estimator`` is given) and of librosa over files with known tempo.
     Undecodable, empty and silent files are listed under ``skipped`` as ``(path, reason)``, not scored.
     ``group`` files are held in memory at a time and go through the encoder in one call."""
-    from evaluation.embed import load_audio
+    from ssl_music_eval.embed import load_audio
 
     sr = estimator.model.sample_rate if estimator is not None else 22050
     est_m, est_l, refs, kept, skipped = [], [], [], [], []
