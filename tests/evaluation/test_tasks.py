@@ -53,5 +53,5 @@ def test_the_entries_decide_columns_locality_and_filters(tiny_corpus, tmp_path):
     assert locality_attributes(cfg, spec) == ["tempo", "key"] and tempo_columns(spec) == ["tempo", "tempo"]
     with pytest.raises(ConfigError, match=r"tasks\.0\.type': must be one of .*got 'multiclas'; did you mean 'multiclass'\?"):
         load_suite(_suite(tmp_path, tiny_corpus, "{name: k, column: key, type: multiclas}"))
-    with pytest.raises(ConfigError, match=r"where': applies to multiclass, multilabel, tempo tasks, not translation"):
+    with pytest.raises(ConfigError, match=r"where': applies to multiclass, multilabel, tempo, robustness tasks, not translation"):
         load_suite(_suite(tmp_path, tiny_corpus, "{name: tr, column: tempo, type: translation, where: key=C}"))
