@@ -101,6 +101,16 @@ def lock_hash() -> str | None:
     return hashlib.sha256(lock.read_bytes()).hexdigest()[:16] if lock.is_file() else None
 
 
+def cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def thread_settings(num_workers: int | None = None) -> dict:
     import torch
 
@@ -123,6 +133,9 @@ def collect(cfg: Any) -> dict:
         "python": platform.python_version(),
         "torch": str(torch.__version__),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        # the same seed on another CPU can take other SIMD kernels (another summation order): a different run
+        "cpu": cpu_model(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "host": platform.node(),
         "threads": thread_settings(cfg.data.num_workers),
         "argv": sys.argv[1:],

@@ -37,6 +37,7 @@ def test_same_seed_gives_bit_identical_weights_and_another_seed_does_not(tiny_sh
     assert saved.code.sources == provenance.training_code()[:16] and saved.lock_sha256 == provenance.lock_hash()
     assert saved.inputs_config == provenance.pretrain_fingerprint(load_config(tmp_path / "c" / "config.yaml"), code=False)
     assert saved.threads.torch_threads == torch.get_num_threads() and "loader_workers" in saved.threads
+    assert saved.torch_cpu_capability == torch.backends.cpu.get_cpu_capability() and "cpu" in saved
     done = json.loads((tmp_path / "c" / "DONE").read_text())
     assert done["inputs"] == saved.inputs == provenance.pretrain_fingerprint(load_config(tmp_path / "c" / "config.yaml"))
     # a run's own fingerprint ignores where it writes; the two seed-0 runs ran the same inputs
