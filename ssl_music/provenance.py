@@ -29,6 +29,8 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ssl_music.data.files import file_sha256
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 EVALUATION_DIR = PACKAGE_DIR.parent / "ssl_music_eval"
 # Parts of ssl_music that never change a number a run computes (how runs are started, searched, submitted).
@@ -70,11 +72,6 @@ def evaluation_code() -> str:
     return h.hexdigest()
 
 
-def sources_hash() -> str:
-    """The code a pretraining run's fingerprint holds (kept as a name for readers of provenance.code.sources)."""
-    return training_code()
-
-
 def _git(*args: str) -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(PACKAGE_DIR.parent), *args], capture_output=True, text=True,
@@ -91,14 +88,14 @@ def code_version() -> dict:
     dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "ssl_music", "ssl_music_eval")
     from ssl_music import __version__
 
-    return {"sources": sources_hash()[:16], "evaluation_sources": evaluation_code()[:16], "version": __version__,
+    return {"sources": training_code()[:16], "evaluation_sources": evaluation_code()[:16], "version": __version__,
             "git_commit": commit, "git_dirty": None if dirty is None else bool(dirty)}
 
 
 @functools.lru_cache(maxsize=None)
 def lock_hash() -> str | None:
     lock = PACKAGE_DIR.parent / "requirements.lock"
-    return hashlib.sha256(lock.read_bytes()).hexdigest()[:16] if lock.is_file() else None
+    return file_sha256(lock)[:16] if lock.is_file() else None
 
 
 def cpu_model() -> str | None:
@@ -162,11 +159,7 @@ def pretrain_fingerprint(cfg: Any, code: bool = True) -> str:
     from omegaconf import DictConfig, OmegaConf
 
     plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-    return fingerprint({"config": _without(plain, UNCOUNTED_KEYS), "code": sources_hash() if code else None})[:16]
-
-
-def file_fingerprint(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return fingerprint({"config": _without(plain, UNCOUNTED_KEYS), "code": training_code() if code else None})[:16]
 
 
 def evaluation_fingerprint(pretrain: str, suite_path: str | Path, overrides: Sequence[str] = (),
@@ -174,7 +167,7 @@ def evaluation_fingerprint(pretrain: str, suite_path: str | Path, overrides: Seq
     """Fingerprint of an evaluation: the pretraining it scores (its fingerprint, or the checkpoint file's
     hash for a checkpoint without one), the suite file's bytes, its overrides and dataset paths and, with
     ``code``, the evaluation code."""
-    return fingerprint({"pretrain": pretrain, "suite": file_fingerprint(suite_path), "overrides": list(overrides),
+    return fingerprint({"pretrain": pretrain, "suite": file_sha256(suite_path)[:16], "overrides": list(overrides),
                         "data": list(data), "code": evaluation_code() if code else None})[:16]
 
 

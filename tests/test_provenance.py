@@ -73,7 +73,7 @@ def test_a_resumed_run_keeps_the_record_of_a_start_with_other_code(tiny_shards, 
     first = _with_provenance(cfg, tmp_path / "r" / "config.yaml")
     save_config(first, tmp_path / "r" / "config.yaml")
     assert "earlier" not in _with_provenance(cfg, tmp_path / "r" / "config.yaml").provenance
-    monkeypatch.setattr(provenance, "sources_hash", lambda: "f" * 64)
+    monkeypatch.setattr(provenance, "training_code", lambda: "f" * 64)
     monkeypatch.setattr(provenance, "evaluation_code", lambda: "e" * 64)
     provenance.code_version.cache_clear()
     try:
