@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
@@ -334,3 +334,23 @@ def make_splits(labels: Sequence, n_folds: int = 5, seed: int = 0, fixed: Sequen
         splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
         parts = splitter.split(np.zeros(n), values)
     return [{"train": tr, "val": None, "test": te} for tr, te in parts]
+
+
+def probe_items(items: Sequence, task: Any, cfg: Any, multiclass: bool) -> tuple[list[int], list, list, dict]:
+    """The items a probe task scores and its splits: (indexes into ``items``, their labels, the splits, the
+    classes left out). A multiclass task skips unlabelled items and, with ``rare_classes: drop`` and no fixed
+    splits, classes with fewer items than folds; items with a ``split`` keep it."""
+    from collections import Counter
+
+    idx = [i for i, it in enumerate(items) if matches_where(it, task.where)
+           and (not multiclass or it.labels.get(task.column) not in (None, ""))]
+    fixed = [getattr(items[i], "split", None) for i in idx]
+    dropped: dict = {}
+    if multiclass and not any(fixed) and cfg.rare_classes == "drop":
+        counts = Counter(str(items[i].labels[task.column]) for i in idx)
+        dropped = {c: n for c, n in sorted(counts.items()) if n < cfg.folds}
+        idx = [i for i in idx if str(items[i].labels[task.column]) not in dropped]
+        fixed = [None] * len(idx)
+    labels = [items[i].labels[task.column] for i in idx]
+    splits = make_splits(labels, cfg.folds, int(cfg.seeds[0]), fixed if any(fixed) else None, task=task.name)
+    return idx, labels, splits, dropped

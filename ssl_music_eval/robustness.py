@@ -10,7 +10,6 @@ somewhat narrower than an independent-samples interval would be).
 from __future__ import annotations
 
 import math
-from collections import Counter
 
 import numpy as np
 from scipy import stats
@@ -45,50 +44,46 @@ def _embedders(ctx) -> dict:
     return {name: m for name, m in sets.items() if name in ctx.feats and m is not None}
 
 
-def degraded_features(ctx, items: list, spec: str, seed: int) -> dict[str, np.ndarray]:
-    """{feature set: [len(items), D]} of the degraded copies (decoded once per clip for every set)."""
+def degraded_features(ctx, items: list, specs: list[str], seed: int) -> dict[str, dict[str, np.ndarray]]:
+    """{degradation: {feature set: [len(items), D]}} of the degraded copies; each clip is decoded once for
+    every degradation and set."""
     from ssl_music_eval.embed import load_audio
 
     sets = _embedders(ctx)
     sr = int(ctx.model.sample_rate)
-    rows: dict[str, list] = {name: [] for name in sets}
+    rows: dict[str, dict[str, list]] = {spec: {name: [] for name in sets} for spec in specs}
     for it in items:
-        wave = degrade(load_audio(it.path, sr), sr, spec, seed, item=str(it.path))
-        for name, m in sets.items():
-            rows[name].append(np.asarray(m.embed_windows(wave, sr), dtype=np.float32).mean(axis=0))
-    return {name: np.stack(r) for name, r in rows.items()}
+        clean = load_audio(it.path, sr)
+        for spec in specs:
+            wave = degrade(clean, sr, spec, seed, item=str(it.path))
+            for name, m in sets.items():
+                rows[spec][name].append(np.asarray(m.embed_windows(wave, sr), dtype=np.float32).mean(axis=0))
+    return {spec: {name: np.stack(r) for name, r in by_set.items()} for spec, by_set in rows.items()}
 
 
 def robustness_task(ctx, task) -> dict:
     """Clean and degraded scores of every base feature set, and each drop with its interval."""
-    from ssl_music_eval.datasets import make_splits, matches_where
+    from ssl_music_eval.datasets import probe_items
     from ssl_music_eval.linear_probe import run_probe
 
     cfg = ctx.cfg
     r = cfg.robustness
-    idx = [i for i, it in enumerate(ctx.items)
-           if matches_where(it, task.where) and ctx.items[i].labels.get(task.column) not in (None, "")]
-    if cfg.rare_classes == "drop":   # as the probes do: a class with fewer clips than folds cannot be split
-        counts = Counter(str(ctx.items[i].labels[task.column]) for i in idx)
-        idx = [i for i in idx if counts[str(ctx.items[i].labels[task.column])] >= cfg.folds]
-    labels = [ctx.items[i].labels[task.column] for i in idx]
-    splits = make_splits(labels, cfg.folds, int(cfg.seeds[0]), None, task=task.name)
+    idx, labels, splits, _ = probe_items(ctx.items, task, cfg, multiclass=True)
     sets = [s for s in BASE_SETS if s in _embedders(ctx)]
     probe = dict(task="multiclass", kind=str(r.probe), seeds=list(cfg.seeds), n_boot=0)
     clean = {s: run_probe(ctx.feats[s][idx], labels, splits, **probe) for s in sets}
     out: dict = {"type": "robustness", "column": task.column, "n": len(idx), "probe": str(r.probe),
                  "seed": int(r.seed), "clean": {s: clean[s]["accuracy"]["mean"] for s in sets}, "degradations": {}}
-    items = [ctx.items[i] for i in idx]
-    for spec in r.degradations:
-        feats = degraded_features(ctx, items, str(spec), int(r.seed))
+    specs = [str(spec) for spec in r.degradations]
+    degraded = degraded_features(ctx, [ctx.items[i] for i in idx], specs, int(r.seed))
+    for spec in specs:
         entry = {}
         for s in sets:
-            res = run_probe(ctx.feats[s][idx], labels, splits, X_test=feats[s], **probe)
+            res = run_probe(ctx.feats[s][idx], labels, splits, X_test=degraded[spec][s], **probe)
             entry[s] = {"accuracy": res["accuracy"]["mean"],
                         "drop": drop_summary(_fold_scores(clean[s]), _fold_scores(res))}
-        out["degradations"][str(spec)] = entry
+        out["degradations"][spec] = entry
     return out
-
 
 def report_part(doc, t: dict) -> None:
     """The task's table in a report: per degradation, each feature set's accuracy and drop from clean."""

@@ -7,7 +7,6 @@ suite's checks read the same entries. A new task type is one function and one en
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -45,20 +44,10 @@ class EvalTask:
 def _probe(ctx: TaskContext, task) -> dict:
     """Linear / MLP probes (and k-NN for multiclass) on the track embeddings of every feature set."""
     cfg, items, feats = ctx.cfg, ctx.items, ctx.feats
-    from ssl_music_eval.datasets import make_splits, matches_where
+    from ssl_music_eval.datasets import probe_items
     from ssl_music_eval.linear_probe import run_probe
 
-    idx = [i for i, it in enumerate(items) if matches_where(it, task.where)
-           and (task.type != "multiclass" or it.labels.get(task.column) not in (None, ""))]
-    fixed = [getattr(items[i], "split", None) for i in idx]
-    dropped = {}
-    if task.type == "multiclass" and not any(fixed) and cfg.rare_classes == "drop":
-        counts = Counter(str(items[i].labels[task.column]) for i in idx)
-        dropped = {c: n for c, n in sorted(counts.items()) if n < cfg.folds}
-        idx = [i for i in idx if str(items[i].labels[task.column]) not in dropped]
-        fixed = [None] * len(idx)
-    labels = [items[i].labels[task.column] for i in idx]
-    splits = make_splits(labels, cfg.folds, int(cfg.seeds[0]), fixed if any(fixed) else None, task=task.name)
+    idx, labels, splits, dropped = probe_items(items, task, cfg, multiclass=task.type == "multiclass")
     out: dict = {"type": task.type, "column": task.column, "n": len(idx), "probes": {}}
     if dropped:
         out["dropped_classes"] = dropped
