@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from ssl_music_eval.report_doc import FEATURE_SETS, SET_NAMES, Doc, best_keys, finite, fmt_score, json_default, pyplot
-from ssl_music_eval.report_seeds import add_seed_sections
+from ssl_music_eval.report_seeds import add_seed_sections, run_seed
 from ssl_music_eval.report_summary import add_comparison_summary, add_summary, comparison_rows, seg_classical, seg_rows
 from ssl_music.errors import SSLMusicError
 
@@ -260,8 +260,8 @@ def summary_rows(results: dict, knn_k: str = "5", metric: str = "accuracy") -> l
 
 
 # ------------------------------------------------------------------------------------------ compare
-def _seed(results: dict):
-    return (results.get("provenance") or {}).get("seeds", {}).get("trainer", "?")
+def _or_unknown(value):
+    return "?" if value is None else value
 
 
 def _code(results: dict) -> str:
@@ -312,7 +312,8 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
         doc.para("⚠ These runs were not all made with the same code (column 'code'): a difference between them "
                  "may be the code's, not the arms'.")
     doc.table(["run", "augmentation chain (as trained: transform, p, params)", "seed", "code (training / evaluation)"],
-              [[n, c, str(_seed(res)), code] for n, c, res, code in zip(names, chains, loaded, codes)])
+              [[n, c, str(_or_unknown(run_seed(Path(d), res))), code]
+               for n, c, res, code, d in zip(names, chains, loaded, codes, run_dirs)])
     doc.heading("Results")
     doc.para("Model features only; higher is better in every row; ★ / bold = best run per row.")
     rows, marks = [], set()

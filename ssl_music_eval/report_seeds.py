@@ -16,13 +16,15 @@ from ssl_music_eval.seeds import by_arm, fmt_difference, fmt_summary, seed_table
 TWIN = " · random init"
 
 
-def _config_seed(run_dir: Path) -> int | None:
+def run_seed(run_dir: Path, results: dict) -> int | None:
+    """A run's pretraining seed: as its results.json recorded it (provenance), else from the config.yaml its
+    pretraining saved (runs made before provenance), else None."""
+    seed = (results.get("provenance") or {}).get("seeds", {}).get("trainer")
     cfg = run_dir / "config.yaml"
-    if not cfg.is_file():
-        return None
-    from omegaconf import OmegaConf
+    if seed is None and cfg.is_file():
+        from omegaconf import OmegaConf
 
-    seed = OmegaConf.select(OmegaConf.load(cfg), "trainer.seed", default=None)
+        seed = OmegaConf.select(OmegaConf.load(cfg), "trainer.seed", default=None)
     return None if seed is None else int(seed)
 
 
@@ -30,7 +32,7 @@ def group(run_dirs: Sequence[Path], results: Sequence[dict]) -> dict:
     """{arm: {row: {seed: value}}} for the model of every arm and its random-init twin."""
     runs = []
     for d, res in zip(run_dirs, results):
-        arm, seed = split_name(d.name, _config_seed(d))
+        arm, seed = split_name(d.name, run_seed(d, res))
         runs.append((arm, seed, comparison_rows(res)))
         twin = comparison_rows(res, "random_init")
         if twin:
