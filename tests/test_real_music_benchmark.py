@@ -1,19 +1,16 @@
 """benchmarks/real_music.py: its table reads the dev-set results the suite writes, and the dev-set suite parses."""
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from ssl_music_eval.suite import load_suite
+from tests.benchmarks import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("real_music_bench", ROOT / "benchmarks" / "real_music.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("real_music")
 
 
 def _acc(v):

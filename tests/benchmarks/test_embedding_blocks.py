@@ -1,18 +1,12 @@
 """benchmarks/embedding_blocks.py: the labels it pairs with an evaluation's cached embeddings."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks import load_benchmark
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("embedding_blocks_bench", ROOT / "benchmarks" / "embedding_blocks.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("embedding_blocks")
 
 
 @pytest.mark.parametrize("with_paths", [True, False], ids=["cache records paths", "older cache"])
