@@ -164,6 +164,23 @@ class EmbeddingModel:
         """[embed_dim] (or the dimensions of ``subspace``): the mean over back-to-back crop-length windows."""
         return self.embed_windows(wave, sample_rate, subspace=subspace).mean(axis=0)
 
+    def attention(self, wave: np.ndarray, sample_rate: int, start_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Where a self-attention model (``model.backend=attention``) listens in the crop-length window from
+        ``start_s``: (frame centre times in seconds from the start of ``wave``, attention rollout [T] summing to one)."""
+        from ssl_music.models.backends import frame_mask, listen
+
+        x = self._prepare(wave, sample_rate)
+        start = max(0, int(round(start_s * self.sample_rate)))
+        crop = frame(x[start:], self.crop_len, self.crop_len)[:1].to(self.device, torch.float32)
+        real = min(self.crop_len, max(1, x.shape[-1] - start))
+        fraction = torch.tensor([real / self.crop_len], device=self.device)
+        weights = listen(self.encoder, crop, fraction)[0].cpu()
+        frames = weights.shape[0]
+        keep = frame_mask(fraction.cpu(), frames)[0]   # a short clip's padded frames: no audio, no weight
+        # frames cover the window evenly
+        times = start / self.sample_rate + (torch.arange(frames) + 0.5) * (self.crop_len / self.sample_rate) / frames
+        return times[keep].numpy(), weights[keep].numpy()
+
     def tempo_same_prob(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """P(same tempo) for crop pairs at self.sample_rate, each row crop_len samples."""
         return self.tempo_same_prob_from_embeddings(self.embed_crops(a), self.embed_crops(b))

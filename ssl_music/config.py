@@ -73,6 +73,13 @@ class ModelConfig:
     # features (one per named subspace, objectives.subspaces.dims); [] = one dense head
     head_split: List[int] = field(default_factory=list)
     head_reads: List[str] = field(default_factory=list)   # per part of head_split: all | pooled | pitch_classes
+    # what summarises the encoder's frames over time (ssl_music.models.backends): pool (mean + max) | attention
+    # (a Transformer with a class token; train it on a longer data.crop_s, e.g. 10 s)
+    backend: str = "pool"
+    backend_dim: int = 128            # attention: token width
+    backend_heads: int = 4
+    backend_layers: int = 2
+    backend_dropout: float = 0.1
 
 
 # -------------------------------------------------------------------------------------------- training

@@ -149,8 +149,10 @@ def test_cuda_model_and_audio_on_either_device(ckpt):
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("hearvalidator") is None or importlib.util.find_spec("tensorflow") is None,
                     reason="hear-validator not installed (make hear-validate or make test-slow installs it)")
-def test_hear_validator_passes_on_a_demo_checkpoint_and_its_export(tiny_shards, tmp_path):
-    """The demo's architecture (configs/pretrain/demo.yaml) after 2 steps, and its export, through hear-validator."""
+@pytest.mark.parametrize("backend", ["pool", "attention"])
+def test_hear_validator_passes_on_a_demo_checkpoint_and_its_export(tiny_shards, tmp_path, backend):
+    """The demo's architecture (configs/pretrain/demo.yaml; and with the self-attention back-end) after 2 steps,
+    and its export, through hear-validator."""
     from ssl_music.train import pretrain
     from tests.test_train import tiny_overrides
 
@@ -160,7 +162,7 @@ def test_hear_validator_passes_on_a_demo_checkpoint_and_its_export(tiny_shards, 
             "data.shuffle_buffer", "trainer.max_steps", "trainer.ckpt_every_n_steps", "trainer.progress_bar",
             "data.triplet.")  # demo's model, crop and objectives; a tiny corpus's data settings
     cfg = load_config(CONFIG_DIR / "pretrain" / "demo.yaml",
-                      [o for o in overrides if o.startswith(keep)] + ["monitor.every_n_steps=0"])
+                      [o for o in overrides if o.startswith(keep)] + ["monitor.every_n_steps=0", f"model.backend={backend}"])
     pretrain(cfg)
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     export = export_encoder(ckpt, tmp_path / "export")

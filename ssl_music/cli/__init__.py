@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "search": "search a catalogue by example (file, track id, time range); --html page to listen",
     "export": "export a checkpoint's encoder as safetensors + JSON, for sharing",
     "evaluate": "run an evaluation suite on a checkpoint and write a report",
+    "attention": "where a self-attention model listens in a clip, drawn under its spectrogram",
     "tempo": "tempo estimation with the tempo head; tempo translation in the embedding space",
     "report": "compare several evaluated runs in one report",
     "sweep": "augmentation ablation sweeps (local or SLURM array)",

@@ -1,4 +1,4 @@
-"""Models: front-end + encoder -> pooled embedding, projection/tempo heads.
+"""Models: front-end + encoder (a CNN, then a back-end over its frames) -> embedding, projection/tempo heads.
 
 ``build_encoder(model_cfg, sample_rate)`` is the one place a config turns into a network. ``model.frontend``
 may be ``auto`` to take the encoder's default front-end (``ENCODERS[name][2]``).
@@ -48,6 +48,21 @@ def validate_model(model_cfg: Any) -> None:
     if frontend != "auto" and frontend not in compatible:
         bad("frontend", f"encoder '{encoder}' takes {' or '.join(compatible)}, got '{frontend}' "
                               f"(set model.frontend={default} or auto)")
+    from ssl_music.models.backends import BACKENDS
+
+    backend = str(model_cfg.get("backend", "pool"))
+    if backend not in BACKENDS:
+        bad("backend", f"unknown back-end '{backend}' (known: {', '.join(sorted(BACKENDS))})")
+    if backend == "attention":
+        dim, heads = int(model_cfg.backend_dim), int(model_cfg.backend_heads)
+        if dim <= 0 or dim % 2:
+            bad("backend_dim", f"must be a positive even number (sinusoidal positions), got {dim}")
+        if heads <= 0 or dim % heads:
+            bad("backend_heads", f"must be > 0 and divide model.backend_dim ({dim}), got {heads}")
+        if int(model_cfg.backend_layers) <= 0:
+            bad("backend_layers", f"must be > 0, got {model_cfg.backend_layers}")
+        if not 0 <= float(model_cfg.backend_dropout) < 1:
+            bad("backend_dropout", f"must be in [0, 1), got {model_cfg.backend_dropout}")
     w = model_cfg.get("periodicity_weight", 0.1)
     if not 0 < w < 1:
         bad("periodicity_weight", f"must be in (0, 1), got {w}")
@@ -112,8 +127,11 @@ class Encoder(nn.Module):
         periodicity = getattr(self.encoder, "periodicity", None)
         return self.embed_dim - (periodicity.out_dim if periodicity is not None else 0)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        e = self.encoder(self.frontend(wave))
+    def forward(self, wave: torch.Tensor, valid_fraction: torch.Tensor | None = None) -> torch.Tensor:
+        """``valid_fraction`` [B]: the share of each row that is real audio, the rest zero padding; the
+        back-end ignores the padded frames (the CNN before it sees the zeros at its edge, as at any clip end)."""
+        x = self.frontend(wave)
+        e = self.encoder(x) if valid_fraction is None else self.encoder(x, valid_fraction)
         return self.normalise_blocks(e) if self.block_norm else e
 
     def normalise_blocks(self, e: torch.Tensor) -> torch.Tensor:
@@ -145,6 +163,11 @@ def build_encoder(model_cfg: Any, sample_rate: int) -> Encoder:
     if model_cfg.get("head_split", None):
         kwargs.update(head_split=[int(d) for d in model_cfg.head_split],
                       head_reads=[str(r) for r in (model_cfg.get("head_reads", None) or [])])
+    backend = str(model_cfg.get("backend", "pool"))   # .get: configs saved before back-ends were a choice
+    if backend != "pool":
+        kwargs.update(backend=backend, backend_kw=dict(dim=int(model_cfg.backend_dim), heads=int(model_cfg.backend_heads),
+                                                       layers=int(model_cfg.backend_layers),
+                                                       dropout=float(model_cfg.backend_dropout)))
     if model_cfg.get("pitch_classes", 0):
         kwargs.update(pitch_classes=int(model_cfg.pitch_classes), bands_per_octave=frontend.bands_per_octave)
     encoder = cls(in_channels=frontend.out_channels, embed_dim=int(model_cfg.embed_dim), width=int(model_cfg.width),

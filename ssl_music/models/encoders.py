@@ -1,7 +1,9 @@
-"""Encoders: front-end output -> pooled embedding [B, embed_dim].
+"""Encoders: front-end output -> embedding [B, embed_dim].
 
-Every encoder ends with global pooling over time, so any crop length (down to a few hundred ms) works and
-the embedding of a long clip can be computed window by window by the caller.
+Every encoder ends with a back-end over its frame features (``ssl_music.models.backends``: mean+max pooling or
+self-attention), so any crop length (down to a few hundred ms) works and the embedding of a long clip can be
+computed window by window by the caller. ``valid_fraction`` [B] (how much of each input is real audio, the
+rest zero padding) becomes the back-end's padding mask.
 """
 from __future__ import annotations
 
@@ -9,12 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssl_music.models.backends import build_backend, frame_mask
 from ssl_music.models.pooling import PeriodicityPool
-
-
-def _temporal_pool(x: torch.Tensor) -> torch.Tensor:
-    """[B, C, T] -> [B, 2C]: mean keeps how often a pattern occurs, max whether it occurs at all."""
-    return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=1)
 
 
 def _conv_bn_relu_2d(c_in: int, c_out: int, stride=1) -> nn.Sequential:
@@ -116,7 +114,7 @@ class TinyCNN(nn.Module):
 
     def __init__(self, in_channels: int = 1, embed_dim: int = 128, width: int = 32, periodicity: bool = False,
                  hop_ms: float = 10.0, pitch_classes: int = 0, bands_per_octave: int = 12, head_split=(),
-                 head_reads=()):
+                 head_reads=(), backend: str = "pool", backend_kw: dict | None = None):
         super().__init__()
         w = width
         self.pitch = PitchClassPool(in_channels, pitch_classes, bands_per_octave) if pitch_classes else None
@@ -130,19 +128,21 @@ class TinyCNN(nn.Module):
             _conv_bn_relu_2d(2 * w, 2 * w),
         )
         self.temporal = nn.Sequential(*[_DilatedTemporal(2 * w, d) for d in (1, 2, 4, 8, 16)])
+        self.backend = build_backend(backend, 2 * w, **(backend_kw or {}))
         p = _period_dim(w, embed_dim) if periodicity else 0
         self.periodicity = PeriodicityPool(1000.0 / hop_ms, out_dim=p) if periodicity else None
-        self.head = _dense(4 * w + (self.pitch.out_dim if self.pitch else 0), 4 * w, embed_dim - p, head_split,
-                           head_reads, 4 * w)
+        b = self.backend.out_dim
+        self.head = _dense(b + (self.pitch.out_dim if self.pitch else 0), 4 * w, embed_dim - p, head_split,
+                           head_reads, b)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, valid_fraction: torch.Tensor | None = None) -> torch.Tensor:
         x = self.input_bn(x)
         # From the normalised input, not a learned map: no gradient reaches it, so it costs one FFT.
         extra = [self.periodicity(x)] if self.periodicity is not None else []
         pitch = [self.pitch(x)] if self.pitch is not None else []
-        x = self.blocks(x)
-        x = self.temporal(x.amax(dim=2))
-        return torch.cat([self.head(torch.cat([_temporal_pool(x), *pitch], dim=1)), *extra], dim=1)
+        x = self.temporal(self.blocks(x).amax(dim=2))
+        summary = self.backend(x, frame_mask(valid_fraction, x.shape[-1]))
+        return torch.cat([self.head(torch.cat([summary, *pitch], dim=1)), *extra], dim=1)
 
 
 # ------------------------------------------------------------------------------------ ShortChunkResNet
@@ -176,7 +176,7 @@ class ShortChunkResNet(nn.Module):
 
     def __init__(self, in_channels: int = 1, embed_dim: int = 512, width: int = 64, periodicity: bool = False,
                  hop_ms: float = 10.0, pitch_classes: int = 0, bands_per_octave: int = 12, head_split=(),
-                 head_reads=()):
+                 head_reads=(), backend: str = "pool", backend_kw: dict | None = None):
         super().__init__()
         w = width
         self.pitch = PitchClassPool(in_channels, pitch_classes, bands_per_octave) if pitch_classes else None
@@ -187,18 +187,21 @@ class ShortChunkResNet(nn.Module):
             layers.append(_Res2d(c_in, c, stride=2))
             c_in = c
         self.layers = nn.Sequential(*layers)
+        self.backend = build_backend(backend, c_in, **(backend_kw or {}))
         p = _period_dim(w, embed_dim) if periodicity else 0
         self.periodicity = PeriodicityPool(1000.0 / hop_ms, out_dim=p) if periodicity else None
-        self.head = _dense(2 * c_in + (self.pitch.out_dim if self.pitch else 0), c_in, embed_dim - p, head_split,
-                           head_reads, 2 * c_in)
+        b = self.backend.out_dim
+        self.head = _dense(b + (self.pitch.out_dim if self.pitch else 0), c_in, embed_dim - p, head_split,
+                           head_reads, b)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, valid_fraction: torch.Tensor | None = None) -> torch.Tensor:
         x = self.input_bn(x)
         # detach: the input BN is affine here, and the statistic needs no gradient to be useful
         extra = [self.periodicity(x.detach())] if self.periodicity is not None else []
         pitch = [self.pitch(x)] if self.pitch is not None else []
         x = self.layers(x).amax(dim=2)
-        return torch.cat([self.head(torch.cat([_temporal_pool(x), *pitch], dim=1)), *extra], dim=1)
+        summary = self.backend(x, frame_mask(valid_fraction, x.shape[-1]))
+        return torch.cat([self.head(torch.cat([summary, *pitch], dim=1)), *extra], dim=1)
 
 
 # ------------------------------------------------------------------------------------------ SampleCNN
@@ -210,7 +213,8 @@ class SampleCNN(nn.Module):
     the last block; global mean+max over the few remaining steps replaces Lee's flatten.
     """
 
-    def __init__(self, in_channels: int = 1, embed_dim: int = 512, width: int = 64):
+    def __init__(self, in_channels: int = 1, embed_dim: int = 512, width: int = 64, backend: str = "pool",
+                 backend_kw: dict | None = None):
         super().__init__()
         w = width
         chans = [w, w, 2 * w, 2 * w, 2 * w, 2 * w, 2 * w, 2 * w, 4 * w]
@@ -222,10 +226,12 @@ class SampleCNN(nn.Module):
             c_in = c
         layers += [nn.Conv1d(c_in, c_in, 1, bias=False), nn.BatchNorm1d(c_in), nn.ReLU(inplace=True)]
         self.layers = nn.Sequential(*layers)
-        self.head = _Embed(2 * c_in, c_in, embed_dim)
+        self.backend = build_backend(backend, c_in, **(backend_kw or {}))
+        self.head = _Embed(self.backend.out_dim, c_in, embed_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(_temporal_pool(self.layers(x)))
+    def forward(self, x: torch.Tensor, valid_fraction: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.layers(x)
+        return self.head(self.backend(x, frame_mask(valid_fraction, x.shape[-1])))
 
 
 # ---------------------------------------------------------------------------------------- HarmonicCNN
@@ -261,7 +267,8 @@ class HarmonicCNN(nn.Module):
     every harmonic of a band at once). Channels w,w,2w,2w,2w,2w,2w; the last two pools shrink time by 3.
     """
 
-    def __init__(self, in_channels: int = 6, embed_dim: int = 512, width: int = 64):
+    def __init__(self, in_channels: int = 6, embed_dim: int = 512, width: int = 64, backend: str = "pool",
+                 backend_kw: dict | None = None):
         super().__init__()
         w = width
         self.input_bn = nn.BatchNorm2d(in_channels)
@@ -271,11 +278,12 @@ class HarmonicCNN(nn.Module):
             _ConvPool2d(2 * w, 2 * w, 2), _ResPool2d(2 * w, (2, 3)),
             _ConvPool2d(2 * w, 2 * w, (2, 3)),
         )
-        self.head = _Embed(4 * w, 2 * w, embed_dim)
+        self.backend = build_backend(backend, 2 * w, **(backend_kw or {}))
+        self.head = _Embed(self.backend.out_dim, 2 * w, embed_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, valid_fraction: torch.Tensor | None = None) -> torch.Tensor:
         x = self.layers(self.input_bn(x)).amax(dim=2)
-        return self.head(_temporal_pool(x))
+        return self.head(self.backend(x, frame_mask(valid_fraction, x.shape[-1])))
 
 
 # name -> (class, compatible front-ends, default front-end)

@@ -63,7 +63,7 @@ def write_tone(path, seconds=1.0, freq=440.0, sr=16000):
     return str(path)
 
 
-def tiny_checkpoint(path, tempo: bool = True):
+def tiny_checkpoint(path, tempo: bool = True, overrides=()):
     """A real (untrained) ssl_music checkpoint with a tiny encoder, for CLI tests."""
     import torch
 
@@ -72,7 +72,8 @@ def tiny_checkpoint(path, tempo: bool = True):
     from ssl_music.config import load_config, to_container
 
     cfg = load_config(overrides=["model.encoder=tiny", "model.width=8", "model.embed_dim=16", "data.crop_s=1.0",
-                                 "model.tempo_hidden=8", f"objectives.tempo.weight={1.0 if tempo else 0.0}"])
+                                 "model.tempo_hidden=8", f"objectives.tempo.weight={1.0 if tempo else 0.0}",
+                                 *overrides])
     m = EmbeddingModel.from_config(cfg, seed=1)
     state = {f"encoder.{k}": v for k, v in m.encoder.state_dict().items()}
     for name, head in m.heads.items():
