@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from ssl_music.provenance import recorded
 
@@ -42,22 +43,45 @@ def run_state(run_dir: Path) -> tuple[str, int | None]:
 EVALUATION_FILES = ("results.json", "report.md", "report.html", "figures", "cache", "evaluate.log")
 
 
+def completed_fingerprint(run_dir: Path) -> str | None:
+    """The code-free pretraining fingerprint of the run's saved config.yaml completed with this version's
+    defaults (``config.saved_config``): what the run's config is today, keys added since included at their
+    defaults. None without a readable config."""
+    from ssl_music.config import saved_config
+    from ssl_music.provenance import pretrain_fingerprint
+
+    try:
+        stored = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=False)
+    except (OSError, ValueError, OmegaConfBaseException):
+        return None
+    stored.pop("provenance", None)
+    return pretrain_fingerprint(saved_config(stored), code=False)
+
+
+def _pretraining_matches(run_dir: Path, recorded_fp: str | None, pre: str, key: str) -> bool:
+    """A run's pretraining is reusable when it recorded ``pre``; across code (``inputs_config``) also when its
+    config differs only by keys added since at their defaults: a new option that changes nothing for a run
+    that predates it must not make every finished run stale."""
+    return recorded_fp == pre or (key == "inputs_config" and completed_fingerprint(run_dir) == pre)
+
+
 def stale_reason(run_dir: Path, inputs: tuple[str, ...]) -> str | None:
     """Why the finished or started stages in ``run_dir`` cannot be reused for ``inputs`` (pretraining and
     evaluation fingerprints, and optionally the key they are recorded under); None if they can (or nothing
     has run)."""
     pre, ev, key = (*inputs, "inputs")[:3]
+    done = run_dir / "DONE"
     if (run_dir / "results.json").is_file() and recorded(run_dir / "results.json", key) != ev:
-        if (run_dir / "DONE").is_file() and recorded(run_dir / "DONE", key) == pre:
+        if done.is_file() and _pretraining_matches(run_dir, recorded(done, key), pre, key):
             return "evaluation: its evaluation recorded other inputs (suite, its overrides or code)"
         return "its evaluation recorded other inputs (pretraining, suite, overrides or code)"
-    if (run_dir / "DONE").is_file():
-        if recorded(run_dir / "DONE", key) != pre:
+    if done.is_file():
+        if not _pretraining_matches(run_dir, recorded(done, key), pre, key):
             return "its pretraining recorded other inputs (config, seed or code)"
     elif any((run_dir / "checkpoints").glob("*.ckpt")):
         saved = run_dir / "config.yaml"
         started = OmegaConf.select(OmegaConf.load(saved), f"provenance.{key}", default=None) if saved.is_file() else None
-        if started != pre:
+        if not _pretraining_matches(run_dir, started, pre, key):
             return "its unfinished pretraining started with other inputs (config, seed or code)"
     return None
 

@@ -290,9 +290,13 @@ def run_local(sweep: Sweep, dry_run: bool = False) -> int:
             if state == "evaluated":
                 print(f"# {run.name}: evaluated, skipped")
                 continue
-            if state == "stale":
-                print(f"# {run.name}: stale (recorded inputs differ), would be moved to {run.dir}/stale/ and re-run")
-            elif not (run.dir / "DONE").is_file():
+            reason = stale_reason(run.dir, expected_inputs(sweep, configs[run.name])) if state == "stale" else None
+            only_eval = bool(reason) and reason.startswith("evaluation:")
+            if reason:
+                what = "its evaluation files" if only_eval else "its files"
+                print(f"# {run.name}: {reason}; {what} would be moved to {run.dir}/stale/ and re-run")
+            # what the real run does: a stale pretraining is redone, a stale evaluation alone is not
+            if not only_eval and (reason or not (run.dir / "DONE").is_file()):
                 print(shlex.join(_cli(pretrain_args(run.dir))))
             print(shlex.join(_cli(evaluate_args(sweep, run.dir))))
         print(shlex.join(_cli(report_args(sweep))))
