@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from ssl_music.cli import main
-from ssl_music.cluster import slurm, sweep
+from ssl_music.cluster import runs, slurm, sweep
 from ssl_music.cluster.sweep import expand, load_sweep, run_state
 from ssl_music.config import CONFIG_DIR, ConfigError, load_config
 
@@ -351,3 +352,46 @@ def test_status_judges_a_started_run_by_the_config_it_saved(tmp_path, capsys):
     _finish(run.dir, 3, {"x": 1}, (pre, sweep.evaluation_fingerprint(pre, s.suite, s.eval_overrides)))
     assert main(["sweep", "status", str(path)]) == 0
     assert "evaluated" in capsys.readouterr().out
+
+
+def test_reuse_across_code_keeps_a_pretraining_whose_config_only_lacks_keys_added_since(tmp_path, monkeypatch, capsys):
+    """A finished run made before an option existed: its saved config lacks the key, so its recorded config
+    fingerprint differs; completed with today's default it is the same config. Across code, its pretraining is
+    reused and only the (stale) evaluation re-runs — the dry run says so, and the real run does it."""
+    import dataclasses
+
+    from ssl_music.config import save_config
+
+    path = _write_sweep(tmp_path, "  lr: {slow: [optim.lr=0.0001]}")
+    s = dataclasses.replace(load_sweep(path), reuse_across_code=True)
+    run = s.runs[0]
+    cfg = sweep.run_config(s, run)
+    old = OmegaConf.to_container(cfg, resolve=True)
+    del old["model"]["head_split"]   # an option added after the run
+    (run.dir / "checkpoints").mkdir(parents=True)
+    save_config(OmegaConf.create(old), run.dir / "config.yaml")
+    (run.dir / "DONE").write_text(json.dumps({"global_step": 3, "inputs": "old-code", "inputs_config": "old-config"}))
+    (run.dir / "results.json").write_text(json.dumps({"inputs": "old-code", "inputs_config": "old-eval"}))
+    assert runs.completed_fingerprint(run.dir) == sweep.expected_inputs(s, cfg)[0]
+    assert runs.stale_reason(run.dir, sweep.expected_inputs(s, cfg)).startswith("evaluation:")
+    assert sweep.run_local(s, dry_run=True) == 0
+    planned = capsys.readouterr().out
+    assert "evaluate --checkpoint" in planned and "pretrain --config" not in planned
+    calls = []
+    monkeypatch.setattr(sweep, "_step", _fake_step(s, calls))
+    assert sweep.run_local(s) == 0
+    assert [c[0] for c in calls] == ["evaluate", "report"]
+    assert (run.dir / "DONE").is_file() and (run.dir / "checkpoints").is_dir()
+    # with the code counted, another code version is another run
+    strict = dataclasses.replace(s, reuse_across_code=False)
+    assert not runs.stale_reason(run.dir, sweep.expected_inputs(strict, cfg)).startswith("evaluation:")
+
+
+def test_dry_run_lists_the_pretraining_a_stale_run_will_redo(tmp_path, capsys):
+    path = _write_sweep(tmp_path, "  lr: {slow: [optim.lr=0.0001]}")
+    s = load_sweep(path)
+    run = s.runs[0]
+    _finish(run.dir, 3, {"marker": "old"}, ("other-pretraining", "other-eval"))
+    assert sweep.run_local(s, dry_run=True) == 0
+    out = capsys.readouterr().out
+    assert "its files would be moved" in out and "pretrain --config" in out and "evaluate --checkpoint" in out
