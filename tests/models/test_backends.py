@@ -116,6 +116,7 @@ def test_every_frontend_backend_pair_trains_two_steps(encoder, frontend, backend
     periodic = encoder in ("tiny", "short_chunk_resnet")
     cfg = load_config(CONFIG_DIR / "pretrain" / "demo.yaml", [
         "data.shards=unused", "monitor.every_n_steps=0", "model.width=4", "model.embed_dim=32", "augment.preset=none",
+        "augment.backend=gpu",
         f"model.encoder={encoder}", f"model.frontend={frontend}", f"model.backend={backend}", "model.backend_dim=16",
         f"model.periodicity={str(periodic).lower()}", "data.crop_s=1.0", "model.n_mels=32"])
     torch.manual_seed(0)
