@@ -13,7 +13,8 @@ singularity-music warzone2100-music, when installed (never in CI). Every stage i
 run in its own process, exactly as a user would run it. With ``--seeds N`` the recipe is pretrained once per
 seed (``trainer.seed`` = ``data.seed`` = s, in OUT/run-seed<s>) and the table gives each figure's mean over
 seeds with a t interval, the per-seed values, and the paired difference to the random-init twin (one init per
-seed). Finished stages are reused only when the inputs they recorded (config after overrides, steps, seed,
+seed). A model with named subspaces (configs/pretrain/subspaces.yaml) also gets each subspace's probes, 10-NN and
+locality and the weighted-retrieval table, over seeds likewise. Finished stages are reused only when the inputs they recorded (config after overrides, steps, seed,
 suite, code version: ssl_music.provenance) equal this invocation's; a stale run moves to <run>/stale/<time>/.
 Shards are reused when their manifest is complete.
 """
@@ -175,6 +176,47 @@ def seed_rows(per_seed: dict[int, dict]) -> list[tuple[str, ...]]:
     return out
 
 
+def subspace_raw_rows(results: dict) -> list[tuple[str, float | None]]:
+    """(measure, value) for a model with named subspaces (issue #24): each subspace's probes, 10-NN and
+    locality (feature sets ``model/<name>``), then the weighted-retrieval table (locality@k of each attribute
+    with the first subspace at 1 and one other at w). Empty for a model without subspaces."""
+    from ssl_music_eval.subspaces import PREFIX
+
+    ds = next(iter(results["datasets"].values()))
+    out = []
+    for task in TASKS:
+        t = ds["tasks"].get(task)
+        if not t:
+            continue
+        for probe in ("linear", "mlp"):
+            out += [(f"{task} {probe} [{fs[len(PREFIX):]}]", _mean(v)) for fs, v in t["probes"].get(probe, {}).items()
+                    if fs.startswith(PREFIX)]
+        out += [(f"{task} 10-NN [{fs[len(PREFIX):]}]", v.get("10")) for fs, v in t.get("knn", {}).items()
+                if fs.startswith(PREFIX)]
+    loc = ds.get("locality", {})
+    for fs, scores in loc.get("scores", {}).items():
+        if fs.startswith(PREFIX):
+            out += [(f"{attr} locality [{fs[len(PREFIX):]}] (chance {c:.3f})", scores.get(attr))
+                    for attr, c in loc["chance"].items()]
+    w = loc.get("weighted")
+    for part, attrs in (w or {}).get("parts", {}).items():
+        for attr, cells in attrs.items():
+            out += [(f"{attr} locality@{w['k']}: {w['base']} 1 + {part} {x:g}", c.get("mean"))
+                    for x, c in zip(w["weights"], cells)]
+    return out
+
+
+def subspace_rows(per_seed: dict[int, dict]) -> list[tuple[str, str, str]]:
+    """(measure, mean [t interval over seeds], per seed) of every subspace figure."""
+    table: dict[str, dict[int, float]] = {}
+    for seed, res in sorted(per_seed.items()):
+        for name, v in subspace_raw_rows(res):
+            if v is not None:
+                table.setdefault(name, {})[seed] = v
+    return [(name, fmt_summary(arm_summary(vals)), " ".join(f"{v:.3f}" for _, v in sorted(vals.items())))
+            for name, vals in table.items()]
+
+
 def _print(title: str, head: tuple, body: list) -> None:
     table = [head, *body]
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
@@ -199,6 +241,10 @@ def print_seed_table(runs: list[Path]) -> None:
                 "model per seed")
         _print(f"\n## {arm}: {len(per_seed)} pretraining seeds ({', '.join(map(str, sorted(per_seed)))}); mean "
                "[95 % t interval over seeds]", head, seed_rows(per_seed))
+        parts = subspace_rows(per_seed)
+        if parts:
+            _print(f"\n## {arm}: named subspaces (per subspace, then weighted retrieval); mean [95 % t interval over "
+                   "seeds]", ("measure", "model", "model per seed"), parts)
 
 
 def print_table(run: Path) -> None:
@@ -207,6 +253,10 @@ def print_table(run: Path) -> None:
     seed = (results.get("provenance") or {}).get("seeds", {}).get("trainer")
     _print(f"\n## {run}  (checkpoint {results.get('checkpoint')}; one pretraining run, seed "
            f"{'?' if seed is None else seed}: no run-to-run interval)", head, rows(results))
+    parts = subspace_rows({0: results})
+    if parts:
+        _print("\nnamed subspaces (per subspace, then weighted retrieval; one run)", ("measure", "model"),
+               [(name, per) for name, _, per in parts])
     saved = run / "timings.json"   # written by record_time: this script's stages, or a local sweep's
     if saved.is_file():
         print("wall time: " + ", ".join(f"{k} {v['seconds'] / 60:.1f} min"

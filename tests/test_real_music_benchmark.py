@@ -84,3 +84,28 @@ def test_benchmark_reuses_a_stage_only_for_the_same_inputs(tmp_path, monkeypatch
     bench.pretrain(a, tmp_path, tmp_path / "shards", run, 0)
     assert calls == ["pretrain"] and list((run / "stale").glob("*/DONE"))
     assert bench.stage_inputs(a, tmp_path / "shards", run, 1)[0] != bench.stage_inputs(a, tmp_path / "shards", run, 0)[0]
+
+
+def _subspace_results(shift: float) -> dict:
+    res = _dev(0.6 + shift, 0.5)
+    ds = res["datasets"]["devset"]
+    ds["tasks"]["style"]["probes"]["linear"].update({"model/content": _acc(0.55 + shift), "model/pitch": _acc(0.3)})
+    ds["tasks"]["style"]["knn"] = {"model": {"10": 0.5}, "model/content": {"10": 0.45 + shift}}
+    ds["locality"] = {"chance": {"key": 0.05}, "k": 10,
+                      "scores": {"model": {"key": 0.06}, "model/pitch": {"key": 0.2 + shift}},
+                      "weighted": {"base": "content", "k": 10, "weights": [0.0, 1.0],
+                                   "parts": {"pitch": {"key": [{"mean": 0.06}, {"mean": 0.15 + shift}]}}}}
+    return res
+
+
+def test_subspace_tables_per_subspace_and_weighted_retrieval_over_seeds():
+    bench = _bench()
+    assert bench.subspace_rows({0: _dev(0.6, 0.5)}) == []          # no subspaces: no table
+    rows = {r[0]: r[1:] for r in bench.subspace_rows({0: _subspace_results(0.0), 1: _subspace_results(0.02),
+                                                      2: _subspace_results(-0.02)})}
+    assert rows["style linear [content]"] == ("0.550 [0.500, 0.600] (3 seeds)", "0.550 0.570 0.530")
+    assert rows["style linear [pitch]"][1] == "0.300 0.300 0.300"
+    assert rows["style 10-NN [content]"][1] == "0.450 0.470 0.430"
+    assert rows["key locality [pitch] (chance 0.050)"][1] == "0.200 0.220 0.180"
+    assert rows["key locality@10: content 1 + pitch 1"][1] == "0.150 0.170 0.130"
+    assert rows["key locality@10: content 1 + pitch 0"][1] == "0.060 0.060 0.060"
