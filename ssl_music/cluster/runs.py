@@ -65,6 +65,17 @@ def _pretraining_matches(run_dir: Path, recorded_fp: str | None, pre: str, key: 
     return recorded_fp == pre or (key == "inputs_config" and completed_fingerprint(run_dir) == pre)
 
 
+def standing_for(run_dir: Path, pre: str, key: str) -> str:
+    """The pretraining fingerprint that ``run_dir``'s finished pretraining stands for when it is reused for
+    ``pre``: the one it recorded when only keys added since tell them apart (across code), else ``pre``. Its
+    evaluation was fingerprinted with the recorded one, so that is what a reused evaluation must match."""
+    done = run_dir / "DONE"
+    if key != "inputs_config" or not done.is_file():
+        return pre
+    old = recorded(done, key)
+    return old if old and old != pre and completed_fingerprint(run_dir) == pre else pre
+
+
 def stale_reason(run_dir: Path, inputs: tuple[str, ...]) -> str | None:
     """Why the finished or started stages in ``run_dir`` cannot be reused for ``inputs`` (pretraining and
     evaluation fingerprints, and optionally the key they are recorded under); None if they can (or nothing

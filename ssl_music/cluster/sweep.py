@@ -39,7 +39,7 @@ from typing import Any, Dict, List, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from ssl_music.cluster import slurm
-from ssl_music.cluster.runs import EVALUATION_FILES, retire, run_state, stale_reason  # noqa: F401 (re-exported)
+from ssl_music.cluster.runs import EVALUATION_FILES, retire, run_state, stale_reason, standing_for  # noqa: F401 (re-exported)
 from ssl_music.config import ConfigError, find_config, load_config, merge, read_yaml, save_config
 from ssl_music.provenance import evaluation_fingerprint, pretrain_fingerprint
 
@@ -192,21 +192,24 @@ def expand(sweep_path: str | Path, out: str | Path | None = None, extra_override
 
 
 # ---------------------------------------------------------------------------------------------- state
-def expected_inputs(sweep: Sweep, cfg: DictConfig) -> tuple[str, str, str]:
+def expected_inputs(sweep: Sweep, cfg: DictConfig, run_dir: Path | None = None) -> tuple[str, str, str]:
     """(pretraining, evaluation) fingerprints a run with effective config ``cfg`` records when it runs now,
     and the key they are recorded under: ``inputs`` (with the code) or, when the sweep reuses runs across
-    code changes, ``inputs_config``."""
+    code changes, ``inputs_config``. With ``run_dir``, a finished pretraining reused across code stands for
+    the fingerprint it recorded (``runs.standing_for``), and its evaluation is expected with that one."""
     code = not sweep.reuse_across_code
+    key = "inputs" if code else "inputs_config"
     pre = pretrain_fingerprint(cfg, code=code)
-    return pre, evaluation_fingerprint(pre, sweep.suite, sweep.eval_overrides, code=code), \
-        ("inputs" if code else "inputs_config")
+    if run_dir is not None:
+        pre = standing_for(run_dir, pre, key)
+    return pre, evaluation_fingerprint(pre, sweep.suite, sweep.eval_overrides, code=code), key
 
 
 def states(sweep: Sweep, configs: dict[str, DictConfig]) -> dict[str, tuple[str, int | None]]:
     """run_state of every run, with 'stale' for one whose recorded inputs differ from its config's now."""
     out = {}
     for run in sweep.runs:
-        reason = stale_reason(run.dir, expected_inputs(sweep, configs[run.name]))
+        reason = stale_reason(run.dir, expected_inputs(sweep, configs[run.name], run.dir))
         out[run.name] = ("stale", None) if reason else run_state(run.dir)
     return out
 
@@ -235,7 +238,7 @@ def prepare(sweep: Sweep, launcher_overrides: Sequence[str] = (),
     configs = validate(sweep, launcher_overrides) if configs is None else configs
     _announce(sweep, configs)
     for run in sweep.runs:
-        reason = stale_reason(run.dir, expected_inputs(sweep, configs[run.name]))
+        reason = stale_reason(run.dir, expected_inputs(sweep, configs[run.name], run.dir))
         if reason:
             print(f"[sweep {sweep.name}] {run.name}: not reused, {reason}; its files moved to "
                   f"{retire(run.dir, reason)}", flush=True)
@@ -290,7 +293,7 @@ def run_local(sweep: Sweep, dry_run: bool = False) -> int:
             if state == "evaluated":
                 print(f"# {run.name}: evaluated, skipped")
                 continue
-            reason = stale_reason(run.dir, expected_inputs(sweep, configs[run.name])) if state == "stale" else None
+            reason = stale_reason(run.dir, expected_inputs(sweep, configs[run.name], run.dir)) if state == "stale" else None
             only_eval = bool(reason) and reason.startswith("evaluation:")
             if reason:
                 what = "its evaluation files" if only_eval else "its files"

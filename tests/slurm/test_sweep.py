@@ -382,6 +382,12 @@ def test_reuse_across_code_keeps_a_pretraining_whose_config_only_lacks_keys_adde
     assert sweep.run_local(s) == 0
     assert [c[0] for c in calls] == ["evaluate", "report"]
     assert (run.dir / "DONE").is_file() and (run.dir / "checkpoints").is_dir()
+    # its evaluation, made by `ssl-music evaluate` from the checkpoint, is fingerprinted with the pretraining
+    # fingerprint the run recorded: a later sweep run takes it as it is
+    ev = sweep.evaluation_fingerprint("old-config", s.suite, s.eval_overrides, code=False)
+    (run.dir / "results.json").write_text(json.dumps({"inputs": "old-code", "inputs_config": ev}))
+    assert sweep.expected_inputs(s, cfg, run.dir)[:2] == ("old-config", ev)
+    assert sweep.states(s, sweep.validate(s))[run.name][0] == "evaluated"
     # with the code counted, another code version is another run
     strict = dataclasses.replace(s, reuse_across_code=False)
     assert not runs.stale_reason(run.dir, sweep.expected_inputs(strict, cfg)).startswith("evaluation:")
