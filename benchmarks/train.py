@@ -12,6 +12,8 @@ CUDA machine it also reports GPU memory; the issue's GPU setting is
     python benchmarks/train.py --encoders tiny --objective demo --preset mild_stretch_pitch --backend gpu,spectral \
         --interleaved --steps 12                       # the same, the backends taking turns step by step
     python benchmarks/train.py --steps 60 --batch-size 256 --encoders short_chunk_resnet --preset full
+    python benchmarks/train.py --encoders tiny --objective demo --override model.backend=attention --crop-s 10
+                                                       # a back-end arm (issue #25); peak RSS printed at the end
 """
 from __future__ import annotations
 
@@ -53,6 +55,7 @@ def run(shards: Path, encoder: str, args, backend: str | None = None) -> dict:
         f"augment.backend={backend}", f"trainer.max_steps={args.steps}", "trainer.log_every_n_steps=1",
         "trainer.progress_bar=false", "trainer.logger=csv", f"trainer.ckpt_every_n_steps={10 * args.steps}",
         "monitor.every_n_steps=0", f"trainer.precision={getattr(args, 'precision', 'auto')}",
+        *getattr(args, "override", []),
     ]
     cfg = load_config(CONFIG_DIR / "pretrain" / f"{args.objective}.yaml", overrides)
     if torch.cuda.is_available():
@@ -110,7 +113,7 @@ def interleaved(encoder: str, backends: list, args) -> list:
         cfg = load_config(CONFIG_DIR / "pretrain" / f"{args.objective}.yaml", [
             "data.shards=unused", f"model.encoder={encoder}", f"model.width={args.width}",
             f"data.batch_size={args.batch_size}", f"data.crop_s={args.crop_s}", f"augment.preset={args.preset}",
-            f"augment.backend={backend}", "monitor.every_n_steps=0"])
+            f"augment.backend={backend}", "monitor.every_n_steps=0", *getattr(args, "override", [])])
         module = PretrainModule(OmegaConf.to_container(cfg, resolve=True)).to(device).train()
         modules[backend] = (module, torch.optim.AdamW(module.parameters(), lr=1e-4))
     rng = np.random.default_rng(0)
@@ -151,6 +154,9 @@ def main() -> None:
                    help="augment.backend, or several comma-separated (cpu, gpu, spectral): each runs in this process")
     p.add_argument("--precision", default="auto", help="trainer.precision (auto: bf16-mixed on GPU, 32 on CPU)")
     p.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "ssl_music_bench_train"))
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for every run (repeatable), e.g. model.backend=attention data.crop_s=10 "
+                        "(--crop-s sets data.crop_s first, so a later override wins)")
     p.add_argument("--interleaved", action="store_true",
                    help="time the step without the loader, the backends taking turns step by step (shared machines)")
     args = p.parse_args()
@@ -176,6 +182,10 @@ def main() -> None:
         print(f"{r['encoder']:<20} {r['backend']:<9} {r['clips_per_s']:>9.1f} {r['clips_per_s'] / base:>11.2f}x "
               f"{r['clips_per_s'] / first[r['encoder']]:>9.2f}x {100 * r['data_wait']:>9.1f}% {100 * r['augment']:>7.1f}% "
               f"{r['wall_s']:>8.1f} {mem:>8}")
+    import resource
+
+    # the process's high-water mark: the largest run's, whichever it was (run one arm per process to compare)
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 def print_interleaved(args) -> None:
