@@ -125,23 +125,28 @@ def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.3f}"
 
 
-def raw_rows(results: dict) -> list[tuple]:
-    """(measure, model, random init, MFCC+chroma, librosa) for every dev-set figure (None: not measured)."""
-    ds = next(iter(results["datasets"].values()))
+def _by_feature_set(ds: dict) -> list[tuple[str, str, dict]]:
+    """(measure, suffix, {feature set: value}) of every probe, 10-NN and locality figure of one dataset's
+    results: the model, its baselines and, for a model with named subspaces, each ``model/<name>``."""
     out = []
     for task in TASKS:
         t = ds["tasks"].get(task)
         if not t:
             continue
         for probe in ("linear", "mlp"):
-            vals = [_mean(t["probes"].get(probe, {}).get(s)) for s in SETS]
-            out.append((f"{task} {probe}", *vals, None))
-        vals = [t.get("knn", {}).get(s, {}).get("10") for s in SETS]
-        out.append((f"{task} 10-NN", *vals, None))
+            out.append((f"{task} {probe}", "", {fs: _mean(v) for fs, v in t["probes"].get(probe, {}).items()}))
+        out.append((f"{task} 10-NN", "", {fs: v.get("10") for fs, v in t.get("knn", {}).items()}))
     loc = ds.get("locality", {})
-    for attr in loc.get("chance", {}):
-        vals = [loc["scores"].get(s, {}).get(attr) for s in SETS]
-        out.append((f"{attr} locality (chance {loc['chance'][attr]:.3f})", *vals, None))
+    for attr, chance in loc.get("chance", {}).items():
+        out.append((f"{attr} locality", f" (chance {chance:.3f})",
+                    {fs: scores.get(attr) for fs, scores in loc["scores"].items()}))
+    return out
+
+
+def raw_rows(results: dict) -> list[tuple]:
+    """(measure, model, random init, MFCC+chroma, librosa) for every dev-set figure (None: not measured)."""
+    ds = next(iter(results["datasets"].values()))
+    out = [(name + suffix, *(vals.get(s) for s in SETS), None) for name, suffix, vals in _by_feature_set(ds)]
     for task in ("tempo", "tempo_drums"):
         tempo = ds["tasks"].get(task, {}).get("tempo", {})
         for m in ("acc1", "acc2"):
@@ -183,21 +188,9 @@ def subspace_raw_rows(results: dict) -> list[tuple[str, float | None]]:
     from ssl_music_eval.subspaces import PREFIX
 
     ds = next(iter(results["datasets"].values()))
-    out = []
-    for task in TASKS:
-        t = ds["tasks"].get(task)
-        if not t:
-            continue
-        for probe in ("linear", "mlp"):
-            out += [(f"{task} {probe} [{fs[len(PREFIX):]}]", _mean(v)) for fs, v in t["probes"].get(probe, {}).items()
-                    if fs.startswith(PREFIX)]
-        out += [(f"{task} 10-NN [{fs[len(PREFIX):]}]", v.get("10")) for fs, v in t.get("knn", {}).items()
-                if fs.startswith(PREFIX)]
+    out = [(f"{name} [{fs[len(PREFIX):]}]{suffix}", v) for name, suffix, vals in _by_feature_set(ds)
+           for fs, v in vals.items() if fs.startswith(PREFIX)]
     loc = ds.get("locality", {})
-    for fs, scores in loc.get("scores", {}).items():
-        if fs.startswith(PREFIX):
-            out += [(f"{attr} locality [{fs[len(PREFIX):]}] (chance {c:.3f})", scores.get(attr))
-                    for attr, c in loc["chance"].items()]
     w = loc.get("weighted")
     for part, attrs in (w or {}).get("parts", {}).items():
         for attr, cells in attrs.items():
