@@ -58,42 +58,44 @@ def completed_fingerprint(run_dir: Path) -> str | None:
     return pretrain_fingerprint(saved_config(stored), code=False)
 
 
-def _pretraining_matches(run_dir: Path, recorded_fp: str | None, pre: str, key: str) -> bool:
-    """A run's pretraining is reusable when it recorded ``pre``; across code (``inputs_config``) also when its
-    config differs only by keys added since at their defaults: a new option that changes nothing for a run
-    that predates it must not make every finished run stale."""
-    return recorded_fp == pre or (key == "inputs_config" and completed_fingerprint(run_dir) == pre)
+def _recorded_pretraining(run_dir: Path, key: str) -> str | None:
+    """The pretraining fingerprint a run recorded under ``key``: its DONE's when finished, else the one its
+    saved config was started with when it has checkpoints; None when nothing has run."""
+    if (run_dir / "DONE").is_file():
+        return recorded(run_dir / "DONE", key)
+    saved = run_dir / "config.yaml"
+    if any((run_dir / "checkpoints").glob("*.ckpt")):
+        return OmegaConf.select(OmegaConf.load(saved), f"provenance.{key}", default=None) if saved.is_file() else None
+    return None
 
 
 def standing_for(run_dir: Path, pre: str, key: str) -> str:
-    """The pretraining fingerprint that ``run_dir``'s finished pretraining stands for when it is reused for
-    ``pre``: the one it recorded when only keys added since tell them apart (across code), else ``pre``. Its
-    evaluation was fingerprinted with the recorded one, so that is what a reused evaluation must match."""
-    done = run_dir / "DONE"
-    if key != "inputs_config" or not done.is_file():
+    """The pretraining fingerprint that ``run_dir``'s (finished or started) pretraining stands for when it is
+    reused for ``pre``: across code (``inputs_config``), the one it recorded when only keys added since tell
+    them apart — a new option that changes nothing for a run that predates it must not make every run stale —
+    else ``pre``. Its evaluation was fingerprinted with the recorded one, so that is what a reused evaluation
+    must match."""
+    if key != "inputs_config":
         return pre
-    old = recorded(done, key)
+    old = _recorded_pretraining(run_dir, key)
     return old if old and old != pre and completed_fingerprint(run_dir) == pre else pre
 
 
 def stale_reason(run_dir: Path, inputs: tuple[str, ...]) -> str | None:
     """Why the finished or started stages in ``run_dir`` cannot be reused for ``inputs`` (pretraining and
-    evaluation fingerprints, and optionally the key they are recorded under); None if they can (or nothing
-    has run)."""
+    evaluation fingerprints, and optionally the key they are recorded under; a sweep passes the pretraining
+    fingerprint through ``standing_for``); None if they can (or nothing has run)."""
     pre, ev, key = (*inputs, "inputs")[:3]
     done = run_dir / "DONE"
+    matches = _recorded_pretraining(run_dir, key) == pre
     if (run_dir / "results.json").is_file() and recorded(run_dir / "results.json", key) != ev:
-        if done.is_file() and _pretraining_matches(run_dir, recorded(done, key), pre, key):
+        if done.is_file() and matches:
             return "evaluation: its evaluation recorded other inputs (suite, its overrides or code)"
         return "its evaluation recorded other inputs (pretraining, suite, overrides or code)"
-    if done.is_file():
-        if not _pretraining_matches(run_dir, recorded(done, key), pre, key):
-            return "its pretraining recorded other inputs (config, seed or code)"
-    elif any((run_dir / "checkpoints").glob("*.ckpt")):
-        saved = run_dir / "config.yaml"
-        started = OmegaConf.select(OmegaConf.load(saved), f"provenance.{key}", default=None) if saved.is_file() else None
-        if not _pretraining_matches(run_dir, started, pre, key):
-            return "its unfinished pretraining started with other inputs (config, seed or code)"
+    if done.is_file() and not matches:
+        return "its pretraining recorded other inputs (config, seed or code)"
+    if not done.is_file() and any((run_dir / "checkpoints").glob("*.ckpt")) and not matches:
+        return "its unfinished pretraining started with other inputs (config, seed or code)"
     return None
 
 

@@ -373,7 +373,7 @@ def test_reuse_across_code_keeps_a_pretraining_whose_config_only_lacks_keys_adde
     (run.dir / "DONE").write_text(json.dumps({"global_step": 3, "inputs": "old-code", "inputs_config": "old-config"}))
     (run.dir / "results.json").write_text(json.dumps({"inputs": "old-code", "inputs_config": "old-eval"}))
     assert runs.completed_fingerprint(run.dir) == sweep.expected_inputs(s, cfg)[0]
-    assert runs.stale_reason(run.dir, sweep.expected_inputs(s, cfg)).startswith("evaluation:")
+    assert runs.stale_reason(run.dir, sweep.expected_inputs(s, cfg, run.dir)).startswith("evaluation:")
     assert sweep.run_local(s, dry_run=True) == 0
     planned = capsys.readouterr().out
     assert "evaluate --checkpoint" in planned and "pretrain --config" not in planned
@@ -390,7 +390,7 @@ def test_reuse_across_code_keeps_a_pretraining_whose_config_only_lacks_keys_adde
     assert sweep.states(s, sweep.validate(s))[run.name][0] == "evaluated"
     # with the code counted, another code version is another run
     strict = dataclasses.replace(s, reuse_across_code=False)
-    assert not runs.stale_reason(run.dir, sweep.expected_inputs(strict, cfg)).startswith("evaluation:")
+    assert not runs.stale_reason(run.dir, sweep.expected_inputs(strict, cfg, run.dir)).startswith("evaluation:")
 
 
 def test_dry_run_lists_the_pretraining_a_stale_run_will_redo(tmp_path, capsys):
