@@ -67,6 +67,13 @@ class EmbeddingModel:
     def has_tempo_head(self) -> bool:
         return self._pair_scorer() is not None
 
+    @property
+    def listens(self) -> bool:
+        """Whether the back-end has attention to show (``model.backend=attention``): :meth:`attention` works."""
+        from ssl_music.models.backends import has_attention
+
+        return has_attention(self.encoder)
+
     def _pair_scorer(self) -> torch.nn.Module | None:
         """The kept head that scores embedding pairs as same-tempo (``scores_pairs``), if any."""
         return next((h for h in self.heads.values() if getattr(h, "scores_pairs", False)), None)

@@ -210,6 +210,9 @@ def _dataset_section(doc: Doc, name: str, ds: dict) -> None:
         from ssl_music_eval.report_subspaces import add_subspaces
 
         add_subspaces(doc, loc)
+    from ssl_music_eval.attention import report_part as attention_part
+
+    attention_part(doc, ds.get("attention", []))
     if ds.get("projection"):
         doc.heading("Embedding projection", 3)
         doc.figure(_projection_figure(name, ds["projection"]), "2-D projection")

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ssl_music_eval.attention import listen_clips
 from ssl_music_eval.baselines import MfccChromaFeatures  # noqa: F401 (also imported from here)
 from ssl_music_eval.embed import embed_dataset
 from ssl_music_eval.knn import choose_search, search_rule
@@ -118,6 +119,9 @@ def evaluate_dataset(cfg, spec, ds, model, random_model, cache: Path, progress: 
             result["locality"]["weighted"] = weighted_locality(
                 feats["model"], layout_of(model), labels, int(cfg.locality.k), track_ids=tids, tolerances=tolerances,
                 n_boot=max(1, int(cfg.probes.bootstrap)))
+    listened = listen_clips(model, items, cfg.attention)
+    if listened:
+        result["attention"] = listened
     result.setdefault("knn_search", {"search": choose_search(len(items), len(items)), "device": "cpu"})
     if feats and len(items) >= 3:
         proj_attrs = [t.column for t in spec.tasks if TASKS[t.type].attribute]

@@ -149,6 +149,13 @@ class RobustnessSpec:           # ssl_music_eval.robustness: probes fitted on cl
 
 
 @dataclass
+class AttentionSpec:            # ssl_music_eval.attention: where a self-attention model listens, drawn in the report
+    clips: int = 2              # the dataset's first N clips (0 = none); models without attention draw nothing
+    paths: List[str] = field(default_factory=list)   # or these clips, as the dataset lists them (a suffix will do)
+    start_s: float = 0.0        # window start within each clip
+
+
+@dataclass
 class BaselinesSpec:
     random_init: bool = True
     mfcc_chroma: bool = True
@@ -174,6 +181,7 @@ class SuiteConfig:
     segmentation: SegmentationSpec = field(default_factory=SegmentationSpec)
     translation: TranslationSpec = field(default_factory=TranslationSpec)
     robustness: RobustnessSpec = field(default_factory=RobustnessSpec)
+    attention: AttentionSpec = field(default_factory=AttentionSpec)
     baselines: BaselinesSpec = field(default_factory=BaselinesSpec)
     embed: EmbedSpec = field(default_factory=EmbedSpec)
     projection: str = "pca"         # pca | tsne
@@ -257,6 +265,8 @@ def validate_suite(cfg: DictConfig) -> None:
         if d.kind == "concat":
             _check(d.concat.clips_per_track >= 2, f"datasets.{i}.concat.clips_per_track", "must be >= 2")
             _check(d.concat.min_clip_s > 0, f"datasets.{i}.concat.min_clip_s", "must be > 0")
+    _check(cfg.attention.clips >= 0, "attention.clips", f"must be >= 0, got {cfg.attention.clips}")
+    _check(cfg.attention.start_s >= 0, "attention.start_s", f"must be >= 0, got {cfg.attention.start_s}")
     _check(cfg.embed.hop_s is None or cfg.embed.hop_s > 0, "embed.hop_s", "must be > 0")
     tr = cfg.translation
     _check(len(tr.ratios) > 0 and all(r > 0 for r in tr.ratios) and any(r != 1 for r in tr.ratios),

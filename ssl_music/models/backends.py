@@ -132,6 +132,11 @@ def build_backend(name: str, channels: int, dim: int = 128, heads: int = 4, laye
     return BACKENDS[name](channels, dim=dim, heads=heads, layers=layers, dropout=dropout)
 
 
+def has_attention(encoder: nn.Module) -> bool:
+    """Whether ``encoder``'s back-end has attention weights to show (:func:`listen` works)."""
+    return hasattr(encoder.encoder.backend, "weights")
+
+
 def listen(encoder: nn.Module, wave: torch.Tensor, valid_fraction: torch.Tensor | None = None) -> torch.Tensor:
     """[B, L] waveform -> [B, T] attention rollout over the back-end's frames: where the embedding of each
     clip draws from (padded frames get none). Needs an encoder whose back-end has attention
@@ -139,7 +144,7 @@ def listen(encoder: nn.Module, wave: torch.Tensor, valid_fraction: torch.Tensor 
     from ssl_music.errors import SSLMusicError
 
     backend = encoder.encoder.backend
-    if not hasattr(backend, "weights"):
+    if not has_attention(encoder):
         raise SSLMusicError(f"this model summarises its frames with '{type(backend).__name__.lower()}' "
                             "(model.backend): there is no attention to show; pretrain with model.backend=attention")
     seen = {}
