@@ -1,7 +1,9 @@
 """Compare's answer when runs are pretraining seeds of arms: each arm over its seeds, and paired differences.
 
 Runs are grouped into arms by folder name (a sweep's ``<arm>-seed<N>``; otherwise the run's own name with the
-seed from its config.yaml). Every arm's random-init twin (one init per pretraining seed, from the same
+seed from its config.yaml). A model with named subspaces (issue #24) adds each subspace's rows, named
+``<row> [<subspace>]``, so the paired differences answer "what did this arm do to the content part". Every
+arm's random-init twin (one init per pretraining seed, from the same
 results.json files) is an arm of its own, ``<arm> · random init``, compared with its model on the same seeds.
 """
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Sequence
 from ssl_music_eval.report_doc import Doc
 from ssl_music_eval.report_summary import comparison_rows
 from ssl_music_eval.seeds import by_arm, fmt_difference, fmt_summary, seed_tables, split_name
+from ssl_music_eval.subspaces import PREFIX
 
 TWIN = " · random init"
 
@@ -28,12 +31,24 @@ def run_seed(run_dir: Path, results: dict) -> int | None:
     return None if seed is None else int(seed)
 
 
+def subspace_sets(results: dict) -> list[str]:
+    """The feature sets ``model/<name>`` of a model with named subspaces, in the order the results hold them."""
+    sets = []
+    for ds in results.get("datasets", {}).values():
+        sets += list(ds.get("locality", {}).get("scores", {}))
+        sets += [fs for t in ds.get("tasks", {}).values() for by_set in t.get("probes", {}).values() for fs in by_set]
+    return [fs for fs in dict.fromkeys(sets) if fs.startswith(PREFIX)]
+
+
 def group(run_dirs: Sequence[Path], results: Sequence[dict]) -> dict:
     """{arm: {row: {seed: value}}} for the model of every arm and its random-init twin."""
     runs = []
     for d, res in zip(run_dirs, results):
         arm, seed = split_name(d.name, run_seed(d, res))
-        runs.append((arm, seed, comparison_rows(res)))
+        rows = comparison_rows(res)
+        for fs in subspace_sets(res):
+            rows.update({f"{label} [{fs[len(PREFIX):]}]": v for label, v in comparison_rows(res, fs).items()})
+        runs.append((arm, seed, rows))
         twin = comparison_rows(res, "random_init")
         if twin:
             runs.append((arm + TWIN, seed, twin))

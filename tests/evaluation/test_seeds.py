@@ -99,3 +99,27 @@ def test_compare_of_single_runs_says_they_are_single(tmp_path):
     summary = compare_runs(dirs, tmp_path / "report")
     assert summary["seeds"] is None
     assert "single pretraining run (one seed)" in (tmp_path / "report" / "compare.md").read_text()
+
+
+def test_compare_pairs_each_subspace_of_the_arms(tmp_path):
+    """A model with named subspaces: each part's rows are compared arm against arm, named '<row> [<part>]'."""
+    from ssl_music_eval.report import compare_runs
+
+    def results(content_key: float, pitch_key: float) -> dict:
+        res = _results(0.6, 0.4)
+        res["datasets"]["dev"]["locality"] = {"k": 10, "chance": {"key": 0.05}, "scores": {
+            "model": {"key": 0.06}, "model/content": {"key": content_key}, "model/pitch": {"key": pitch_key}}}
+        return res
+
+    dirs = []
+    for arm, content in (("both", [0.05, 0.06, 0.05]), ("none", [0.10, 0.12, 0.11])):
+        for seed, c in enumerate(content):
+            d = tmp_path / f"{arm}-seed{seed}"
+            d.mkdir()
+            (d / "results.json").write_text(json.dumps(results(c, 0.3)))
+            dirs.append(d)
+    seeds = compare_runs(dirs, tmp_path / "report")["seeds"]
+    assert seeds["arms"]["both"]["dev/locality/key [pitch]"]["mean"] == pytest.approx(0.3)
+    pair = next(p for p in seeds["pairs"] if (p["a"], p["b"], p["row"]) == ("both", "none", "dev/locality/key [content]"))
+    assert pair["mean"] == pytest.approx(-0.056667, abs=1e-6) and pair["verdict"] == "worse"
+    assert "dev/locality/key [content]" in (tmp_path / "report" / "compare.md").read_text()
