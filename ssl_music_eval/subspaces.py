@@ -27,8 +27,15 @@ def layout_of(model: Any) -> list:
 
 
 def subspace_features(model: Any, X: np.ndarray) -> dict[str, np.ndarray]:
-    """``{"model/<name>": X[:, part]}`` for a model with more than one subspace, else {}."""
-    return {f"{PREFIX}{p.name}": np.ascontiguousarray(X[:, p.start:p.stop]) for p in layout_of(model)}
+    """``{"model/<name>": X[:, part]}`` for a model with more than one subspace, else {}. When the last part
+    also holds the fixed periodicity statistic (the encoder's dimensions past ``content_dim``), its learned
+    dimensions alone are one more set, ``model/<name> (learned)``: what training added beside the statistic."""
+    layout = layout_of(model)
+    out = {f"{PREFIX}{p.name}": np.ascontiguousarray(X[:, p.start:p.stop]) for p in layout}
+    learned = getattr(getattr(model, "encoder", None), "content_dim", None)
+    if layout and isinstance(learned, int) and layout[-1].start < learned < layout[-1].stop:
+        out[f"{PREFIX}{layout[-1].name} (learned)"] = np.ascontiguousarray(X[:, layout[-1].start:learned])
+    return out
 
 
 def weighted(X: np.ndarray, layout: Sequence, weights: Mapping[str, float]) -> np.ndarray:

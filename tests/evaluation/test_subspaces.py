@@ -37,6 +37,21 @@ def test_one_feature_set_per_subspace_and_none_for_a_one_part_model():
     assert subspace_features(One(), X) == {} and subspace_features(object(), X) == {}
 
 
+def test_the_last_parts_learned_dimensions_are_a_set_of_their_own_beside_the_periodicity_statistic():
+    class Encoder:
+        content_dim = 6      # dimensions 6 and 7: the fixed statistic, inside the last part (pitch, 4..8)
+
+    class WithStatistic(_Model):
+        encoder = Encoder()
+
+    X = np.arange(16, dtype=np.float32).reshape(2, 8)
+    feats = subspace_features(WithStatistic(), X)
+    assert list(feats) == ["model/content", "model/pitch", "model/pitch (learned)"]
+    np.testing.assert_array_equal(feats["model/pitch (learned)"], X[:, 4:6])
+    Encoder.content_dim = 8  # no statistic: nothing more
+    assert list(subspace_features(WithStatistic(), X)) == ["model/content", "model/pitch"]
+
+
 def test_cosine_on_the_weighted_concatenation_is_the_weighted_similarity():
     X, _ = _clustered(6)
     W = weighted(X, LAYOUT, {"content": 1.0, "pitch": 0.5})
@@ -103,7 +118,7 @@ def test_the_suite_scores_every_subspace_and_the_weighted_retrieval(tmp_path, cl
     suite = write_suite(tmp_path / "suite.yaml", click_corpus)
     res = run_suite(ckpt, suite, tmp_path / "run", ["tempo.librosa=false", "probes.bootstrap=50"], progress=False)
     ds = res["datasets"]["clicks"]
-    parts = ["model/content", "model/pitch", "model/tempo"]
+    parts = ["model/content", "model/pitch", "model/tempo", "model/tempo (learned)"]   # tempo holds the statistic
     assert set(parts) <= set(ds["tasks"]["timbre"]["probes"]["linear"]) and set(parts) <= set(ds["tasks"]["timbre"]["knn"])
     assert set(parts) <= set(ds["locality"]["scores"])
     weighted = ds["locality"]["weighted"]
