@@ -252,8 +252,9 @@ def print_table(run: Path) -> None:
                [(name, per) for name, _, per in parts])
     saved = run / "timings.json"   # written by record_time: this script's stages, or a local sweep's
     if saved.is_file():
-        print("wall time: " + ", ".join(f"{k} {v['seconds'] / 60:.1f} min"
-                                          for k, v in json.loads(saved.read_text()).items()))
+        print("wall time: " + ", ".join(
+            f"{k} {v['seconds'] / 60:.1f} min" + (f" (peak {v['peak_rss_mb']} MB)" if "peak_rss_mb" in v else "")
+            for k, v in json.loads(saved.read_text()).items()))
 
 
 def main() -> None:

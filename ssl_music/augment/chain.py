@@ -41,12 +41,16 @@ def resolve_chain(chain: Any) -> Dict[str, Dict[str, Any]]:
 
 def describe_chain(chain: Any) -> str:
     """One line, in application order: ``time_stretch p=0.8 (min_rate=0.8, max_rate=1.25) → ...``."""
-    parts = []
-    for name, spec in resolve_chain(chain).items():
+    parts, chain = [], resolve_chain(chain)
+    for name, spec in chain.items():
         params = ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"
                            for k, v in spec["params"].items())
         parts.append(f"{name} p={spec['p']:g}" + (f" ({params})" if params else ""))
-    return " → ".join(parts) if parts else "none (no augmentation)"
+    if not parts:
+        return "none (no augmentation)"
+    if all(spec["p"] == 0 for spec in chain.values()):   # drawn, so that arms share their draws, never applied
+        return "none (no augmentation), drawn at p=0: " + " → ".join(parts)
+    return " → ".join(parts)
 
 
 def validate_chain(chain: Any, sample_rate: int) -> None:

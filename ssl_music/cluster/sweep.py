@@ -267,18 +267,41 @@ def _cli(args: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "ssl_music.cli", *args]
 
 
-def _step(cmd: list[str], log: Path) -> int:
+def _peak_mb(pid: int) -> float | None:
+    """The process's resident-memory high-water mark (VmHWM, Linux), None where /proc cannot say. Read from
+    /proc rather than wait4's ru_maxrss, which keeps the sweep's own memory across the child's exec."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _step(cmd: list[str], log: Path, poll_s: float = 1.0) -> tuple[int, float | None]:
+    """Run one stage into ``log``: (exit status, peak resident memory in MB of the stage's own process as
+    last seen, at most ``poll_s`` before it ended; None off Linux). Its data-loading workers are not added:
+    forked, they share most of its pages."""
+    peak = None
     with open(log, "a") as fh:
         fh.write(f"$ {shlex.join(cmd)}\n")
         fh.flush()
-        return subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                return proc.wait(timeout=poll_s), peak
+            except subprocess.TimeoutExpired:
+                peak = _peak_mb(proc.pid) or peak
 
 
-def record_time(run_dir: Path, stage: str, seconds: float, rc: int = 0) -> None:
-    """timings.json: wall seconds of each local stage, so sweep tables can say what each arm cost."""
+def record_time(run_dir: Path, stage: str, seconds: float, rc: int = 0, peak_mb: float | None = None) -> None:
+    """timings.json: wall seconds (and peak memory) of each local stage, so sweep tables can say what each
+    arm cost."""
     path = run_dir / "timings.json"
     times = json.loads(path.read_text()) if path.is_file() else {}
-    times[stage] = {"seconds": round(seconds, 1), "returncode": rc}
+    times[stage] = {"seconds": round(seconds, 1), "returncode": rc,
+                    **({"peak_rss_mb": round(peak_mb)} if peak_mb is not None else {})}
     path.write_text(json.dumps(times, indent=1))
 
 
@@ -314,8 +337,8 @@ def run_local(sweep: Sweep, dry_run: bool = False) -> int:
             print(f"[sweep {sweep.name}] {run.name}: {stage}", flush=True)
             log = run.dir / f"{stage}.log"
             t0 = time.perf_counter()
-            rc = _step(_cli(args), log)
-            record_time(run.dir, stage, time.perf_counter() - t0, rc)
+            rc, peak_mb = _step(_cli(args), log)
+            record_time(run.dir, stage, time.perf_counter() - t0, rc, peak_mb)
             if rc != 0:
                 (run.dir / "FAILED").write_text(json.dumps({"stage": stage, "returncode": rc, "log": str(log)}))
                 print(f"[sweep {sweep.name}] {run.name}: {stage} failed (exit {rc}), see {log}", flush=True)
@@ -325,7 +348,7 @@ def run_local(sweep: Sweep, dry_run: bool = False) -> int:
     if evaluated:
         sweep.report_dir.mkdir(parents=True, exist_ok=True)
         args = ["report", "compare", *(str(r.dir) for r in evaluated), "--out", str(sweep.report_dir)]
-        if _step(_cli(args), sweep.out / "report.log") != 0:
+        if _step(_cli(args), sweep.out / "report.log")[0] != 0:
             print(f"[sweep {sweep.name}] comparison report failed, see {sweep.out / 'report.log'}")
             return 1
         print(f"[sweep {sweep.name}] report: {sweep.report_dir}")
