@@ -14,6 +14,8 @@ CUDA machine it also reports GPU memory; the issue's GPU setting is
     python benchmarks/train.py --steps 60 --batch-size 256 --encoders short_chunk_resnet --preset full
     python benchmarks/train.py --encoders tiny --objective demo --override model.backend=attention --crop-s 10
                                                        # a back-end arm (issue #25); peak RSS printed at the end
+    python benchmarks/train.py --config configs/pretrain/real_music.yaml --encoders harmonic_cnn --preset \
+        mild_stretch_pitch --override model.frontend=auto --override model.backend=attention --crop-s 10
 """
 from __future__ import annotations
 
@@ -39,12 +41,19 @@ def corpus(work: Path, tracks: int = 24, seconds: float = 30.0) -> Path:
     return shards
 
 
+def recipe(args) -> Path:
+    """The pretraining config every run starts from: --config, else configs/pretrain/<objective>.yaml."""
+    from ssl_music.config import CONFIG_DIR
+
+    return Path(args.config) if getattr(args, "config", "") else CONFIG_DIR / "pretrain" / f"{args.objective}.yaml"
+
+
 def run(shards: Path, encoder: str, args, backend: str | None = None) -> dict:
     """One run; ``backend`` defaults to ``args.backend`` (one name)."""
     backend = backend or args.backend
     import torch
 
-    from ssl_music.config import CONFIG_DIR, load_config
+    from ssl_music.config import load_config
     from ssl_music.train import pretrain
 
     root = Path(tempfile.mkdtemp(prefix=f"bench-{encoder}-"))
@@ -57,7 +66,7 @@ def run(shards: Path, encoder: str, args, backend: str | None = None) -> dict:
         "monitor.every_n_steps=0", f"trainer.precision={getattr(args, 'precision', 'auto')}",
         *getattr(args, "override", []),
     ]
-    cfg = load_config(CONFIG_DIR / "pretrain" / f"{args.objective}.yaml", overrides)
+    cfg = load_config(recipe(args), overrides)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
@@ -103,14 +112,14 @@ def interleaved(encoder: str, backends: list, args) -> list:
     import torch
     from omegaconf import OmegaConf
 
-    from ssl_music.config import CONFIG_DIR, load_config
+    from ssl_music.config import load_config
     from ssl_music.module import PretrainModule
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     modules = {}
     for backend in backends:
-        cfg = load_config(CONFIG_DIR / "pretrain" / f"{args.objective}.yaml", [
+        cfg = load_config(recipe(args), [
             "data.shards=unused", f"model.encoder={encoder}", f"model.width={args.width}",
             f"data.batch_size={args.batch_size}", f"data.crop_s={args.crop_s}", f"augment.preset={args.preset}",
             f"augment.backend={backend}", "monitor.every_n_steps=0", *getattr(args, "override", [])])
@@ -144,6 +153,8 @@ def main() -> None:
     p.add_argument("--encoders", default="tiny,short_chunk_resnet")
     p.add_argument("--objective", default="contrastive", choices=["contrastive", "triplet", "tempo", "multitask", "demo"],
                    help="configs/pretrain/<name>.yaml (demo: the `make demo` recipe, multitask at CPU scale)")
+    p.add_argument("--config", default="", help="a pretraining config to start from instead of --objective's, e.g. "
+                                                "configs/pretrain/real_music.yaml (its data.shards is replaced)")
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--crop-s", type=float, default=3.0)
