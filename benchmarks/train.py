@@ -179,7 +179,7 @@ def main() -> None:
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
     shards = corpus(Path(args.work))
     backends = args.backend.split(",")
-    print(f"device: {device}; objective {args.objective}, batch {args.batch_size}, {args.crop_s} s crops, "
+    print(f"device: {device}; recipe {recipe(args).name}, batch {args.batch_size}, {args.crop_s} s crops, "
           f"preset {args.preset} on the {' / '.join(backends)} backend, {args.steps} steps, median of steps after warm-up")
     results = [run(shards, name, args, backend) for name in args.encoders.split(",") for backend in backends]
     base = results[0]["clips_per_s"]
@@ -204,7 +204,7 @@ def print_interleaved(args) -> None:
 
     backends = args.backend.split(",")
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
-    print(f"device: {device}; objective {args.objective}, batch {args.batch_size}, {args.crop_s} s crops, preset "
+    print(f"device: {device}; recipe {recipe(args).name}, batch {args.batch_size}, {args.crop_s} s crops, preset "
           f"{args.preset}; backends {' / '.join(backends)} taking turns on the same batches, {args.steps} steps, "
           f"medians after 2 of warm-up, no loader")
     print(f"{'encoder':<20} {'backend':<9} {'step ms':>8} {'augment ms':>11} {'augment':>8} {'clips/s':>9} {'vs ' + backends[0]:>9}")
