@@ -48,12 +48,6 @@ def clips(devset: Path, n: int) -> list[dict]:
     return rows[:n]
 
 
-def bootstrap(values: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
-    idx = np.random.default_rng(seed).integers(0, values.size, size=(n_boot, values.size))
-    means = values[idx].mean(axis=1)
-    return float(values.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", required=True, help="a model with model.backend=attention")
@@ -67,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ssl_music.api import load_encoder
     from ssl_music_eval.attention import draw_attention
+    from ssl_music_eval.subspaces import bootstrap_mean
 
     model = load_encoder(a.checkpoint)
     sr, out = model.sample_rate, Path(a.out)
@@ -88,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['clip']:<16} {r['near']:6.3f} {r['near_uniform']:8.3f} {r['after']:6.3f} {r['after_uniform']:8.3f}")
     for key in ("near", "after"):
         excess = np.array([r[key] - r[f"{key}_uniform"] for r in table])
-        m, lo, hi = bootstrap(excess)
-        print(f"attention {key} the entry minus uniform: {m:+.3f} [{lo:+.3f}, {hi:+.3f}] (95 % bootstrap over "
-              f"{len(table)} clips)")
+        b = bootstrap_mean(excess, n_boot=1000)
+        lo, hi = b.get("ci_low", b["mean"]), b.get("ci_high", b["mean"])   # one clip: no spread to resample
+        print(f"attention {key} the entry minus uniform: {b['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}] (95 % bootstrap "
+              f"over {len(table)} clips)")
     print(f"figures: {out}")
     return 0
 

@@ -17,13 +17,15 @@ def _window(times: np.ndarray) -> tuple[float, float, float]:
     return step, max(0.0, float(times[0]) - step / 2), float(times[-1]) + step / 2
 
 
-def log_mel(wave: np.ndarray, sample_rate: int, t0: float, t1: float) -> tuple[np.ndarray, float]:
-    """[N_MELS, frames] dB (0 = the loudest bin) of ``wave`` between t0 and t1 s, and the seconds it covers."""
+def log_mel_under(wave: np.ndarray, sample_rate: int, times) -> tuple[np.ndarray, float, float]:
+    """The spectrogram under attention at frame ``times``: [N_MELS, frames] dB (0 = the loudest bin) of ``wave``
+    from half a frame before the first time to half a frame after the last, its start and the seconds it covers."""
     import librosa
 
+    _, t0, t1 = _window(np.asarray(times, float))
     seg = np.asarray(wave, np.float32)[int(t0 * sample_rate): int(t1 * sample_rate)]
     mel = librosa.feature.melspectrogram(y=seg, sr=sample_rate, n_mels=N_MELS, hop_length=HOP)
-    return librosa.power_to_db(mel, ref=np.max), seg.size / sample_rate
+    return librosa.power_to_db(mel, ref=np.max), t0, seg.size / sample_rate
 
 
 def attention_figure(mel: np.ndarray, t0: float, seconds: float, times, weights, title: str = "",
@@ -56,8 +58,7 @@ def draw_attention(wave: np.ndarray, sample_rate: int, times: np.ndarray, weight
                    title: str = "", marks: tuple[float, ...] = ()) -> Path:
     """Log-mel spectrogram of ``wave`` over [times[0] - half a frame, times[-1] + half a frame], attention
     under it, saved as a PNG; ``marks`` (seconds) draws dashed lines on both, e.g. where drums enter."""
-    _, t0, t1 = _window(np.asarray(times, float))
-    mel, seconds = log_mel(wave, sample_rate, t0, t1)
+    mel, t0, seconds = log_mel_under(wave, sample_rate, times)
     fig = attention_figure(mel, t0, seconds, times, weights, title, marks)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -82,8 +83,7 @@ def listen_clips(model, items, spec) -> list[dict]:
     for it in chosen:
         wave = load_audio(it.path, model.sample_rate)
         times, weights = model.attention(wave, model.sample_rate, start_s=float(spec.start_s))
-        _, t0, t1 = _window(times)
-        mel, seconds = log_mel(wave, model.sample_rate, t0, t1)
+        mel, t0, seconds = log_mel_under(wave, model.sample_rate, times)
         out.append({"path": str(it.path), "start_s": float(spec.start_s), "t0": round(t0, 4),
                     "seconds": round(seconds, 4), "times": np.round(times, 4).tolist(),
                     "weights": np.round(weights, 6).tolist(), "mel_db": np.round(mel, 1).tolist()})
