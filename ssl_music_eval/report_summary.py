@@ -262,6 +262,10 @@ def comparison_rows(results: dict, feature_set: str = "model") -> dict[str, floa
             for w, s in seg_rows(t):
                 if fs in s:
                     rows[f"{ds_name}/{task}/HR@{w} F"] = s[fs]["f"]["mean"]
+            # degraded - clean, so that higher is better here as in every other row (a drop is its negative)
+            for spec, entry in t.get("degradations", {}).items() if t.get("type") == "robustness" else ():
+                if fs in entry:
+                    rows[f"{ds_name}/{task}/accuracy change under {spec}"] = -entry[fs]["drop"]["mean"]
             if fs == "model":
                 for label, v in t.get("translation", {}).get("headline", {}).items():
                     rows[f"{ds_name}/{task}/{label}"] = v

@@ -46,6 +46,11 @@ def test_robustness_task_scores_every_set_on_the_same_degraded_copies(tmp_path, 
             assert d["ci_low"] <= d["mean"] <= d["ci_high"] or d["n"] < 2
     md = (tmp_path / "run" / "report.md").read_text()
     assert "white@0" in md and "drop" in md and "fitted on clean clips" in md
+    from ssl_music_eval.report_summary import comparison_rows
+    for name in ("model", "mfcc_chroma"):     # a sweep's comparison: degraded - clean, higher is better
+        rows = comparison_rows(res, name)
+        for spec, entry in r["degradations"].items():
+            assert rows[f"clicks/robust/accuracy change under {spec}"] == -entry[name]["drop"]["mean"]
     again = run_suite("fake.ckpt", suite, tmp_path / "run2", model=model, random_model=rand, progress=False)
     assert again["datasets"]["clicks"]["tasks"]["robust"] == r      # seeded: the same copies, the same scores
 
@@ -61,3 +66,13 @@ def test_shipped_robustness_suite_parses():
     cfg = load_suite(CONFIG_DIR / "eval" / "robustness.yaml")
     assert [t.type for t in cfg.datasets[0].tasks] == ["robustness", "robustness"]
     assert "pink@0" in cfg.robustness.degradations and cfg.robustness.probe == "linear"
+
+
+def test_frontend_backend_suite_scores_the_dev_set_and_its_degraded_copies():
+    from ssl_music.config import CONFIG_DIR
+
+    cfg = load_suite(CONFIG_DIR / "eval" / "frontend_backend.yaml")
+    types = {t.name: t.type for t in cfg.datasets[0].tasks}
+    assert types["style_degraded"] == types["instrument_degraded"] == "robustness" and types["tempo"] == "tempo"
+    # the twin is independent of the pretraining run and doubles the slow arms' embedding time
+    assert not cfg.baselines.random_init and cfg.baselines.mfcc_chroma
