@@ -46,18 +46,24 @@ def _embedders(ctx) -> dict:
 
 def degraded_features(ctx, items: list, specs: list[str], seed: int) -> dict[str, dict[str, np.ndarray]]:
     """{degradation: {feature set: [len(items), D]}} of the degraded copies; each clip is decoded once for
-    every degradation and set."""
+    every degradation and set, and embedded once per dataset however many robustness tasks score it (a style
+    and an instrument task over the same clips share every copy: the slow encoders' evaluation halves)."""
     from ssl_music_eval.embed import load_audio
 
     sets = _embedders(ctx)
     sr = int(ctx.model.sample_rate)
+    memo = ctx.memo.setdefault("degraded", {})   # (path, spec, seed) -> {feature set: [D]}
     rows: dict[str, dict[str, list]] = {spec: {name: [] for name in sets} for spec in specs}
     for it in items:
-        clean = load_audio(it.path, sr)
-        for spec in specs:
+        todo = [spec for spec in specs if (str(it.path), spec, seed) not in memo]
+        clean = load_audio(it.path, sr) if todo else None
+        for spec in todo:
             wave = degrade(clean, sr, spec, seed, item=str(it.path))
-            for name, m in sets.items():
-                rows[spec][name].append(np.asarray(m.embed_windows(wave, sr), dtype=np.float32).mean(axis=0))
+            memo[(str(it.path), spec, seed)] = {name: np.asarray(m.embed_windows(wave, sr), dtype=np.float32)
+                                                .mean(axis=0) for name, m in sets.items()}
+        for spec in specs:
+            for name in sets:
+                rows[spec][name].append(memo[(str(it.path), spec, seed)][name])
     return {spec: {name: np.stack(r) for name, r in by_set.items()} for spec, by_set in rows.items()}
 
 

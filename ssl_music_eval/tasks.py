@@ -28,6 +28,7 @@ class TaskContext:
     cache: Path | None
     progress: bool
     skipped: list = field(default_factory=list)   # [path, reason]; a task that reads audio itself adds to it
+    memo: dict = field(default_factory=dict)       # work tasks of one dataset share (robustness: degraded copies)
 
 
 @dataclass(frozen=True)

@@ -76,3 +76,25 @@ def test_frontend_backend_suite_scores_the_dev_set_and_its_degraded_copies():
     assert types["style_degraded"] == types["instrument_degraded"] == "robustness" and types["tempo"] == "tempo"
     # the twin is independent of the pretraining run and doubles the slow arms' embedding time
     assert not cfg.baselines.random_init and cfg.baselines.mfcc_chroma
+
+
+def test_two_robustness_tasks_over_the_same_clips_embed_each_degraded_copy_once(tmp_path, click_corpus):  # noqa: F811
+    def calls(suite, out):
+        model = SpectralModel(identity="ckpt-1", crop_s=2.0)
+        seen = []
+        inner = model.embed_windows
+        model.embed_windows = lambda wave, sr, hop_s=None: seen.append(1) or inner(wave, sr, hop_s=hop_s)
+        rand = SpectralModel(identity="random-0", crop_s=2.0)
+        rand.has_tempo_head = False
+        res = run_suite("fake.ckpt", suite, out, model=model, random_model=rand, progress=False)
+        return len(seen), res["datasets"]["clicks"]["tasks"]
+
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one = _suite(tmp_path / "one", click_corpus)
+    two = _suite(tmp_path / "two", click_corpus)
+    two.write_text(two.read_text().replace(TASK, TASK + TASK.replace("name: robust,", "name: robust2,")))
+    n_one, t_one = calls(one, tmp_path / "run1")
+    n_two, t_two = calls(two, tmp_path / "run2")
+    assert n_two == n_one and t_two["robust2"]["degradations"] == t_two["robust"]["degradations"] == \
+        t_one["robust"]["degradations"]
