@@ -234,9 +234,20 @@ def test_shipped_sweep_arms_are_what_their_names_say(path):
             elif choice in TRANSFORMS:
                 assert applied == [choice], (run.name, dict(chain))
                 checked += 1
-    assert checked >= 1
-    lines = sweep.chain_lines(configs)
-    assert any("none (no augmentation)" in line for line in lines)
+    names = {c for run in s.runs for c in run.arm.split("-")}
+    if "none" in names:
+        assert any("none (no augmentation)" in line for line in sweep.chain_lines(configs))
+    # a sweep over something else (frontend_backend: encoders x back-ends) names no transform and checks nothing
+    assert checked == sum(1 for run in s.runs for c in run.arm.split("-") if c == "none" or c in TRANSFORMS)
+
+
+def test_some_shipped_sweeps_are_augmentation_ablations():
+    # keeps the test above from passing on nothing but sweeps that name no transform
+    from ssl_music.augment.chain import TRANSFORMS
+
+    named = [p.stem for p in (CONFIG_DIR / "sweeps").glob("*.yaml")
+             if any(c == "none" or c in TRANSFORMS for r in load_sweep(p).runs for c in r.arm.split("-"))]
+    assert {"augment_ablation", "subspaces_seeds"} <= set(named)
 
 
 def test_sweep_prints_each_arms_chain_before_running(tmp_path, monkeypatch, capsys):
