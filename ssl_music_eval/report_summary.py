@@ -263,7 +263,7 @@ def comparison_rows(results: dict, feature_set: str = "model") -> dict[str, floa
                 if fs in s:
                     rows[f"{ds_name}/{task}/HR@{w} F"] = s[fs]["f"]["mean"]
             # degraded - clean, so that higher is better here as in every other row (a drop is its negative)
-            for spec, entry in t.get("degradations", {}).items() if t.get("type") == "robustness" else ():
+            for spec, entry in t.get("degradations", {}).items():   # robustness tasks (report.py reads it so)
                 if fs in entry:
                     rows[f"{ds_name}/{task}/accuracy change under {spec}"] = -entry[fs]["drop"]["mean"]
             if fs == "model":

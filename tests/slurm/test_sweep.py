@@ -223,22 +223,19 @@ def test_shipped_sweep_arms_are_what_their_names_say(path):
 
     s = load_sweep(path)
     configs = sweep.validate(s)
-    checked = 0
+    has_none = False
     for run in s.runs:
         chain = configs[run.name].augment.chain
         applied = [t for t, spec in chain.items() if spec.p > 0]
         for choice in run.arm.split("-"):
             if choice == "none":
                 assert applied == [], run.name
-                checked += 1
+                has_none = True
             elif choice in TRANSFORMS:
                 assert applied == [choice], (run.name, dict(chain))
-                checked += 1
-    names = {c for run in s.runs for c in run.arm.split("-")}
-    if "none" in names:
-        assert any("none (no augmentation)" in line for line in sweep.chain_lines(configs))
     # a sweep over something else (frontend_backend: encoders x back-ends) names no transform and checks nothing
-    assert checked == sum(1 for run in s.runs for c in run.arm.split("-") if c == "none" or c in TRANSFORMS)
+    if has_none:
+        assert any("none (no augmentation)" in line for line in sweep.chain_lines(configs))
 
 
 def test_some_shipped_sweeps_are_augmentation_ablations():
