@@ -3,7 +3,8 @@
 Shared by the evaluation (k-NN probe, locality, translation) and anything of the library that needs
 neighbours of many queries at once; it depends on torch and numpy only.
 
-Two searches, picked by size (``method="auto"``: exact up to ``EXACT_MAX_PAIRS`` query x bank pairs) or by name:
+Two searches, picked by size and machine (``method="auto"``: exact up to ``EXACT_MAX_PAIRS`` query x bank pairs,
+and above that too on a CPU without native bf16 arithmetic, see :func:`fast_bf16`) or by name:
 
 ``exact``: query chunks are multiplied with the whole (L2-normalised, float32) bank and ``torch.topk`` keeps
 the best ``k`` per row, so memory stays at ``chunk x N`` floats.
@@ -73,10 +74,55 @@ _GROUP = 8                          # CPU bf16 path: columns per strided group
 _NEG = -32768                       # int16 key below every admissible similarity (bf16 bits of -0.0)
 
 
-def choose_search(n_queries: int, n_bank: int, method: str = "auto") -> str:
-    """The search ``search(method=...)`` runs for these sizes: ``"exact"`` or ``"bf16"``."""
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+# oneDNN ISA names (ONEDNN_MAX_CPU_ISA) whose kernels lack bf16 dot products
+_ONEDNN_NO_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
+
+
+def fast_bf16(device: str = "cpu", flags: set[str] | None = None, capability: str | None = None,
+              env: dict | None = None) -> tuple[bool, str]:
+    """Whether bf16 similarities are faster than float32 here, and why (for the benchmark and reports).
+
+    Decided from what the machine dispatches, not from a timing: a calibration run is noisy on a shared
+    machine and costs seconds on every new one. On a GPU bf16 runs on tensor cores. On a CPU, bf16 pays off
+    only with native bf16 dot products (AVX512-BF16 or AMX): without them oneDNN converts to float32 and the
+    bf16 path's extra passes make it ~3x slower than exact float32 (benchmarks/results/knn_auto_*.txt). The
+    kernels torch actually runs can be capped below what the CPU has (``ATEN_CPU_CAPABILITY``,
+    ``ONEDNN_MAX_CPU_ISA``), so both caps are read too.
+    """
+    import os
+    if torch.device(device).type == "cuda":
+        return True, "cuda"
+    env = os.environ if env is None else env
+    flags = _cpu_flags() if flags is None else flags
+    capability = torch.backends.cpu.get_cpu_capability() if capability is None else capability
+    native = sorted(flags & {"avx512_bf16", "amx_bf16"})
+    isa = str(env.get("ONEDNN_MAX_CPU_ISA", "")).upper()
+    if not native:
+        return False, f"cpu {capability}, no avx512_bf16/amx_bf16"
+    if not capability.upper().startswith(("AVX512", "AMX")):
+        return False, f"cpu capability {capability} (capped), {'+'.join(native)} unused"
+    if isa in _ONEDNN_NO_BF16:
+        return False, f"ONEDNN_MAX_CPU_ISA={isa} caps below bf16"
+    return True, f"cpu {capability}, {'+'.join(native)}"
+
+
+def choose_search(n_queries: int, n_bank: int, method: str = "auto", device: str = "cpu") -> str:
+    """The search ``search(method=...)`` runs for these sizes on ``device``: ``"exact"`` or ``"bf16"``."""
     if method == "auto":
-        return "exact" if int(n_queries) * int(n_bank) <= EXACT_MAX_PAIRS else "bf16"
+        if int(n_queries) * int(n_bank) <= EXACT_MAX_PAIRS:
+            return "exact"
+        return "bf16" if fast_bf16(device)[0] else "exact"
     if method not in SEARCHES:
         raise ValueError(f"unknown k-NN search '{method}': choose auto, {', '.join(SEARCHES)}")
     return method
@@ -94,7 +140,7 @@ def search_rule() -> str:
     """What ``method="auto"`` does, for the protocol section of reports."""
     side = int(round(EXACT_MAX_PAIRS ** 0.5))
     return (f"auto: {describe_search('exact')} up to {side} x {side} query x bank pairs; above, "
-            f"{describe_search('bf16')}")
+            f"{describe_search('bf16')} where the machine has native bf16 (GPU, AVX512-BF16 or AMX), else exact")
 
 
 def recall_at(idx: np.ndarray, ref_idx: np.ndarray, k: int) -> float:
@@ -128,7 +174,7 @@ def search(bank: np.ndarray, k: int, queries: np.ndarray | None = None, bank_tra
     if bank_track_ids is not None and query_track_ids is not None:
         (b_codes, q_codes), n_codes = _codes(bank_track_ids, query_track_ids)
         groups = _Groups(b_codes, n_codes)
-    name = choose_search(Q.shape[0], B.shape[0], method)
+    name = choose_search(Q.shape[0], B.shape[0], method, dev.type)
     if k + RERANK_MARGIN >= B.shape[0]:
         name = "exact"  # candidates would be the whole bank
     excl = _Exclusions(groups, q_codes, self_search)

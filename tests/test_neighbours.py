@@ -90,9 +90,14 @@ def test_bf16_is_exact_where_floors_stay_non_positive():
     assert np.array_equal(exact[1], fast[1]) and np.array_equal(exact[0], fast[0])
 
 
-def test_auto_is_exact_for_small_sets_and_bf16_at_catalogue_scale():
+def test_auto_is_exact_for_small_sets_and_bf16_at_catalogue_scale(monkeypatch):
+    import ssl_music.neighbours as nb
+    monkeypatch.setattr(nb, "fast_bf16", lambda device="cpu": (True, "test"))
     assert choose_search(20_000, 20_000) == "exact"
     assert choose_search(20_001, 20_000) == "bf16"
+    # without native bf16, exact float32 is the faster search at every size (issue #38: 3x on AVX2)
+    monkeypatch.setattr(nb, "fast_bf16", lambda device="cpu": (False, "test"))
+    assert choose_search(20_001, 20_000) == "exact" and choose_search(10 ** 6, 10 ** 6) == "exact"
     assert choose_search(10, 10, "bf16") == "bf16" and choose_search(10 ** 6, 10 ** 6, "exact") == "exact"
     with pytest.raises(ValueError, match="unknown k-NN search 'faiss'"):
         choose_search(10, 10, "faiss")
@@ -110,3 +115,17 @@ def test_bf16_cuda_agrees_with_exact():
     exact, fast, info = _both(X, 20, device="cuda")
     assert info["device"] == "cuda"
     _check_agrees(exact, fast, 20)
+
+
+def test_fast_bf16_reads_the_cpu_flags_and_the_kernel_caps():
+    from ssl_music.neighbours import fast_bf16
+    amx = {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}
+    assert fast_bf16("cpu", flags=amx, capability="AVX512", env={})[0]
+    # an AVX2-only CPU (or an AVX-512 one without bf16 dot products) converts bf16 in software
+    assert not fast_bf16("cpu", flags={"avx2"}, capability="AVX2", env={})[0]
+    assert not fast_bf16("cpu", flags={"avx2", "avx512f"}, capability="AVX512", env={})[0]
+    # the kernels can be capped below what the CPU has: the cap decides
+    ok, why = fast_bf16("cpu", flags=amx, capability="AVX2", env={})
+    assert not ok and "capped" in why
+    assert not fast_bf16("cpu", flags=amx, capability="AVX512", env={"ONEDNN_MAX_CPU_ISA": "avx2"})[0]
+    assert fast_bf16("cuda", flags=set(), capability="AVX2", env={})[0]
