@@ -18,7 +18,7 @@ HEAR_STAMP := $(VENV)/.hear-installed
 HEAR_DEPS := "tensorflow-cpu==2.21.*"
 HEAR_VALIDATOR := "hearvalidator==2021.0.2"
 
-.PHONY: install check-deps lock test test-slow test-all demo hear-validate bench clean
+.PHONY: install check-deps system-deps lock test test-slow test-all demo hear-validate bench clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -43,11 +43,28 @@ lock: $(STAMP)
 test: $(STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -m "not slow" -q
 
-test-slow: $(STAMP) $(HEAR_STAMP)
+test-slow: $(STAMP) $(HEAR_STAMP) system-deps
 	WANDB_MODE=disabled $(BIN)/python -m pytest -m slow -q
 
-test-all: $(STAMP) $(HEAR_STAMP)
-	WANDB_MODE=disabled $(BIN)/python -m pytest -q
+# Everything: the fast suite, then the slow one (real SLURM, multi-process DDP, the wheel outside the
+# checkout, the headless-browser page test, the HEAR validator). Two runs so a slow failure cannot hide a
+# fast one's summary; both always run.
+test-all: $(STAMP) $(HEAR_STAMP) system-deps
+	WANDB_MODE=disabled $(BIN)/python -m pytest -m "not slow" -q; fast=$$?; \
+	WANDB_MODE=disabled $(BIN)/python -m pytest -m slow -q; slow=$$?; \
+	test $$fast -eq 0 -a $$slow -eq 0
+
+# What the slow tests need from the system: a headless browser (chromium + chromedriver) and SLURM + munge.
+# Installed with apt-get when missing and this is root; otherwise those tests skip and say why.
+SYSTEM_BINS := chromium chromedriver munged slurmctld slurmd sbatch
+SYSTEM_PKGS := chromium chromium-driver munge slurmctld slurmd slurm-client
+system-deps:
+	@missing=$$(for b in $(SYSTEM_BINS); do command -v $$b >/dev/null || echo $$b; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	    echo "missing $$missing (not root or no apt-get): the tests that need them will skip"; exit 0; fi; \
+	echo "installing $(SYSTEM_PKGS) for the slow tests (missing: $$missing)"; \
+	export DEBIAN_FRONTEND=noninteractive; apt-get update -q >/dev/null && apt-get install -y -q $(SYSTEM_PKGS) >/dev/null
 
 demo: $(STAMP)
 	$(BIN)/ssl-music demo --out $(DEMO_OUT) --scale $(DEMO_SCALE)
