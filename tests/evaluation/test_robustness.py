@@ -98,3 +98,31 @@ def test_two_robustness_tasks_over_the_same_clips_embed_each_degraded_copy_once(
     n_two, t_two = calls(two, tmp_path / "run2")
     assert n_two == n_one and t_two["robust2"]["degradations"] == t_two["robust"]["degradations"] == \
         t_one["robust"]["degradations"]
+
+
+def _robust_task(tmp_path, labels_csv, degradations, *overrides):
+    suite = _suite(tmp_path, labels_csv, degradations)
+    model, rand = SpectralModel(identity="ckpt-1", crop_s=2.0), SpectralModel(identity="random-0", crop_s=2.0)
+    rand.has_tempo_head = False
+    res = run_suite("fake.ckpt", suite, tmp_path / "run", list(overrides), model=model, random_model=rand,
+                    progress=False)
+    return res["datasets"]["clicks"]["tasks"]["robust"]
+
+
+def test_a_degradation_that_changes_nothing_drops_nothing(tmp_path, click_corpus):  # noqa: F811
+    """lowpass above Nyquist returns the clip as it is: the degraded copies are the clean features, so every
+    probe scores the same and each drop is exactly 0 (an off-by-anything in how copies are embedded shows)."""
+    r = _robust_task(tmp_path, click_corpus, "[lowpass@20000]", "seeds=[0,1]")
+    for name, e in r["degradations"]["lowpass@20000"].items():
+        assert e["accuracy"] == r["clean"][name], name
+        assert (e["drop"]["mean"], e["drop"]["ci_low"], e["drop"]["ci_high"]) == (0.0, 0.0, 0.0), name
+
+
+def test_a_destructive_degradation_drops_the_accuracy_of_a_model_that_reads_the_audio(tmp_path, click_corpus):  # noqa: F811
+    """White noise 10 dB louder than the clip buries the loud / soft difference the fake's RMS feature
+    separates (clean accuracy ~1): a probe scored on the degraded copies must lose accuracy. A task that scored
+    the clean features instead (the bug this catches) reports a drop of 0."""
+    r = _robust_task(tmp_path, click_corpus, "[white@-10]")
+    assert r["clean"]["model"] >= 0.9
+    drop = r["degradations"]["white@-10"]["model"]["drop"]
+    assert drop["mean"] > 0.2, drop
