@@ -81,7 +81,8 @@ def add_seed_sections(doc: Doc, run_dirs: Sequence[Path], results: Sequence[dict
              "so. `· random init` is the arm's untrained twin, one init per pretraining seed.")
     doc.table(["row", *arms], [[r, *(fmt_summary(tables["arms"][a].get(r, {})) for a in arms)] for r in rows])
     doc.heading("Paired differences (A − B, same seeds)", 3)
-    doc.para("better / worse: the interval of the difference excludes 0; otherwise not distinguishable.")
+    doc.para("better / worse: the interval of the difference excludes 0; otherwise not distinguishable. The same "
+             "difference at every seed (a zero-width interval) measures no spread and gets no verdict.")
     doc.table(["A", "B", "row", "A − B [95 % CI]", "seeds", "verdict"],
               [[p["a"], p["b"], p["row"], fmt_difference(p), str(p["n"]), p["verdict"]] for p in tables["pairs"]])
     doc.heading("Per-seed values", 3)

@@ -19,7 +19,10 @@ from scipy import stats
 
 LEVEL = 0.95
 SEED_SUFFIX = re.compile(r"-seed(\d+)$")
-VERDICTS = ("better", "worse", "not distinguishable", "one seed: no interval")
+VERDICTS = ("better", "worse", "not distinguishable", "one seed: no interval", "no spread across seeds")
+# Relative width under which an interval counts as a point: identical per-seed differences (a count of one
+# clip of 168 at every seed) differ only by float rounding, ~1e-16.
+ZERO_WIDTH = 1e-9
 
 
 def t_interval(values: Sequence[float], level: float = LEVEL) -> dict:
@@ -44,9 +47,13 @@ def arm_summary(per_seed: Mapping[int, float]) -> dict:
 
 
 def verdict(ci_low: float, ci_high: float, n: int) -> str:
-    """better / worse when the interval of the difference excludes 0, else not distinguishable."""
+    """better / worse when the interval of the difference excludes 0, else not distinguishable. An interval of
+    zero width (every seed's difference the same) measures no run-to-run variance, so it supports no verdict:
+    with one clip of difference at every seed, a fourth seed could as well give two or none."""
     if n < 2 or not (math.isfinite(ci_low) and math.isfinite(ci_high)):
         return VERDICTS[3]
+    if ci_high - ci_low <= ZERO_WIDTH * max(1.0, abs(ci_low), abs(ci_high)):
+        return VERDICTS[4]
     if ci_low > 0:
         return VERDICTS[0]
     if ci_high < 0:

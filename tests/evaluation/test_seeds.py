@@ -33,6 +33,19 @@ def test_paired_difference_by_hand_uses_common_seeds_only():
     assert verdict(0.01, 0.02, 3) == "better" and verdict(-0.02, -0.01, 3) == "worse"
 
 
+def test_identical_differences_at_every_seed_get_no_verdict():
+    """subspaces_seeds.txt's tempo Acc2: one clip of 168 more at each seed, +0.006 [+0.006, +0.006], was 'better'.
+    The per-seed differences are equal only up to float rounding, so the check cannot ask for sd == 0."""
+    a = {0: 155 / 168, 1: 154 / 168, 2: 156 / 168}
+    b = {0: 154 / 168, 1: 153 / 168, 2: 155 / 168}
+    d = paired_difference(a, b)
+    assert d["mean"] == pytest.approx(1 / 168) and d["ci_high"] - d["ci_low"] < 1e-12
+    assert d["verdict"] == "no spread across seeds"
+    assert paired_difference(b, a)["verdict"] == "no spread across seeds"
+    assert verdict(0.5, 0.5, 3) == "no spread across seeds" and verdict(0.0, 0.0, 2) == "no spread across seeds"
+    assert verdict(0.006, 0.0061, 3) == "better"   # narrow is not zero
+
+
 def test_paired_interval_is_narrower_than_unpaired_when_seeds_move_both_arms():
     """A seed effect shared by both arms cancels in the paired difference."""
     a = {0: 0.70, 1: 0.50, 2: 0.60}
