@@ -42,17 +42,19 @@ def subspace_sets(results: dict) -> list[str]:
 
 def group(run_dirs: Sequence[Path], results: Sequence[dict]) -> dict:
     """{arm: {row: {seed: value}}} for the model of every arm and its random-init twin."""
-    runs = []
+    runs, sources = [], []
     for d, res in zip(run_dirs, results):
         arm, seed = split_name(d.name, run_seed(d, res))
         rows = comparison_rows(res)
         for fs in subspace_sets(res):
             rows.update({f"{label} [{fs[len(PREFIX):]}]": v for label, v in comparison_rows(res, fs).items()})
         runs.append((arm, seed, rows))
+        sources.append(str(d))
         twin = comparison_rows(res, "random_init")
         if twin:
             runs.append((arm + TWIN, seed, twin))
-    return by_arm(runs)
+            sources.append(str(d))
+    return by_arm(runs, sources)
 
 
 def seed_report(run_dirs: Sequence[Path], results: Sequence[dict]) -> dict | None:

@@ -17,6 +17,8 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
+from ssl_music.errors import SSLMusicError
+
 LEVEL = 0.95
 SEED_SUFFIX = re.compile(r"-seed(\d+)$")
 VERDICTS = ("better", "worse", "not distinguishable", "one seed: no interval", "no spread across seeds")
@@ -80,14 +82,25 @@ def split_name(name: str, seed: int | None = None) -> tuple[str, int | None]:
     return name, seed
 
 
-def by_arm(runs: Sequence[tuple[str, int | None, Mapping[str, float]]]) -> dict[str, dict[str, dict[int, float]]]:
+def by_arm(runs: Sequence[tuple[str, int | None, Mapping[str, float]]],
+           sources: Sequence[str] | None = None) -> dict[str, dict[str, dict[int, float]]]:
     """[(arm, seed, {row: value})] -> {arm: {row: {seed: value}}}, arms and rows in first-seen order. Runs of
-    one arm without seeds are numbered 0, 1, ... in order (each a separate pretraining run)."""
+    one arm without seeds are numbered 0, 1, ... in order (each a separate pretraining run).
+
+    Two runs with the same (arm, seed) are refused, naming both ``sources`` (the run folders): an (arm, seed) is
+    one pretraining run, so the second would silently replace the first (two sweeps reusing an arm name, or one
+    run evaluated twice). Which of them is meant is the caller's to say, by renaming or comparing separately."""
     out: dict[str, dict[str, dict[int, float]]] = {}
-    for arm, seed, rows in runs:
+    seen: dict[tuple[str, int], str] = {}
+    for i, (arm, seed, rows) in enumerate(runs):
         table = out.setdefault(arm, {})
         if seed is None:
             seed = len({s for r in table.values() for s in r})
+        source = str(sources[i]) if sources is not None else f"run {i + 1}"
+        if (arm, int(seed)) in seen:
+            raise SSLMusicError(f"two runs are arm '{arm}' at seed {seed}: {seen[arm, int(seed)]} and {source}; "
+                                "rename one or compare them separately")
+        seen[arm, int(seed)] = source
         for row, value in rows.items():
             table.setdefault(row, {})[int(seed)] = value
     return out

@@ -101,6 +101,26 @@ def test_compare_aggregates_arms_over_seeds_with_paired_verdicts(tmp_path):
     json.loads((tmp_path / "report" / "compare.json").read_text())
 
 
+def test_two_runs_of_one_arm_and_seed_are_refused_naming_both_folders(tmp_path):
+    """Two sweeps reusing the arm name 'shipped': before, the second sweep's seed-0 run replaced the first's."""
+    from ssl_music.errors import SSLMusicError
+    from ssl_music_eval.report import compare_runs
+
+    dirs = []
+    for sweep in ("sweep_a", "sweep_b"):
+        for seed in (0, 1):
+            d = tmp_path / sweep / f"shipped-seed{seed}"
+            d.mkdir(parents=True)
+            (d / "results.json").write_text(json.dumps(_results(0.6 + seed / 10, 0.4)))
+            dirs.append(d)
+    with pytest.raises(SSLMusicError, match=r"arm 'shipped' at seed 0: .*sweep_a/shipped-seed0 and .*sweep_b/shipped-seed0"):
+        compare_runs(dirs, tmp_path / "report")
+    with pytest.raises(SSLMusicError, match="arm 'a' at seed 1: run 2 and run 3"):
+        by_arm([("a", 0, {"x": 1.0}), ("a", 1, {"x": 2.0}), ("a", 1, {"x": 3.0})])
+    with pytest.raises(SSLMusicError, match="seed 0"):   # a numbered run without seed meets an explicit one
+        by_arm([("b", None, {"x": 1.0}), ("b", 0, {"x": 2.0})])
+
+
 def test_compare_of_single_runs_says_they_are_single(tmp_path):
     from ssl_music_eval.report import compare_runs
 
