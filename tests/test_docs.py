@@ -292,3 +292,22 @@ def test_the_claims_check_rejects_the_sentences_it_replaced():
             check_claim(dataclasses.replace(CLAIMS[name], says=says))
     with pytest.raises(AssertionError, match="not in"):   # a quoted interval the file does not hold
         check_claim(dataclasses.replace(CLAIMS["MP3 moves one arm"], quotes=(("x", "−0.021 [−0.031, −0.012]"),)))
+
+
+# A docs table copied from a results file: (page, the table's header line) -> the file. Every number in the
+# table must be in the file, so a figure edited on the page alone, or a table without its file, fails.
+TABLE_SOURCES = {
+    ("docs/models.md", "| variant | +3 semitones moves pitch / content |"): "subspaces_synthetic.txt",
+}
+
+
+@pytest.mark.parametrize("page, header", list(TABLE_SOURCES))
+def test_a_docs_table_has_its_results_file(page, header):
+    text = (ROOT / page).read_text()
+    assert header in text, f"{page} has no table {header!r}"
+    table = text[text.index(header):].split("\n\n")[0]
+    source = (RESULTS / TABLE_SOURCES[page, header]).read_text()
+    numbers = re.findall(r"\d+\.\d+", table)
+    assert numbers, table
+    missing = [n for n in numbers if n not in source]
+    assert not missing, f"{page}: {missing} of its table are not in benchmarks/results/{TABLE_SOURCES[page, header]}"
