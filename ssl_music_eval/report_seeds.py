@@ -1,6 +1,6 @@
 """Compare's answer when runs are pretraining seeds of arms: each arm over its seeds, and paired differences.
 
-Runs are grouped into arms by folder name (a sweep's ``<arm>-seed<N>``; otherwise the run's own name with the
+Runs are grouped into arms by folder name (a sweep's ``<arm>-seed<N>``, ssl_music.cluster.runs.split_run_name; otherwise the run's own name with the
 seed from its config.yaml). A model with named subspaces (issue #24) adds each subspace's rows, named
 ``<row> [<subspace>]``, so the paired differences answer "what did this arm do to the content part". Every
 arm's random-init twin (one init per pretraining seed, from the same
@@ -13,7 +13,8 @@ from typing import Sequence
 
 from ssl_music_eval.report_doc import Doc
 from ssl_music_eval.report_summary import comparison_rows
-from ssl_music_eval.seeds import by_arm, fmt_difference, fmt_summary, seed_tables, split_name
+from ssl_music.cluster.runs import split_run_name
+from ssl_music_eval.seeds import by_arm, fmt_difference, fmt_summary, seed_tables
 from ssl_music_eval.subspaces import PREFIX
 
 TWIN = " · random init"
@@ -44,7 +45,7 @@ def group(run_dirs: Sequence[Path], results: Sequence[dict]) -> dict:
     """{arm: {row: {seed: value}}} for the model of every arm and its random-init twin."""
     runs, sources = [], []
     for d, res in zip(run_dirs, results):
-        arm, seed = split_name(d.name, run_seed(d, res))
+        arm, seed = split_run_name(d.name, run_seed(d, res))
         rows = comparison_rows(res)
         for fs in subspace_sets(res):
             rows.update({f"{label} [{fs[len(PREFIX):]}]": v for label, v in comparison_rows(res, fs).items()})

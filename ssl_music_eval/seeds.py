@@ -11,7 +11,6 @@ interval: the figure is labelled as a single run.
 from __future__ import annotations
 
 import math
-import re
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -20,7 +19,6 @@ from scipy import stats
 from ssl_music.errors import SSLMusicError
 
 LEVEL = 0.95
-SEED_SUFFIX = re.compile(r"-seed(\d+)$")
 VERDICTS = ("better", "worse", "not distinguishable", "one seed: no interval", "no spread across seeds")
 # Relative width under which an interval counts as a point: identical per-seed differences (a count of one
 # clip of 168 at every seed) differ only by float rounding, ~1e-16.
@@ -71,15 +69,6 @@ def paired_difference(a: Mapping[int, float], b: Mapping[int, float]) -> dict:
     out = {**t_interval(list(diffs.values())), "values": diffs}
     out["verdict"] = verdict(out["ci_low"], out["ci_high"], out["n"])
     return out
-
-
-def split_name(name: str, seed: int | None = None) -> tuple[str, int | None]:
-    """A sweep run's folder name -> (arm, seed): ``shipped-seed2`` -> (``shipped``, 2); a name without the
-    suffix is its own arm with ``seed`` (e.g. the config's trainer.seed) or None."""
-    m = SEED_SUFFIX.search(name)
-    if m:
-        return name[: m.start()], int(m.group(1))
-    return name, seed
 
 
 def by_arm(runs: Sequence[tuple[str, int | None, Mapping[str, float]]],

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from ssl_music_eval.seeds import arm_summary, by_arm, paired_difference, seed_tables, split_name, t_interval, verdict
+from ssl_music.cluster.runs import run_name, split_run_name
+from ssl_music_eval.seeds import arm_summary, by_arm, paired_difference, seed_tables, t_interval, verdict
 
 
 def test_t_interval_by_hand():
@@ -57,9 +58,11 @@ def test_paired_interval_is_narrower_than_unpaired_when_seeds_move_both_arms():
 
 
 def test_names_group_into_arms():
-    assert split_name("shipped-seed2") == ("shipped", 2)
-    assert split_name("mild-none-seed10") == ("mild-none", 10)
-    assert split_name("recipe", 4) == ("recipe", 4) and split_name("recipe") == ("recipe", None)
+    assert split_run_name("shipped-seed2") == ("shipped", 2)
+    assert split_run_name("mild-none-seed10") == ("mild-none", 10)
+    assert split_run_name("recipe", 4) == ("recipe", 4) and split_run_name("recipe") == ("recipe", None)
+    for arm, seed in (("mild-none", 10), ("a_b", 0), ("shipped", None)):   # what a sweep writes reads back
+        assert split_run_name(run_name(arm, seed)) == (arm, seed)
     arms = by_arm([("a", 0, {"x": 1.0}), ("a", 1, {"x": 2.0}), ("b", None, {"x": 3.0}), ("b", None, {"x": 5.0})])
     assert arms == {"a": {"x": {0: 1.0, 1: 2.0}}, "b": {"x": {0: 3.0, 1: 5.0}}}
     t = seed_tables(arms)
