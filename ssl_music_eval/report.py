@@ -15,6 +15,7 @@ import numpy as np
 from ssl_music_eval.report_doc import FEATURE_SETS, SET_NAMES, Doc, best_keys, finite, fmt_score, json_default, pyplot
 from ssl_music_eval.report_seeds import add_seed_sections, run_seed
 from ssl_music_eval.report_summary import add_comparison_summary, add_summary, comparison_rows, seg_classical, seg_rows
+from ssl_music_eval.tasks import TASKS
 from ssl_music.errors import SSLMusicError
 
 RESULTS_FORMAT = "ssl_music.eval/1"
@@ -193,10 +194,9 @@ def _dataset_section(doc: Doc, name: str, ds: dict) -> None:
             from ssl_music_eval.translation_report import render
 
             render(doc, task, t["translation"])
-        if t.get("degradations"):
-            from ssl_music_eval.robustness import report_part
-
-            report_part(doc, t)
+        spec = TASKS.get(t.get("type"))
+        if spec is not None and spec.render is not None:
+            spec.render(doc, task, t)
     loc = ds.get("locality")
     if loc:
         doc.heading(f"Locality (k = {loc.get('k')})", 3)

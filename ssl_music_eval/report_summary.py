@@ -14,6 +14,7 @@ import numpy as np
 
 from ssl_music_eval.metrics import PRIMARY
 from ssl_music_eval.report_doc import FEATURE_SETS, SET_NAMES, Doc, best_keys, finite, pyplot
+from ssl_music_eval.tasks import TASKS
 
 COLUMNS = (*FEATURE_SETS, "librosa")
 COLUMN_NAMES = {**SET_NAMES, "librosa": "librosa"}
@@ -262,10 +263,9 @@ def comparison_rows(results: dict, feature_set: str = "model") -> dict[str, floa
             for w, s in seg_rows(t):
                 if fs in s:
                     rows[f"{ds_name}/{task}/HR@{w} F"] = s[fs]["f"]["mean"]
-            # degraded - clean, so that higher is better here as in every other row (a drop is its negative)
-            for spec, entry in t.get("degradations", {}).items():   # robustness tasks (report.py reads it so)
-                if fs in entry:
-                    rows[f"{ds_name}/{task}/accuracy change under {spec}"] = -entry[fs]["drop"]["mean"]
+            spec = TASKS.get(t.get("type"))
+            if spec is not None and spec.comparison is not None:
+                rows.update({f"{ds_name}/{task}/{label}": v for label, v in spec.comparison(t, fs).items()})
             if fs == "model":
                 for label, v in t.get("translation", {}).get("headline", {}).items():
                     rows[f"{ds_name}/{task}/{label}"] = v

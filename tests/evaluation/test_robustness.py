@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from ssl_music_eval.robustness import drop_summary
+from ssl_music_eval.tasks.robustness import drop_summary
 from ssl_music_eval.suite import load_suite, run_suite
 from ssl_music.errors import ConfigError
 from tests.evaluation.fakes import SpectralModel
@@ -122,7 +122,7 @@ def _robust_task(tmp_path, labels_csv, degradations, *overrides):
 def test_a_degradation_that_changes_nothing_drops_nothing(tmp_path, click_corpus, monkeypatch):  # noqa: F811
     """lowpass above Nyquist returns the clip as it is: the degraded copies are the clean features (embedded
     with the same ``embed.hop_s``), so every probe scores the same and each drop is exactly 0."""
-    import ssl_music_eval.robustness as robustness
+    import ssl_music_eval.tasks.robustness as robustness
 
     seen = []
     inner = robustness.degraded_features

@@ -55,3 +55,24 @@ def test_the_entries_decide_columns_locality_and_filters(tiny_corpus, tmp_path):
         load_suite(_suite(tmp_path, tiny_corpus, "{name: k, column: key, type: multiclas}"))
     with pytest.raises(ConfigError, match=r"where': applies to multiclass, multilabel, tempo, robustness tasks, not translation"):
         load_suite(_suite(tmp_path, tiny_corpus, "{name: tr, column: tempo, type: translation, where: key=C}"))
+
+
+def test_a_registered_task_type_brings_its_report_section_and_comparison_rows(tmp_path):
+    """A task type's own section of the report and its rows in a comparison of runs come from its entry: a
+    plug-in type is shown without touching report.py or report_summary.py."""
+    from ssl_music_eval.report import write_report
+    from ssl_music_eval.report_summary import comparison_rows
+
+    register(EvalTask("count", lambda ctx, task: {}, "multiclass",
+                      render=lambda doc, task, t: doc.para(f"{task} counted {t['n']} clips"),
+                      comparison=lambda t, fs: {"clips counted": t["n"]} if fs == "model" else {}))
+    try:
+        results = {"run": "r", "protocol": {}, "datasets": {"dev": {
+            "n_items": 3, "n_embedded": 3, "skipped": [],
+            "tasks": {"n": {"type": "count", "column": "timbre", "n": 3}}}}}
+        write_report(results, tmp_path / "report")
+        assert "n counted 3 clips" in (tmp_path / "report" / "report.md").read_text()
+        assert comparison_rows(results) == {"dev/n/clips counted": 3}
+        assert comparison_rows(results, "random_init") == {}
+    finally:
+        TASKS.pop("count")

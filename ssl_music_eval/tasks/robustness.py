@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 from ssl_music_eval.degrade import degrade
+from ssl_music_eval.tasks.base import EvalTask
 
 BASE_SETS = ("model", "random_init", "mfcc_chroma")
 
@@ -36,6 +36,8 @@ def drop_summary(clean: np.ndarray, degraded: np.ndarray, level: float = 0.95) -
     mean = float(d.mean()) if n else float("nan")
     if n < 2:
         return {"mean": mean, "ci_low": float("nan"), "ci_high": float("nan"), "n": n}
+    from scipy import stats   # here: the task registry, which config validation reads, stays light
+
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * float(d.std(ddof=1)) / math.sqrt(n)
     return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n}
 
@@ -96,7 +98,7 @@ def robustness_task(ctx, task) -> dict:
         out["degradations"][spec] = entry
     return out
 
-def report_part(doc, t: dict) -> None:
+def render(doc, task: str, t: dict) -> None:
     """The task's table in a report: per degradation, each feature set's accuracy and drop from clean."""
     from ssl_music_eval.report_doc import SET_NAMES
 
@@ -109,3 +111,14 @@ def report_part(doc, t: dict) -> None:
     rows += [[spec] + [f"{e[s]['accuracy']:.3f}, drop {fmt(e[s]['drop'])}" for s in sets]
              for spec, e in t["degradations"].items()]
     doc.table(["degradation"] + [SET_NAMES.get(s, s) for s in sets], rows)
+
+
+def comparison(t: dict, feature_set: str) -> dict[str, float]:
+    """Degraded − clean accuracy per degradation, so that higher is better here as in every other comparison row
+    (a drop is its negative)."""
+    return {f"accuracy change under {spec}": -entry[feature_set]["drop"]["mean"]
+            for spec, entry in t.get("degradations", {}).items() if feature_set in entry}
+
+
+# probes on degraded copies of the clips; the column is read as a multiclass label
+SPEC = EvalTask("robustness", robustness_task, "multiclass", where=True, render=render, comparison=comparison)
