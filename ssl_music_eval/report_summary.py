@@ -15,6 +15,7 @@ import numpy as np
 from ssl_music_eval.metrics import PRIMARY
 from ssl_music_eval.report_doc import FEATURE_SETS, SET_NAMES, Doc, best_keys, finite, pyplot
 from ssl_music_eval.tasks import TASKS
+from ssl_music_eval.tasks.segmentation import seg_rows
 
 COLUMNS = (*FEATURE_SETS, "librosa")
 COLUMN_NAMES = {**SET_NAMES, "librosa": "librosa"}
@@ -82,13 +83,6 @@ def headline_metric(task: dict, sets: dict) -> str | None:
     metrics = next(iter(sets.values()), {})
     primary = PRIMARY.get(task.get("type"))
     return primary if primary in metrics else next(iter(metrics), None)
-
-
-def seg_rows(t: dict) -> list[tuple[str, dict]]:
-    """[(tolerance, {feature set: {"f", "p", "r"}})] of a segmentation task's results."""
-    scores = t.get("segmentation", {}).get("scores", {})
-    keys = list(dict.fromkeys(k for s in scores.values() for k in s))
-    return [(k[3:], {fs: s[k] for fs, s in scores.items() if k in s}) for k in keys]
 
 
 def seg_classical(s: dict) -> dict | None:
@@ -257,18 +251,9 @@ def comparison_rows(results: dict, feature_set: str = "model") -> dict[str, floa
                     rows[f"{ds_name}/{task}/{probe} {metric}"] = s["mean"]
             for k, acc in t.get("knn", {}).get(fs, {}).items():
                 rows[f"{ds_name}/{task}/knn@{k}"] = acc
-            for m in ("acc1", "acc2"):
-                if fs in t.get("tempo", {}):
-                    rows[f"{ds_name}/{task}/tempo {m}"] = t["tempo"][fs][m]
-            for w, s in seg_rows(t):
-                if fs in s:
-                    rows[f"{ds_name}/{task}/HR@{w} F"] = s[fs]["f"]["mean"]
-            spec = TASKS.get(t.get("type"))
+            spec = TASKS.get(t.get("type"))   # the task type's own rows: tempo, segmentation, translation, ...
             if spec is not None and spec.comparison is not None:
                 rows.update({f"{ds_name}/{task}/{label}": v for label, v in spec.comparison(t, fs).items()})
-            if fs == "model":
-                for label, v in t.get("translation", {}).get("headline", {}).items():
-                    rows[f"{ds_name}/{task}/{label}"] = v
         for attr, share in ds.get("locality", {}).get("scores", {}).get(fs, {}).items():
             rows[f"{ds_name}/locality/{attr}"] = share
     return rows

@@ -21,4 +21,22 @@ def run(ctx: TaskContext, task) -> dict:
     return out
 
 
-SPEC = EvalTask("segmentation", run, "segmentation", embeddings=False)
+def seg_rows(t: dict) -> list[tuple[str, dict]]:
+    """[(tolerance, {feature set: {"f", "p", "r"}})] of a segmentation task's results."""
+    scores = t.get("segmentation", {}).get("scores", {})
+    keys = list(dict.fromkeys(k for s in scores.values() for k in s))
+    return [(k[3:], {fs: s[k] for fs, s in scores.items() if k in s}) for k in keys]
+
+
+def render(doc, task: str, t: dict) -> None:
+    from ssl_music_eval import segmentation  # lazy: its report part draws the self-similarity figure
+    from ssl_music_eval.report_doc import fmt_score
+
+    segmentation.report_part(doc, task, t["segmentation"], fmt_score)
+
+
+def comparison(t: dict, feature_set: str) -> dict[str, float]:
+    return {f"HR@{w} F": s[feature_set]["f"]["mean"] for w, s in seg_rows(t) if feature_set in s}
+
+
+SPEC = EvalTask("segmentation", run, "segmentation", embeddings=False, render=render, comparison=comparison)

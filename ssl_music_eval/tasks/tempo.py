@@ -29,4 +29,24 @@ def run(ctx: TaskContext, task) -> dict:
     return out
 
 
-SPEC = EvalTask("tempo", run, "tempo", where=True, attribute=True, bpm=True)
+def render(doc, task: str, t: dict) -> None:
+    """Acc1 / Acc2 of the tempo head and librosa, as a table and bars; why the head was not evaluated if so."""
+    from ssl_music_eval.report_doc import bars
+
+    tempo = t.get("tempo", {})
+    systems = [s for s in ("model", "librosa") if s in tempo]
+    doc.table(["system", "Acc1", "Acc2", "n"],
+              [[s, f"{tempo[s]['acc1']:.3f}", f"{tempo[s]['acc2']:.3f}", str(tempo.get("n", ""))] for s in systems])
+    if "model_error" in tempo:
+        doc.para(f"Tempo head not evaluated: {tempo['model_error']}")
+    if systems:
+        doc.figure(bars(["Acc1", "Acc2"], {s: [tempo[s]["acc1"], tempo[s]["acc2"]] for s in systems},
+                        f"{task}: tempo accuracy", "accuracy"), f"{task} tempo accuracy")
+
+
+def comparison(t: dict, feature_set: str) -> dict[str, float]:
+    tempo = t.get("tempo", {})
+    return {f"tempo {m}": tempo[feature_set][m] for m in ("acc1", "acc2")} if feature_set in tempo else {}
+
+
+SPEC = EvalTask("tempo", run, "tempo", where=True, attribute=True, bpm=True, render=render, comparison=comparison)

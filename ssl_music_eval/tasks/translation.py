@@ -11,4 +11,15 @@ def run(ctx: TaskContext, task) -> dict:
     return translation_task(ctx.cfg, ctx.spec, task, ctx.items, ctx.model, ctx.feats["model"], ctx.cache, ctx.progress)
 
 
-SPEC = EvalTask("translation", run, "tempo", bpm=True)
+def render(doc, task: str, t: dict) -> None:
+    from ssl_music_eval.translation_report import render as render_translation
+
+    render_translation(doc, task, t["translation"])
+
+
+def comparison(t: dict, feature_set: str) -> dict[str, float]:
+    """The headline figures, of the model only (the translator is the checkpoint's)."""
+    return dict(t.get("translation", {}).get("headline", {})) if feature_set == "model" else {}
+
+
+SPEC = EvalTask("translation", run, "tempo", bpm=True, render=render, comparison=comparison)
