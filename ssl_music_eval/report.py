@@ -14,9 +14,9 @@ import numpy as np
 
 from ssl_music_eval.report_doc import FEATURE_SETS, SET_NAMES, Doc, bars, best_keys, finite, fmt_score, json_default, pyplot
 from ssl_music_eval.report_seeds import add_seed_sections, run_seed
-from ssl_music_eval.report_summary import add_comparison_summary, add_summary, comparison_rows, seg_classical
+from ssl_music_eval.report_summary import add_comparison_summary, add_summary, comparison_rows
 from ssl_music_eval.tasks import TASKS
-from ssl_music_eval.tasks.segmentation import seg_rows
+from ssl_music_eval.tasks.segmentation import seg_classical, seg_rows
 from ssl_music.errors import SSLMusicError
 
 RESULTS_FORMAT = "ssl_music.eval/1"

@@ -15,7 +15,6 @@ import numpy as np
 from ssl_music_eval.metrics import PRIMARY
 from ssl_music_eval.report_doc import FEATURE_SETS, SET_NAMES, Doc, best_keys, finite, pyplot
 from ssl_music_eval.tasks import TASKS
-from ssl_music_eval.tasks.segmentation import seg_rows
 
 COLUMNS = (*FEATURE_SETS, "librosa")
 COLUMN_NAMES = {**SET_NAMES, "librosa": "librosa"}
@@ -85,11 +84,6 @@ def headline_metric(task: dict, sets: dict) -> str | None:
     return primary if primary in metrics else next(iter(metrics), None)
 
 
-def seg_classical(s: dict) -> dict | None:
-    """Segmentation's classical baseline: the better of the MFCC and chroma frames (its F score dict)."""
-    return max((s[b]["f"] for b in ("mfcc", "chroma") if b in s), key=lambda f: f["mean"], default=None)
-
-
 def _task_rows(ds_name: str, task: str, t: dict, locality: list[tuple[str, dict, float]]) -> list[Row]:
     rows = []
     for probe, sets in t.get("probes", {}).items():
@@ -103,17 +97,9 @@ def _task_rows(ds_name: str, task: str, t: dict, locality: list[tuple[str, dict,
         rows.append(_row(ds_name, task, f"k-NN@{k}", "accuracy", {fs: accs.get(k) for fs, accs in knn.items()}))
     for lab, scores, chance in locality:
         rows.append(_row(ds_name, task, lab, "neighbour share", scores, chance))
-    tempo = t.get("tempo", {})
-    for m in ("acc1", "acc2"):
-        if any(m in v for v in tempo.values() if isinstance(v, dict)):
-            rows.append(_row(ds_name, task, "tempo head", m.capitalize(),
-                             {col: tempo[col].get(m) for col in COLUMNS if isinstance(tempo.get(col), dict)}))
-    for w, s in seg_rows(t):
-        rows.append(_row(ds_name, task, "Foote novelty", f"HR@{w} F",
-                         {"model": s.get("model", {}).get("f"), "random_init": s.get("random_init", {}).get("f"),
-                          "mfcc_chroma": seg_classical(s)}))
-    for label, v in t.get("translation", {}).get("headline", {}).items():
-        rows.append(_row(ds_name, task, "translation", label, {"model": v}))
+    spec = TASKS.get(t.get("type"))   # the task type's own rows: tempo head, Foote novelty, translation, ...
+    if spec is not None and spec.summary is not None:
+        rows += [_row(ds_name, task, probe, metric, scores) for probe, metric, scores in spec.summary(t)]
     return rows
 
 

@@ -41,3 +41,6 @@ class EvalTask:
     # its rows in a comparison of runs: (the task's results, feature set) -> {label under the task: value},
     # every value higher-is-better
     comparison: Optional[Callable[[dict, str], dict]] = None
+    # its rows in a report's first-screen summary: the task's results -> [(probe, metric, {column: score})], a
+    # score a number or {mean, ci_low, ci_high}; columns are feature sets or librosa
+    summary: Optional[Callable[[dict], list]] = None

@@ -28,6 +28,17 @@ def seg_rows(t: dict) -> list[tuple[str, dict]]:
     return [(k[3:], {fs: s[k] for fs, s in scores.items() if k in s}) for k in keys]
 
 
+def seg_classical(s: dict) -> dict | None:
+    """Segmentation's classical baseline: the better of the MFCC and chroma frames (its F score dict)."""
+    return max((s[b]["f"] for b in ("mfcc", "chroma") if b in s), key=lambda f: f["mean"], default=None)
+
+
+def summary(t: dict) -> list:
+    return [("Foote novelty", f"HR@{w} F", {"model": s.get("model", {}).get("f"),
+                                             "random_init": s.get("random_init", {}).get("f"),
+                                             "mfcc_chroma": seg_classical(s)}) for w, s in seg_rows(t)]
+
+
 def render(doc, task: str, t: dict) -> None:
     from ssl_music_eval import segmentation  # lazy: its report part draws the self-similarity figure
     from ssl_music_eval.report_doc import fmt_score
@@ -39,4 +50,5 @@ def comparison(t: dict, feature_set: str) -> dict[str, float]:
     return {f"HR@{w} F": s[feature_set]["f"]["mean"] for w, s in seg_rows(t) if feature_set in s}
 
 
-SPEC = EvalTask("segmentation", run, "segmentation", embeddings=False, render=render, comparison=comparison)
+SPEC = EvalTask("segmentation", run, "segmentation", embeddings=False, render=render, comparison=comparison,
+                summary=summary)

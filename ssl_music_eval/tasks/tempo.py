@@ -49,4 +49,13 @@ def comparison(t: dict, feature_set: str) -> dict[str, float]:
     return {f"tempo {m}": tempo[feature_set][m] for m in ("acc1", "acc2")} if feature_set in tempo else {}
 
 
-SPEC = EvalTask("tempo", run, "tempo", where=True, attribute=True, bpm=True, render=render, comparison=comparison)
+def summary(t: dict) -> list:
+    """Acc1 and Acc2 of the head, librosa's beside it."""
+    tempo = t.get("tempo", {})
+    systems = {s: v for s, v in tempo.items() if isinstance(v, dict)}   # model, librosa (n and errors are not)
+    return [("tempo head", m.capitalize(), {s: v.get(m) for s, v in systems.items()})
+            for m in ("acc1", "acc2") if any(m in v for v in systems.values())]
+
+
+SPEC = EvalTask("tempo", run, "tempo", where=True, attribute=True, bpm=True, render=render, comparison=comparison,
+                summary=summary)

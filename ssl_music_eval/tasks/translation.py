@@ -22,4 +22,8 @@ def comparison(t: dict, feature_set: str) -> dict[str, float]:
     return dict(t.get("translation", {}).get("headline", {})) if feature_set == "model" else {}
 
 
-SPEC = EvalTask("translation", run, "tempo", bpm=True, render=render, comparison=comparison)
+def summary(t: dict) -> list:
+    return [("translation", label, {"model": v}) for label, v in t.get("translation", {}).get("headline", {}).items()]
+
+
+SPEC = EvalTask("translation", run, "tempo", bpm=True, render=render, comparison=comparison, summary=summary)

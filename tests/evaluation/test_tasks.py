@@ -58,20 +58,23 @@ def test_the_entries_decide_columns_locality_and_filters(tiny_corpus, tmp_path):
 
 
 def test_a_registered_task_type_brings_its_report_section_and_comparison_rows(tmp_path):
-    """A task type's own section of the report and its rows in a comparison of runs come from its entry: a
-    plug-in type is shown without touching report.py or report_summary.py."""
+    """A task type's own section of the report, its summary rows and its rows in a comparison of runs come from
+    its entry: a plug-in type is shown without touching report.py or report_summary.py."""
     from ssl_music_eval.report import write_report
     from ssl_music_eval.report_summary import comparison_rows
 
     register(EvalTask("count", lambda ctx, task: {}, "multiclass",
                       render=lambda doc, task, t: doc.para(f"{task} counted {t['n']} clips"),
-                      comparison=lambda t, fs: {"clips counted": t["n"]} if fs == "model" else {}))
+                      comparison=lambda t, fs: {"clips counted": t["n"]} if fs == "model" else {},
+                      summary=lambda t: [("counter", "clips", {"model": t["n"], "librosa": 2})]))
     try:
         results = {"run": "r", "protocol": {}, "datasets": {"dev": {
             "n_items": 3, "n_embedded": 3, "skipped": [],
             "tasks": {"n": {"type": "count", "column": "timbre", "n": 3}}}}}
         write_report(results, tmp_path / "report")
-        assert "n counted 3 clips" in (tmp_path / "report" / "report.md").read_text()
+        md = (tmp_path / "report" / "report.md").read_text()
+        assert "n counted 3 clips" in md
+        assert "| dev | n | counter | clips | **3.000 ★** | – | – | 2.000 |" in md
         assert comparison_rows(results) == {"dev/n/clips counted": 3}
         assert comparison_rows(results, "random_init") == {}
     finally:
