@@ -35,6 +35,9 @@ class EvalTask:
     embeddings: bool = True    # needs track embeddings (segmentation scores frames of its own)
     attribute: bool = False    # its column is a default locality attribute and labels the projection
     bpm: bool = False          # its column holds tempi: locality matches them within locality.tolerance
+    # what it needs of a loaded dataset, checked before any embedding: (suite cfg, dataset spec, dataset, task)
+    # -> None, or a ConfigError naming the suite key at fault
+    check: Optional[Callable[[Any, Any, Any, Any], None]] = None
     # its own section of a report, after the parts every task's results share (probe and k-NN tables):
     # (doc, task name, the task's results) -> None
     render: Optional[Callable[[Any, str, dict], None]] = None

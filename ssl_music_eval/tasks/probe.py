@@ -2,6 +2,8 @@
 embeddings of every feature set."""
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from ssl_music_eval.tasks.base import NON_METRIC_KEYS, EvalTask, TaskContext
@@ -39,5 +41,20 @@ def run(ctx: TaskContext, task) -> dict:
     return out
 
 
-SPECS = (EvalTask("multiclass", run, "multiclass", where=True, attribute=True),
+def check_classes(cfg, spec, ds, task) -> None:
+    """Every class of a multiclass column can be split into ``folds`` folds, unless the dataset brings its own
+    splits or the suite drops rare classes (``rare_classes: drop``)."""
+    from ssl_music.errors import ConfigError
+
+    if any(getattr(it, "split", None) for it in ds.items) or cfg.rare_classes != "error":
+        return
+    counts = Counter(v for v in (it.labels.get(task.column) for it in ds.items) if v not in (None, ""))
+    small = {c: n for c, n in counts.items() if n < cfg.folds}
+    if small:
+        raise ConfigError(f"invalid value for suite key 'folds': dataset '{spec.name}' task '{task.name}' has "
+                          f"classes with fewer than folds={cfg.folds} items: {dict(sorted(small.items())[:8])}; "
+                          f"lower folds, set rare_classes=drop or give the dataset a split column")
+
+
+SPECS = (EvalTask("multiclass", run, "multiclass", where=True, attribute=True, check=check_classes),
          EvalTask("multilabel", run, "multilabel", where=True))

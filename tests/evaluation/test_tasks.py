@@ -79,3 +79,30 @@ def test_a_registered_task_type_brings_its_report_section_and_comparison_rows(tm
         assert comparison_rows(results, "random_init") == {}
     finally:
         TASKS.pop("count")
+
+
+def test_a_registered_task_types_check_runs_before_any_embedding(tiny_corpus, tmp_path):
+    from ssl_music_eval.suite import run_suite
+
+    def refuse(cfg, spec, ds, task):
+        raise ConfigError(f"task '{task.name}' of dataset '{spec.name}' wants a column '{task.column}x'")
+
+    register(EvalTask("count", lambda ctx, task: {}, "multiclass", check=refuse))
+    model = SpectralModel(crop_s=1.0)
+    try:
+        with pytest.raises(ConfigError, match="task 'n' of dataset 'tiny' wants a column 'timbrex'"):
+            run_suite("fake.ckpt", _suite(tmp_path, tiny_corpus, "{name: n, column: timbre, type: count}"),
+                      tmp_path / "run", model=model, progress=False)
+    finally:
+        TASKS.pop("count")
+    assert model.calls == 0
+
+
+def test_a_translation_task_checks_its_property_columns_before_embedding(tiny_corpus, tmp_path):
+    from ssl_music_eval.suite import run_suite
+
+    model = SpectralModel(crop_s=1.0)
+    with pytest.raises(ConfigError, match=r"'translation.attributes': dataset 'tiny' has no label column 'mood'"):
+        run_suite("fake.ckpt", _suite(tmp_path, tiny_corpus, "{name: tr, column: tempo, type: translation}"),
+                  tmp_path / "run", ["translation.attributes=[mood]"], model=model, progress=False)
+    assert model.calls == 0
