@@ -30,7 +30,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from ssl_music_eval.seeds import arm_summary, fmt_difference, fmt_summary, paired_difference, split_name  # noqa: E402
+from ssl_music.cluster.runs import run_name, split_run_name  # noqa: E402
+from ssl_music_eval.seeds import arm_summary, fmt_difference, fmt_summary, paired_difference  # noqa: E402
 from ssl_music.cluster.runs import retire, stale_reason  # noqa: E402
 from ssl_music.cluster.sweep import record_time  # noqa: E402
 from ssl_music.config import load_config  # noqa: E402
@@ -224,7 +225,7 @@ def print_seed_table(runs: list[Path]) -> None:
     """One table per arm over its seeds (runs named <arm>-seed<N>, or any runs of one recipe)."""
     arms: dict[str, dict[int, dict]] = {}
     for i, run in enumerate(runs):
-        arm, seed = split_name(run.name)
+        arm, seed = split_run_name(run.name)
         results = json.loads((run / "results.json").read_text())
         arms.setdefault(arm, {})[i if seed is None else seed] = results
     for arm, per_seed in arms.items():
@@ -285,7 +286,7 @@ def main() -> None:
     if a.steps == 0:
         print(f"shards ready in {shards}")
         return
-    runs = [out / f"run-seed{seed}" for seed in seeds]
+    runs = [out / run_name("run", seed) for seed in seeds]
     for seed, run in zip(seeds, runs):   # seed by seed: a stopped benchmark still has whole runs
         run.mkdir(parents=True, exist_ok=True)
         pretrain(a, out, shards, run, seed)

@@ -22,6 +22,7 @@ from ssl_music.augment.signal import fit
 from ssl_music.config import CONFIG_DIR, load_config
 from ssl_music.data.synth import render_track
 from ssl_music.models import build_encoder
+from ssl_music.objectives import view_treatments
 
 SR = 16000
 
@@ -47,7 +48,7 @@ def log_views(preset: str, music, crop_s: float, frontend_name: str = "logmel", 
     transforms replayed with those draws."""
     cfg = load_config(overrides=[f"augment.preset={preset}", "augment.backend=spectral", f"data.crop_s={crop_s}",
                                  f"model.frontend={frontend_name}"])
-    aug = ViewAugmenter(cfg.augment, cfg.data)
+    aug = ViewAugmenter(cfg.augment, cfg.data, view_treatments(cfg.data))
     frontend = build_encoder(cfg.model, SR).frontend
     s = aug.source_len("contrastive")
     x = torch.from_numpy(np.stack([y[SR // 2: SR // 2 + s] for y in music])[:, None].repeat(2, 1).astype(np.float32))

@@ -12,7 +12,7 @@ from ssl_music import checkpoint as ssl_checkpoint
 from ssl_music.augment import ViewAugmenter
 from ssl_music.errors import SSLMusicError
 from ssl_music.models import build_encoder
-from ssl_music.objectives import OBJECTIVES, build_heads, embedding_layout, enabled_objectives
+from ssl_music.objectives import OBJECTIVES, build_heads, embedding_layout, enabled_objectives, view_treatments
 
 
 class PretrainModule(pl.LightningModule):
@@ -28,7 +28,7 @@ class PretrainModule(pl.LightningModule):
         self.objectives = enabled_objectives(cfg)
         self.encoder = build_encoder(cfg.model, cfg.data.sample_rate)
         self.heads = build_heads(cfg, self.encoder)
-        self.augmenter = ViewAugmenter(cfg.augment, cfg.data)
+        self.augmenter = ViewAugmenter(cfg.augment, cfg.data, view_treatments(cfg.data))
         self._aug_generator: torch.Generator | None = None
         self._t_batch_end: float | None = None
         self._t_batch_start = 0.0

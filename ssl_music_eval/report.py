@@ -12,35 +12,17 @@ from typing import Sequence
 
 import numpy as np
 
-from ssl_music_eval.report_doc import FEATURE_SETS, SET_NAMES, Doc, best_keys, finite, fmt_score, json_default, pyplot
+from ssl_music_eval.report_doc import FEATURE_SETS, SET_NAMES, Doc, bars, best_keys, finite, fmt_score, json_default, pyplot
 from ssl_music_eval.report_seeds import add_seed_sections, run_seed
-from ssl_music_eval.report_summary import add_comparison_summary, add_summary, comparison_rows, seg_classical, seg_rows
+from ssl_music_eval.report_summary import add_comparison_summary, add_summary, comparison_rows
+from ssl_music_eval.tasks import TASKS
+from ssl_music_eval.tasks.segmentation import seg_classical, seg_rows
 from ssl_music.errors import SSLMusicError
 
 RESULTS_FORMAT = "ssl_music.eval/1"
 
 
 # ------------------------------------------------------------------------------------------- figures
-def _bars(groups: list[str], series: dict[str, list], title: str, ylabel: str, err: dict | None = None,
-          marks: list | None = None):
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(groups) * max(1, len(series)) * 0.45 + 2), 3.2))
-    width = 0.8 / max(1, len(series))
-    x = np.arange(len(groups))
-    for i, (name, vals) in enumerate(series.items()):
-        e = None
-        if err and name in err:
-            e = np.abs(np.asarray(err[name], dtype=float).T)
-        ax.bar(x + i * width - 0.4 + width / 2, vals, width, yerr=e, capsize=3, label=name)
-    if marks:
-        ax.scatter(x, marks, marker="_", s=600, color="k", zorder=3, label="chance")
-    ax.set_xticks(x, groups, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7)
-    return fig
-
-
 def _score_figure(task: str, probes: dict):
     groups, series, err = [], {}, {}
     for probe, sets in probes.items():
@@ -53,7 +35,7 @@ def _score_figure(task: str, probes: dict):
                 series.setdefault(name, []).append(s["mean"] if s else np.nan)
                 err.setdefault(name, []).append([s["mean"] - s["ci_low"], s["ci_high"] - s["mean"]] if s else [0, 0])
     series = {k: v for k, v in series.items() if not all(np.isnan(v))}
-    return _bars(groups, series, f"{task}: mean over seeds and folds, 95 % CI bars", "score", err)
+    return bars(groups, series, f"{task}: mean over seeds and folds, 95 % CI bars", "score", err)
 
 
 def _knn_figure(task: str, knn: dict):
@@ -185,18 +167,9 @@ def _dataset_section(doc: Doc, name: str, ds: dict) -> None:
             doc.figure(_knn_figure(task, t["knn"]), f"{task} k-NN accuracy vs k")
         if t.get("confusion"):
             doc.figure(_confusion_figure(task, t["confusion"]), f"{task} confusion matrix")
-        if t.get("tempo"):
-            _tempo_part(doc, task, t["tempo"])
-        if t.get("segmentation"):
-            _segmentation().report_part(doc, task, t["segmentation"], fmt_score)
-        if t.get("translation"):
-            from ssl_music_eval.translation_report import render
-
-            render(doc, task, t["translation"])
-        if t.get("degradations"):
-            from ssl_music_eval.robustness import report_part
-
-            report_part(doc, t)
+        spec = TASKS.get(t.get("type"))   # the task type's own section: tempo, segmentation, translation, ...
+        if spec is not None and spec.render is not None:
+            spec.render(doc, task, t)
     loc = ds.get("locality")
     if loc:
         doc.heading(f"Locality (k = {loc.get('k')})", 3)
@@ -204,7 +177,7 @@ def _dataset_section(doc: Doc, name: str, ds: dict) -> None:
         doc.table(["features"] + attrs,
                   [[SET_NAMES.get(fs, fs)] + [f"{s.get(a, float('nan')):.3f}" for a in attrs]
                    for fs, s in loc["scores"].items()] + [["chance"] + [f"{loc['chance'][a]:.3f}" for a in attrs]])
-        doc.figure(_bars(attrs, {SET_NAMES.get(fs, fs): [s.get(a, np.nan) for a in attrs]
+        doc.figure(bars(attrs, {SET_NAMES.get(fs, fs): [s.get(a, np.nan) for a in attrs]
                                  for fs, s in loc["scores"].items()}, f"{name}: locality per attribute",
                          "share of neighbours", marks=[loc["chance"][a] for a in attrs]), "locality")
         from ssl_music_eval.report_subspaces import add_subspaces
@@ -221,17 +194,6 @@ def _dataset_section(doc: Doc, name: str, ds: dict) -> None:
     if skipped:
         # reasons from the decoder start with the path already ("<path>: silent (...)"): name it once
         doc.bullets([r if str(r).startswith(f"{p}: ") else f"{p}: {r}" for p, r in skipped])
-
-
-def _tempo_part(doc: Doc, task: str, tempo: dict) -> None:
-    systems = [s for s in ("model", "librosa") if s in tempo]
-    doc.table(["system", "Acc1", "Acc2", "n"],
-              [[s, f"{tempo[s]['acc1']:.3f}", f"{tempo[s]['acc2']:.3f}", str(tempo.get("n", ""))] for s in systems])
-    if "model_error" in tempo:
-        doc.para(f"Tempo head not evaluated: {tempo['model_error']}")
-    if systems:
-        doc.figure(_bars(["Acc1", "Acc2"], {s: [tempo[s]["acc1"], tempo[s]["acc2"]] for s in systems},
-                         f"{task}: tempo accuracy", "accuracy"), f"{task} tempo accuracy")
 
 
 def summary_rows(results: dict, knn_k: str = "5", metric: str = "accuracy") -> list[dict]:
@@ -328,7 +290,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
     for lab in labels:
         groups.setdefault(lab.rsplit("/", 1)[0], []).append(lab)
     for group, labs in groups.items():
-        doc.figure(_bars([lab.rsplit("/", 1)[1] for lab in labs],
+        doc.figure(bars([lab.rsplit("/", 1)[1] for lab in labs],
                          {n: [table[lab][n] if finite(table[lab][n]) else np.nan for lab in labs] for n in names},
                          group, "score"), group)
     summary = {"runs": names, "dirs": [str(d) for d in run_dirs], "chains": dict(zip(names, chains)),

@@ -111,3 +111,24 @@ def json_default(o: Any):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def bars(groups: list[str], series: dict[str, list], title: str, ylabel: str, err: dict | None = None,
+          marks: list | None = None):
+    """Grouped bars: one group per ``groups`` entry, one bar per series, optional error bars and chance marks."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(groups) * max(1, len(series)) * 0.45 + 2), 3.2))
+    width = 0.8 / max(1, len(series))
+    x = np.arange(len(groups))
+    for i, (name, vals) in enumerate(series.items()):
+        e = None
+        if err and name in err:
+            e = np.abs(np.asarray(err[name], dtype=float).T)
+        ax.bar(x + i * width - 0.4 + width / 2, vals, width, yerr=e, capsize=3, label=name)
+    if marks:
+        ax.scatter(x, marks, marker="_", s=600, color="k", zorder=3, label="chance")
+    ax.set_xticks(x, groups, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    return fig

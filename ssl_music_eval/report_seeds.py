@@ -1,6 +1,6 @@
 """Compare's answer when runs are pretraining seeds of arms: each arm over its seeds, and paired differences.
 
-Runs are grouped into arms by folder name (a sweep's ``<arm>-seed<N>``; otherwise the run's own name with the
+Runs are grouped into arms by folder name (a sweep's ``<arm>-seed<N>``, ssl_music.cluster.runs.split_run_name; otherwise the run's own name with the
 seed from its config.yaml). A model with named subspaces (issue #24) adds each subspace's rows, named
 ``<row> [<subspace>]``, so the paired differences answer "what did this arm do to the content part". Every
 arm's random-init twin (one init per pretraining seed, from the same
@@ -13,7 +13,8 @@ from typing import Sequence
 
 from ssl_music_eval.report_doc import Doc
 from ssl_music_eval.report_summary import comparison_rows
-from ssl_music_eval.seeds import by_arm, fmt_difference, fmt_summary, seed_tables, split_name
+from ssl_music.cluster.runs import split_run_name
+from ssl_music_eval.seeds import by_arm, fmt_difference, fmt_summary, seed_tables
 from ssl_music_eval.subspaces import PREFIX
 
 TWIN = " · random init"
@@ -42,17 +43,19 @@ def subspace_sets(results: dict) -> list[str]:
 
 def group(run_dirs: Sequence[Path], results: Sequence[dict]) -> dict:
     """{arm: {row: {seed: value}}} for the model of every arm and its random-init twin."""
-    runs = []
+    runs, sources = [], []
     for d, res in zip(run_dirs, results):
-        arm, seed = split_name(d.name, run_seed(d, res))
+        arm, seed = split_run_name(d.name, run_seed(d, res))
         rows = comparison_rows(res)
         for fs in subspace_sets(res):
             rows.update({f"{label} [{fs[len(PREFIX):]}]": v for label, v in comparison_rows(res, fs).items()})
         runs.append((arm, seed, rows))
+        sources.append(str(d))
         twin = comparison_rows(res, "random_init")
         if twin:
             runs.append((arm + TWIN, seed, twin))
-    return by_arm(runs)
+            sources.append(str(d))
+    return by_arm(runs, sources)
 
 
 def seed_report(run_dirs: Sequence[Path], results: Sequence[dict]) -> dict | None:
@@ -81,7 +84,8 @@ def add_seed_sections(doc: Doc, run_dirs: Sequence[Path], results: Sequence[dict
              "so. `· random init` is the arm's untrained twin, one init per pretraining seed.")
     doc.table(["row", *arms], [[r, *(fmt_summary(tables["arms"][a].get(r, {})) for a in arms)] for r in rows])
     doc.heading("Paired differences (A − B, same seeds)", 3)
-    doc.para("better / worse: the interval of the difference excludes 0; otherwise not distinguishable.")
+    doc.para("better / worse: the interval of the difference excludes 0; otherwise not distinguishable. The same "
+             "difference at every seed (a zero-width interval) measures no spread and gets no verdict.")
     doc.table(["A", "B", "row", "A − B [95 % CI]", "seeds", "verdict"],
               [[p["a"], p["b"], p["row"], fmt_difference(p), str(p["n"]), p["verdict"]] for p in tables["pairs"]])
     doc.heading("Per-seed values", 3)

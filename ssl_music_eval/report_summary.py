@@ -14,6 +14,7 @@ import numpy as np
 
 from ssl_music_eval.metrics import PRIMARY
 from ssl_music_eval.report_doc import FEATURE_SETS, SET_NAMES, Doc, best_keys, finite, pyplot
+from ssl_music_eval.tasks import TASKS
 
 COLUMNS = (*FEATURE_SETS, "librosa")
 COLUMN_NAMES = {**SET_NAMES, "librosa": "librosa"}
@@ -83,18 +84,6 @@ def headline_metric(task: dict, sets: dict) -> str | None:
     return primary if primary in metrics else next(iter(metrics), None)
 
 
-def seg_rows(t: dict) -> list[tuple[str, dict]]:
-    """[(tolerance, {feature set: {"f", "p", "r"}})] of a segmentation task's results."""
-    scores = t.get("segmentation", {}).get("scores", {})
-    keys = list(dict.fromkeys(k for s in scores.values() for k in s))
-    return [(k[3:], {fs: s[k] for fs, s in scores.items() if k in s}) for k in keys]
-
-
-def seg_classical(s: dict) -> dict | None:
-    """Segmentation's classical baseline: the better of the MFCC and chroma frames (its F score dict)."""
-    return max((s[b]["f"] for b in ("mfcc", "chroma") if b in s), key=lambda f: f["mean"], default=None)
-
-
 def _task_rows(ds_name: str, task: str, t: dict, locality: list[tuple[str, dict, float]]) -> list[Row]:
     rows = []
     for probe, sets in t.get("probes", {}).items():
@@ -108,17 +97,9 @@ def _task_rows(ds_name: str, task: str, t: dict, locality: list[tuple[str, dict,
         rows.append(_row(ds_name, task, f"k-NN@{k}", "accuracy", {fs: accs.get(k) for fs, accs in knn.items()}))
     for lab, scores, chance in locality:
         rows.append(_row(ds_name, task, lab, "neighbour share", scores, chance))
-    tempo = t.get("tempo", {})
-    for m in ("acc1", "acc2"):
-        if any(m in v for v in tempo.values() if isinstance(v, dict)):
-            rows.append(_row(ds_name, task, "tempo head", m.capitalize(),
-                             {col: tempo[col].get(m) for col in COLUMNS if isinstance(tempo.get(col), dict)}))
-    for w, s in seg_rows(t):
-        rows.append(_row(ds_name, task, "Foote novelty", f"HR@{w} F",
-                         {"model": s.get("model", {}).get("f"), "random_init": s.get("random_init", {}).get("f"),
-                          "mfcc_chroma": seg_classical(s)}))
-    for label, v in t.get("translation", {}).get("headline", {}).items():
-        rows.append(_row(ds_name, task, "translation", label, {"model": v}))
+    spec = TASKS.get(t.get("type"))   # the task type's own rows: tempo head, Foote novelty, translation, ...
+    if spec is not None and spec.summary is not None:
+        rows += [_row(ds_name, task, probe, metric, scores) for probe, metric, scores in spec.summary(t)]
     return rows
 
 
@@ -256,19 +237,9 @@ def comparison_rows(results: dict, feature_set: str = "model") -> dict[str, floa
                     rows[f"{ds_name}/{task}/{probe} {metric}"] = s["mean"]
             for k, acc in t.get("knn", {}).get(fs, {}).items():
                 rows[f"{ds_name}/{task}/knn@{k}"] = acc
-            for m in ("acc1", "acc2"):
-                if fs in t.get("tempo", {}):
-                    rows[f"{ds_name}/{task}/tempo {m}"] = t["tempo"][fs][m]
-            for w, s in seg_rows(t):
-                if fs in s:
-                    rows[f"{ds_name}/{task}/HR@{w} F"] = s[fs]["f"]["mean"]
-            # degraded - clean, so that higher is better here as in every other row (a drop is its negative)
-            for spec, entry in t.get("degradations", {}).items():   # robustness tasks (report.py reads it so)
-                if fs in entry:
-                    rows[f"{ds_name}/{task}/accuracy change under {spec}"] = -entry[fs]["drop"]["mean"]
-            if fs == "model":
-                for label, v in t.get("translation", {}).get("headline", {}).items():
-                    rows[f"{ds_name}/{task}/{label}"] = v
+            spec = TASKS.get(t.get("type"))   # the task type's own rows: tempo, segmentation, translation, ...
+            if spec is not None and spec.comparison is not None:
+                rows.update({f"{ds_name}/{task}/{label}": v for label, v in spec.comparison(t, fs).items()})
         for attr, share in ds.get("locality", {}).get("scores", {}).get(fs, {}).items():
             rows[f"{ds_name}/locality/{attr}"] = share
     return rows

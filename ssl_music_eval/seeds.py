@@ -11,15 +11,18 @@ interval: the figure is labelled as a single run.
 from __future__ import annotations
 
 import math
-import re
 from typing import Mapping, Sequence
 
 import numpy as np
 from scipy import stats
 
+from ssl_music.errors import SSLMusicError
+
 LEVEL = 0.95
-SEED_SUFFIX = re.compile(r"-seed(\d+)$")
-VERDICTS = ("better", "worse", "not distinguishable", "one seed: no interval")
+VERDICTS = ("better", "worse", "not distinguishable", "one seed: no interval", "no spread across seeds")
+# Relative width under which an interval counts as a point: identical per-seed differences (a count of one
+# clip of 168 at every seed) differ only by float rounding, ~1e-16.
+ZERO_WIDTH = 1e-9
 
 
 def t_interval(values: Sequence[float], level: float = LEVEL) -> dict:
@@ -44,9 +47,13 @@ def arm_summary(per_seed: Mapping[int, float]) -> dict:
 
 
 def verdict(ci_low: float, ci_high: float, n: int) -> str:
-    """better / worse when the interval of the difference excludes 0, else not distinguishable."""
+    """better / worse when the interval of the difference excludes 0, else not distinguishable. An interval of
+    zero width (every seed's difference the same) measures no run-to-run variance, so it supports no verdict:
+    with one clip of difference at every seed, a fourth seed could as well give two or none."""
     if n < 2 or not (math.isfinite(ci_low) and math.isfinite(ci_high)):
         return VERDICTS[3]
+    if ci_high - ci_low <= ZERO_WIDTH * max(1.0, abs(ci_low), abs(ci_high)):
+        return VERDICTS[4]
     if ci_low > 0:
         return VERDICTS[0]
     if ci_high < 0:
@@ -64,23 +71,25 @@ def paired_difference(a: Mapping[int, float], b: Mapping[int, float]) -> dict:
     return out
 
 
-def split_name(name: str, seed: int | None = None) -> tuple[str, int | None]:
-    """A sweep run's folder name -> (arm, seed): ``shipped-seed2`` -> (``shipped``, 2); a name without the
-    suffix is its own arm with ``seed`` (e.g. the config's trainer.seed) or None."""
-    m = SEED_SUFFIX.search(name)
-    if m:
-        return name[: m.start()], int(m.group(1))
-    return name, seed
-
-
-def by_arm(runs: Sequence[tuple[str, int | None, Mapping[str, float]]]) -> dict[str, dict[str, dict[int, float]]]:
+def by_arm(runs: Sequence[tuple[str, int | None, Mapping[str, float]]],
+           sources: Sequence[str] | None = None) -> dict[str, dict[str, dict[int, float]]]:
     """[(arm, seed, {row: value})] -> {arm: {row: {seed: value}}}, arms and rows in first-seen order. Runs of
-    one arm without seeds are numbered 0, 1, ... in order (each a separate pretraining run)."""
+    one arm without seeds are numbered 0, 1, ... in order (each a separate pretraining run).
+
+    Two runs with the same (arm, seed) are refused, naming both ``sources`` (the run folders): an (arm, seed) is
+    one pretraining run, so the second would silently replace the first (two sweeps reusing an arm name, or one
+    run evaluated twice). Which of them is meant is the caller's to say, by renaming or comparing separately."""
     out: dict[str, dict[str, dict[int, float]]] = {}
-    for arm, seed, rows in runs:
+    seen: dict[tuple[str, int], str] = {}
+    for i, (arm, seed, rows) in enumerate(runs):
         table = out.setdefault(arm, {})
         if seed is None:
             seed = len({s for r in table.values() for s in r})
+        source = str(sources[i]) if sources is not None else f"run {i + 1}"
+        if (arm, int(seed)) in seen:
+            raise SSLMusicError(f"two runs are arm '{arm}' at seed {seed}: {seen[arm, int(seed)]} and {source}; "
+                                "rename one or compare them separately")
+        seen[arm, int(seed)] = source
         for row, value in rows.items():
             table.setdefault(row, {})[int(seed)] = value
     return out

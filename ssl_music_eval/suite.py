@@ -12,7 +12,6 @@ Order of work (every check a user can act on comes before the first embedding):
 from __future__ import annotations
 
 import datetime as _dt
-from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,17 +35,15 @@ def load_dataset(spec: DictConfig):
     return ds
 
 
-def has_fixed_splits(ds) -> bool:
-    return any(getattr(it, "split", None) for it in ds.items)
-
-
 def _labels(items, column: str) -> list:
     return [it.labels.get(column) for it in items]
 
 
-def check_dataset(spec: DictConfig, index: int, ds, folds: int, locality_attrs: Sequence[str],
-                  rare_classes: str = "error") -> None:
-    """Label columns exist, every multiclass class can be split into ``folds`` folds."""
+def check_dataset(cfg: DictConfig, spec: DictConfig, index: int, ds, locality_attrs: Sequence[str]) -> None:
+    """Label columns exist, ``where`` filters match, locality attributes exist; then each task type's own
+    check (``TASKS[type].check``: a multiclass task's classes split into folds, a translation task's columns)."""
+    from ssl_music_eval.tasks import TASKS
+
     key = f"datasets.{index}"
     if not ds.items:
         raise ConfigError(f"{key} ('{spec.name}'): no items found in {spec.path}")
@@ -55,13 +52,6 @@ def check_dataset(spec: DictConfig, index: int, ds, folds: int, locality_attrs: 
         if t.column not in columns:
             raise ConfigError(f"invalid value for suite key '{key}.tasks.{j}.column': dataset '{spec.name}' "
                               f"({spec.path}) has no label column '{t.column}' (columns: {sorted(columns)})")
-        if t.type == "multiclass" and not has_fixed_splits(ds) and rare_classes == "error":
-            counts = Counter(v for v in _labels(ds.items, t.column) if v not in (None, ""))
-            small = {c: n for c, n in counts.items() if n < folds}
-            if small:
-                raise ConfigError(f"invalid value for suite key 'folds': dataset '{spec.name}' task '{t.name}' has "
-                                  f"classes with fewer than folds={folds} items: {dict(sorted(small.items())[:8])}; "
-                                  f"lower folds, set rare_classes=drop or give the dataset a split column")
     from ssl_music_eval.datasets import matches_where, split_where  # lazy: sklearn and friends
 
     for j, t in enumerate(spec.tasks):
@@ -78,20 +68,9 @@ def check_dataset(spec: DictConfig, index: int, ds, folds: int, locality_attrs: 
         if a not in columns:
             raise ConfigError(f"invalid value for suite key 'locality.attributes': dataset '{spec.name}' has no "
                               f"label column '{a}' (columns: {sorted(columns)})")
-
-
-def check_translation(cfg: DictConfig, spec: DictConfig, ds) -> None:
-    """The property columns of a translation task exist (before any embedding)."""
-    if not any(t.type == "translation" for t in spec.tasks):
-        return
-    from ssl_music_eval.translation import attributes
-
-    columns = set().union(*(it.labels.keys() for it in ds.items))
-    for a in attributes(cfg, spec):
-        if a not in columns:
-            raise ConfigError(f"invalid value for suite key 'translation.attributes': dataset '{spec.name}' has no "
-                              f"label column '{a}' (columns: {sorted(columns)}); a csv dataset reads only the "
-                              "columns its tasks name")
+    for t in spec.tasks:
+        if TASKS[t.type].check is not None:
+            TASKS[t.type].check(cfg, spec, ds, t)
 
 
 # ------------------------------------------------------------------------------------------- running
@@ -115,8 +94,7 @@ def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Pat
         if spec.kind == "concat" and not spec.concat.dir:
             spec.concat.dir = str(out / "concat" / spec.name)
         ds = load_dataset(spec)
-        check_dataset(spec, i, ds, cfg.folds, locality_attributes(cfg, spec), cfg.rare_classes)
-        check_translation(cfg, spec, ds)
+        check_dataset(cfg, spec, i, ds, locality_attributes(cfg, spec))
         loaded.append((spec, ds))
     if cfg.baselines.random_init and random_model is None:
         from ssl_music.api import load_encoder

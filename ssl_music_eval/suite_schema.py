@@ -141,7 +141,7 @@ class TranslationSpec:          # ssl_music_eval.translation: the checkpoint's t
 
 
 @dataclass
-class RobustnessSpec:           # ssl_music_eval.robustness: probes fitted on clean clips, scored on degraded copies
+class RobustnessSpec:           # ssl_music_eval.tasks.robustness: probes fitted on clean clips, scored on degraded copies
     degradations: List[str] = field(default_factory=lambda: [
         "white@20", "white@10", "white@0", "pink@20", "pink@10", "pink@0", "mp3@0.9", "reverb@1.0", "lowpass@3000"])
     seed: int = 0               # the degraded copies: identical for every compared model under one seed

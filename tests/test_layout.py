@@ -1,6 +1,7 @@
 """The package's shape, checked from its source: no import circles, argparse only in the CLI, and the
 library never reaching into the evaluation package ssl_music_eval (the CLI composes the two)."""
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -106,11 +107,22 @@ def _room(module: str) -> str:
     return ".".join(parts[:2]) if parts[0] == "ssl_music" else parts[0]
 
 
-# back-and-forths known and owned elsewhere, each with its reason; a new one fails the test
-KNOWN_FOLDER_PAIRS = {
-    # objectives/subspaces.py reads augment.chain's transforms (its tie rule) while augment asks the objectives
-    # registry for each view's treatment: the subspaces work (issue 24) is still moving this code
-    frozenset({"ssl_music.augment", "ssl_music.objectives"}),
+# back-and-forths known and owned elsewhere, each with its reason; a new one fails the test. The last one,
+# augment <-> objectives, went with issue #36: the augmenter gets each view's treatment handed in.
+KNOWN_FOLDER_PAIRS: set = set()
+
+# Folders below others: each gets what it needs from above handed in (the data module its view samplers, the
+# augmenter its view treatments, both from the objectives registry) and imports none of them, so no arrow runs
+# back up and no circle can close through them.
+BELOW = {
+    "ssl_music.data": {"ssl_music.augment", "ssl_music.objectives", "ssl_music.models"},
+    "ssl_music.augment": {"ssl_music.objectives", "ssl_music.models"},
+}
+
+# One idea in one place: a pattern of source text -> the one file allowed to hold it (benchmarks included;
+# tests, which read the idea's output, are not checked).
+ONE_PLACE = {
+    "run folder names <arm>-seed<N>, written and read": (r"-seed(\{|\()", "ssl_music/cluster/runs.py"),
 }
 
 
@@ -125,7 +137,22 @@ def test_no_two_folders_import_each_other():
     assert pairs - KNOWN_FOLDER_PAIRS == set(), f"folders importing each other: {[sorted(p) for p in pairs]}"
 
 
+def test_lower_folders_import_nothing_above_them():
+    up = {name: sorted(t for t in deps if _room(t) in BELOW.get(_room(name), ()))
+          for name, deps in GRAPH.items()}
+    assert {n: d for n, d in up.items() if d} == {}, "a folder imports one above it (hand it in instead)"
+
+
+@pytest.mark.parametrize("idea", list(ONE_PLACE))
+def test_one_idea_in_one_place(idea):
+    pattern, home = ONE_PLACE[idea]
+    sources = [p for pkg in (*PACKAGES, "benchmarks") for p in (ROOT / pkg).rglob("*.py")]
+    holders = sorted(str(p.relative_to(ROOT)) for p in sources if re.search(pattern, p.read_text()))
+    assert holders == [home], f"{idea}: in {holders}, not only {home}"
+
+
 def test_the_folder_check_sees_a_back_and_forth():
     """The check above cannot pass vacuously: the rooms it compares are the ones the data flow names."""
     assert _room("ssl_music.data.views") == "ssl_music.data" and _room("ssl_music.config") == "ssl_music.config"
     assert "ssl_music.data" in {_room(t) for t in GRAPH["ssl_music.objectives.contrastive"]}
+    assert "ssl_music.augment" in {_room(t) for t in GRAPH["ssl_music.objectives.subspaces"]}   # the arrow BELOW allows

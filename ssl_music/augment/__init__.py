@@ -5,12 +5,15 @@
 every view leaves with exactly ``L = round(crop_s * sample_rate)`` samples. ``backend: spectral`` draws
 as gpu does and augments the magnitude STFT of a spectrogram front-end instead (:meth:`apply_batch` with
 the front-end): its views leave as that front-end's power spectrograms of L samples. Which views get which
-treatment is the objectives' business (``Objective.pair``; ``Objective.tie``: the chain with some draws
-shared between the views of an example); this module never names an objective.
+treatment is the objectives' business (``Objective.treatment``: a pair stretched by drawn rates;
+``Objective.tie``: the chain with some draws shared between the views of an example), handed in as
+``{view: (pair, tie)}`` (``ssl_music.objectives.view_treatments``), as the data module gets its view samplers:
+objectives sit above augment (the subspace objective reads the chain's transforms), so this module never reads
+their registry.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
 
 import numpy as np
 
@@ -24,22 +27,20 @@ BACKENDS = ("cpu", "gpu", "spectral")   # augment.backend
 
 
 class ViewAugmenter:
-    """Augments the views of every registered objective: each view of a chain objective independently
-    through the chain; a pair objective's two views stretched by a drawn rate pair (its
+    """Augments the views named in ``treatments`` (``{view: (pair, tie)}``, every registered objective's from
+    ``objectives.view_treatments``): each view of a chain objective (pair None) independently through the
+    chain, with the draws its tie shares; a pair objective's two views stretched by a drawn rate pair (its
     :class:`~ssl_music.objectives.PairStretch`), then through the chain without its time_stretch."""
 
-    def __init__(self, augment_cfg: Any, data_cfg: Any):
-        from ssl_music.objectives import OBJECTIVES
-
+    def __init__(self, augment_cfg: Any, data_cfg: Any, treatments: Mapping[str, tuple]):
         self.backend = str(augment_cfg.backend)
         self.chain = resolve_chain(augment_cfg.chain)
         self.pair_chain = without(self.chain, "time_stretch")
         self.sample_rate = int(data_cfg.sample_rate)
         self.crop_s = float(data_cfg.crop_s)
         self.out_len = seconds_to_frames(self.crop_s, self.sample_rate)
-        self.pairs = {name: spec.treatment(data_cfg[name]) for name, spec in OBJECTIVES.items()}
-        self.ties = {name: spec.tie(data_cfg[name]) if spec.tie is not None else None
-                     for name, spec in OBJECTIVES.items()}
+        self.pairs = {name: pair for name, (pair, _) in treatments.items()}
+        self.ties = {name: tie for name, (_, tie) in treatments.items()}
         self._batch_chains = {}
 
     # ------------------------------------------------------------------------------------- lengths

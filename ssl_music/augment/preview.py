@@ -69,8 +69,8 @@ def _grid(path: Path, clips, titles, sr: int) -> None:
     plt.close(fig)
 
 
-def preview(augment_cfg, data_cfg, audio: str | Path, out: str | Path, n: int = 8, backend: str | None = None,
-            seed: int = 0) -> tuple[Path, int]:
+def preview(augment_cfg, data_cfg, treatments, audio: str | Path, out: str | Path, n: int = 8,
+            backend: str | None = None, seed: int = 0) -> tuple[Path, int]:
     """Write ``original.wav``, ``n`` augmented WAVs and ``grid.png`` into ``out``; returns (out, n). The
     sections come from :func:`ssl_music.config.load_augment` (the caller reads the config: augment sits
     below config, which validates chains with it)."""
@@ -78,7 +78,7 @@ def preview(augment_cfg, data_cfg, audio: str | Path, out: str | Path, n: int = 
 
     from ssl_music.augment import ViewAugmenter
 
-    aug = ViewAugmenter(augment_cfg, data_cfg)
+    aug = ViewAugmenter(augment_cfg, data_cfg, treatments)
     sr = aug.sample_rate
     y = load_audio(audio, sr)
     need = aug.source_len(_chain_view(aug))

@@ -7,9 +7,10 @@ product over the memory-mapped vectors in blocks), each track keeps its best cro
 tracks come back with the second where their best crop starts. The query's own track is left out unless
 ``include_self``.
 
-Subspace weights (the subspace issue) slot into ``_scores``: with a checkpoint whose embedding is named
-parts, the cosine becomes a weighted sum of per-part cosines; nothing else changes. No checkpoint has
-subspaces yet, so there is no ``weights`` argument today.
+Subspace weights are not an option of the search yet: checkpoints with named parts exist
+(``configs/pretrain/subspaces.yaml``; ``EmbeddingModel.similarity(..., weights=...)`` weighs them pair by pair),
+but the search scores the cosine of the whole embedding. A ``weights`` argument would enter ``_scores`` as a
+weighted sum of per-part cosines; nothing else changes.
 """
 from __future__ import annotations
 

@@ -20,8 +20,10 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
 def _preview(args: argparse.Namespace) -> int:
     from ssl_music.augment.preview import preview
     from ssl_music.config import load_augment
+    from ssl_music.objectives import view_treatments
 
     augment_cfg, data_cfg = load_augment(args.config, args.override)
-    out, n_clips = preview(augment_cfg, data_cfg, args.audio, args.out, n=args.n, backend=args.backend, seed=args.seed)
+    out, n_clips = preview(augment_cfg, data_cfg, view_treatments(data_cfg), args.audio, args.out, n=args.n,
+                           backend=args.backend, seed=args.seed)
     print(f"wrote {n_clips + 1} WAVs and grid.png to {out}")
     return 0

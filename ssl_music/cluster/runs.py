@@ -2,7 +2,9 @@
 
 A run folder holds config.yaml, checkpoints/, DONE (pretraining reached max_steps; JSON with the step and the
 fingerprint of the inputs it ran with), results.json (evaluated; with the evaluation's fingerprint) or FAILED.
-Used by sweeps and by benchmarks/real_music.py, so both reuse a stage by the same rule.
+Used by sweeps and by benchmarks/real_music.py, so both reuse a stage by the same rule. A run of an arm at a
+pretraining seed is named ``<arm>-seed<N>`` by :func:`run_name`, and :func:`split_run_name` reads it back
+(``report compare`` groups runs into arms by it).
 """
 from __future__ import annotations
 
@@ -15,6 +17,22 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ssl_music.provenance import recorded
+
+SEED_SUFFIX = re.compile(r"-seed(\d+)$")
+
+
+def run_name(arm: str, seed: int | None = None) -> str:
+    """The folder name of ``arm``'s run at pretraining ``seed``: ``shipped-seed2``; the arm alone without a seed."""
+    return str(arm) if seed is None else f"{arm}-seed{int(seed)}"
+
+
+def split_run_name(name: str, seed: int | None = None) -> tuple[str, int | None]:
+    """:func:`run_name` read back: ``shipped-seed2`` -> (``shipped``, 2); a name without the suffix is its own
+    arm with ``seed`` (e.g. the config's trainer.seed) or None."""
+    m = SEED_SUFFIX.search(name)
+    if m:
+        return name[: m.start()], int(m.group(1))
+    return name, seed
 
 
 def run_state(run_dir: Path) -> tuple[str, int | None]:

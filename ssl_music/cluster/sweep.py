@@ -39,7 +39,7 @@ from typing import Any, Dict, List, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from ssl_music.cluster import slurm
-from ssl_music.cluster.runs import EVALUATION_FILES, retire, run_state, stale_reason, standing_for  # noqa: F401 (re-exported)
+from ssl_music.cluster.runs import EVALUATION_FILES, retire, run_name, run_state, stale_reason, standing_for  # noqa: F401 (re-exported)
 from ssl_music.config import ConfigError, find_config, load_config, merge, read_yaml, save_config
 from ssl_music.provenance import evaluation_fingerprint, pretrain_fingerprint
 
@@ -150,11 +150,11 @@ def load_sweep(path: str | Path, out: str | Path | None = None, extra_overrides:
     for seed in seeds if seeds is not None else [None]:
         for combo in itertools.product(*axes):
             arm = "-".join(c for c, _ in combo)
-            run_name = arm if seed is None else f"{arm}-seed{seed}"
-            run_dir = out_dir / run_name
+            name = run_name(arm, seed)
+            run_dir = out_dir / name
             seeded = [] if seed is None else [f"trainer.seed={seed}", f"data.seed={seed}"]
             ovr = common + [o for _, group in combo for o in group] + seeded + [f"trainer.root_dir={run_dir}"]
-            runs.append(Run(run_name, tuple(ovr), run_dir, arm, seed))
+            runs.append(Run(name, tuple(ovr), run_dir, arm, seed))
     return Sweep(name, path, base, out_dir, tuple(runs), suite, tuple(list(spec.evaluate.overrides) + list(eval_overrides)))
 
 

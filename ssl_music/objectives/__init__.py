@@ -34,6 +34,14 @@ def view_samplers(names) -> dict:
     return {name: OBJECTIVES[name].sampler for name in OBJECTIVES if name in names}
 
 
+def view_treatments(data_cfg) -> dict:
+    """``{name: (Objective.treatment, Objective.tie)}`` of every registered objective, built from its
+    ``data.<name>`` section, in registry order: what ``ViewAugmenter`` does to each objective's views. Handed in
+    rather than read by augment, as view_samplers are to data: objectives sit above augment."""
+    return {name: (spec.treatment(data_cfg[name]), spec.tie(data_cfg[name]) if spec.tie is not None else None)
+            for name, spec in OBJECTIVES.items()}
+
+
 def build_heads(cfg, encoder, kept_only: bool = False):
     """The model's ``heads``: one ``nn.ModuleDict`` keyed by ``Objective.head``, built in registry order (the
     order parameters are created in), one head per name however many objectives share it. ``kept_only``:

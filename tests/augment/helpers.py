@@ -4,6 +4,7 @@ import torch
 
 from ssl_music.augment import ViewAugmenter
 from ssl_music.config import load_config
+from ssl_music.objectives import view_treatments
 
 SR = 16000
 
@@ -15,7 +16,7 @@ def make_augmenter(chain: dict, backend: str = "cpu", crop_s: float = 2.0, **tem
         overrides.append(f"augment.chain.{name}.p={spec.get('p', 1.0)}")
         overrides += [f"augment.chain.{name}.params.{k}={v}" for k, v in spec.get("params", {}).items()]
     cfg = load_config(overrides=overrides)
-    return ViewAugmenter(cfg.augment, cfg.data)
+    return ViewAugmenter(cfg.augment, cfg.data, view_treatments(cfg.data))
 
 
 def run(aug: ViewAugmenter, views: np.ndarray, backend: str, seed: int = 0, view: str = "contrastive"):

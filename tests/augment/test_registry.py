@@ -8,6 +8,7 @@ from ssl_music.augment.chain import TRANSFORMS, describe_chain, register_transfo
 from ssl_music.augment.transforms import Transform
 from ssl_music.augment.transforms.base import DB, lerp
 from ssl_music.config import ConfigError, load_config
+from ssl_music.objectives import view_treatments
 from tests.augment.helpers import run
 
 
@@ -35,7 +36,7 @@ def toy():
 
 def _augmenter(backend, *overrides):
     cfg = load_config(None, ["augment.preset=none", f"augment.backend={backend}", "data.crop_s=0.25", *overrides])
-    return ViewAugmenter(cfg.augment, cfg.data)
+    return ViewAugmenter(cfg.augment, cfg.data, view_treatments(cfg.data))
 
 
 def _views(aug, n=4):

@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 from ssl_music.augment import ViewAugmenter
 from ssl_music.augment.chain import TRANSFORMS
 from ssl_music.config import CONFIG_DIR, load_config
+from ssl_music.objectives import view_treatments
 from ssl_music.models import build_encoder
 from ssl_music.module import PretrainModule
 from tests.augment.helpers import SR, click_track, make_augmenter
@@ -47,7 +48,7 @@ def test_p_zero_gives_the_front_ends_own_spectrogram_of_the_crop(frontend):
 @pytest.mark.parametrize("preset", ["stretch_pitch", "clmr", "full"])   # every transform, the fused stretch + shift
 def test_one_seed_gives_the_gpu_backends_draws(preset):
     cfg = load_config(overrides=[f"augment.preset={preset}", "data.crop_s=0.5"])
-    aug = ViewAugmenter(cfg.augment, cfg.data)
+    aug = ViewAugmenter(cfg.augment, cfg.data, view_treatments(cfg.data))
     batch = {name: torch.from_numpy(_noise((3, 2, aug.source_len(name)), i)) for i, name in enumerate(("contrastive", "tempo"))}
     records, outs = [], []
     for frontend in (None, LOGMEL):

@@ -6,6 +6,7 @@ import torch
 
 from ssl_music.augment import ViewAugmenter
 from ssl_music.config import load_config
+from ssl_music.objectives import view_treatments
 from ssl_music.models import build_encoder
 
 SR = 16000
@@ -21,7 +22,7 @@ def _cfg(backend):
 def _draws(backend, b=3, seed=0):
     """{(example, view, transform): params} and the views' output for one batch of subspace views."""
     cfg = _cfg(backend)
-    aug = ViewAugmenter(cfg.augment, cfg.data)
+    aug = ViewAugmenter(cfg.augment, cfg.data, view_treatments(cfg.data))
     v = 1 + len(cfg.data.subspaces.shared)
     src = 0.1 * np.random.default_rng(seed).standard_normal((b, v, aug.source_len("subspaces"))).astype(np.float32)
     record, draws = [], {}

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from ssl_music_eval.robustness import drop_summary
+from ssl_music_eval.tasks.robustness import drop_summary
 from ssl_music_eval.suite import load_suite, run_suite
 from ssl_music.errors import ConfigError
 from tests.evaluation.fakes import SpectralModel
@@ -28,6 +28,16 @@ def test_drop_summary_by_hand():
     assert s["n"] == 3 and s["mean"] == pytest.approx(0.2)
     assert s["ci_low"] == pytest.approx(0.2 - 0.248414, abs=1e-6) and s["ci_high"] == pytest.approx(0.448414, abs=1e-6)
     assert math.isnan(drop_summary(np.array([0.9]), np.array([0.5]))["ci_low"])
+
+
+def test_drop_interval_averages_over_probe_seeds_first():
+    """[2 seeds, 3 folds]: per-fold drops averaged over seeds are 0.1, 0.2, 0.3 (the by-hand case above), so the
+    interval is over those 3 fold values, not over 6 seed × fold values as if they were independent."""
+    clean = np.array([[0.9, 0.8, 0.7], [0.9, 0.8, 0.7]])
+    degraded = np.array([[0.85, 0.65, 0.35], [0.75, 0.55, 0.45]])   # seed drops (0.05, 0.15, 0.35), (0.15, 0.25, 0.25)
+    s = drop_summary(clean, degraded)
+    assert s["n"] == 3 and s["mean"] == pytest.approx(0.2)
+    assert (s["ci_low"], s["ci_high"]) == (pytest.approx(0.2 - 0.248414, abs=1e-6), pytest.approx(0.448414, abs=1e-6))
 
 
 def test_robustness_task_scores_every_set_on_the_same_degraded_copies(tmp_path, click_corpus):  # noqa: F811
@@ -98,3 +108,43 @@ def test_two_robustness_tasks_over_the_same_clips_embed_each_degraded_copy_once(
     n_two, t_two = calls(two, tmp_path / "run2")
     assert n_two == n_one and t_two["robust2"]["degradations"] == t_two["robust"]["degradations"] == \
         t_one["robust"]["degradations"]
+
+
+def _robust_task(tmp_path, labels_csv, degradations, *overrides):
+    suite = _suite(tmp_path, labels_csv, degradations)
+    model, rand = SpectralModel(identity="ckpt-1", crop_s=2.0), SpectralModel(identity="random-0", crop_s=2.0)
+    rand.has_tempo_head = False
+    res = run_suite("fake.ckpt", suite, tmp_path / "run", list(overrides), model=model, random_model=rand,
+                    progress=False)
+    return res["datasets"]["clicks"]["tasks"]["robust"]
+
+
+def test_a_degradation_that_changes_nothing_drops_nothing(tmp_path, click_corpus, monkeypatch):  # noqa: F811
+    """lowpass above Nyquist returns the clip as it is: the degraded copies are the clean features (embedded
+    with the same ``embed.hop_s``), so every probe scores the same and each drop is exactly 0."""
+    import ssl_music_eval.tasks.robustness as robustness
+
+    seen = []
+    inner = robustness.degraded_features
+    monkeypatch.setattr(robustness, "degraded_features",
+                        lambda ctx, items, specs, seed: seen.append((ctx, items)) or inner(ctx, items, specs, seed))
+    # a hop of 1 s where the crop is 2 s: 3 windows of a 4 s clip, not 2; the copies must be embedded alike
+    r = _robust_task(tmp_path, click_corpus, "[lowpass@20000]", "seeds=[0,1]", "embed.hop_s=1.0")
+    ctx, items = seen[0]
+    copies = inner(ctx, items, ["lowpass@20000"], 3)["lowpass@20000"]
+    rows = [ctx.items.index(it) for it in items]
+    for name, X in copies.items():
+        np.testing.assert_array_equal(X, ctx.feats[name][rows], err_msg=name)
+    for name, e in r["degradations"]["lowpass@20000"].items():
+        assert e["accuracy"] == r["clean"][name], name
+        assert (e["drop"]["mean"], e["drop"]["ci_low"], e["drop"]["ci_high"]) == (0.0, 0.0, 0.0), name
+
+
+def test_a_destructive_degradation_drops_the_accuracy_of_a_model_that_reads_the_audio(tmp_path, click_corpus):  # noqa: F811
+    """White noise 10 dB louder than the clip buries the loud / soft difference the fake's RMS feature
+    separates (clean accuracy ~1): a probe scored on the degraded copies must lose accuracy. A task that scored
+    the clean features instead (the bug this catches) reports a drop of 0."""
+    r = _robust_task(tmp_path, click_corpus, "[white@-10]")
+    assert r["clean"]["model"] >= 0.9
+    drop = r["degradations"]["white@-10"]["model"]["drop"]
+    assert drop["mean"] > 0.2, drop

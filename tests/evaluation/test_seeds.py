@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from ssl_music_eval.seeds import arm_summary, by_arm, paired_difference, seed_tables, split_name, t_interval, verdict
+from ssl_music.cluster.runs import run_name, split_run_name
+from ssl_music_eval.seeds import arm_summary, by_arm, paired_difference, seed_tables, t_interval, verdict
 
 
 def test_t_interval_by_hand():
@@ -33,6 +34,19 @@ def test_paired_difference_by_hand_uses_common_seeds_only():
     assert verdict(0.01, 0.02, 3) == "better" and verdict(-0.02, -0.01, 3) == "worse"
 
 
+def test_identical_differences_at_every_seed_get_no_verdict():
+    """subspaces_seeds.txt's tempo Acc2: one clip of 168 more at each seed, +0.006 [+0.006, +0.006], was 'better'.
+    The per-seed differences are equal only up to float rounding, so the check cannot ask for sd == 0."""
+    a = {0: 155 / 168, 1: 154 / 168, 2: 156 / 168}
+    b = {0: 154 / 168, 1: 153 / 168, 2: 155 / 168}
+    d = paired_difference(a, b)
+    assert d["mean"] == pytest.approx(1 / 168) and d["ci_high"] - d["ci_low"] < 1e-12
+    assert d["verdict"] == "no spread across seeds"
+    assert paired_difference(b, a)["verdict"] == "no spread across seeds"
+    assert verdict(0.5, 0.5, 3) == "no spread across seeds" and verdict(0.0, 0.0, 2) == "no spread across seeds"
+    assert verdict(0.006, 0.0061, 3) == "better"   # narrow is not zero
+
+
 def test_paired_interval_is_narrower_than_unpaired_when_seeds_move_both_arms():
     """A seed effect shared by both arms cancels in the paired difference."""
     a = {0: 0.70, 1: 0.50, 2: 0.60}
@@ -44,9 +58,11 @@ def test_paired_interval_is_narrower_than_unpaired_when_seeds_move_both_arms():
 
 
 def test_names_group_into_arms():
-    assert split_name("shipped-seed2") == ("shipped", 2)
-    assert split_name("mild-none-seed10") == ("mild-none", 10)
-    assert split_name("recipe", 4) == ("recipe", 4) and split_name("recipe") == ("recipe", None)
+    assert split_run_name("shipped-seed2") == ("shipped", 2)
+    assert split_run_name("mild-none-seed10") == ("mild-none", 10)
+    assert split_run_name("recipe", 4) == ("recipe", 4) and split_run_name("recipe") == ("recipe", None)
+    for arm, seed in (("mild-none", 10), ("a_b", 0), ("shipped", None)):   # what a sweep writes reads back
+        assert split_run_name(run_name(arm, seed)) == (arm, seed)
     arms = by_arm([("a", 0, {"x": 1.0}), ("a", 1, {"x": 2.0}), ("b", None, {"x": 3.0}), ("b", None, {"x": 5.0})])
     assert arms == {"a": {"x": {0: 1.0, 1: 2.0}}, "b": {"x": {0: 3.0, 1: 5.0}}}
     t = seed_tables(arms)
@@ -86,6 +102,26 @@ def test_compare_aggregates_arms_over_seeds_with_paired_verdicts(tmp_path):
     assert md.index("Arms over pretraining seeds") < md.index("Summary")
     assert "0.600 [" in md and "(3 seeds)" in md and "better" in md
     json.loads((tmp_path / "report" / "compare.json").read_text())
+
+
+def test_two_runs_of_one_arm_and_seed_are_refused_naming_both_folders(tmp_path):
+    """Two sweeps reusing the arm name 'shipped': before, the second sweep's seed-0 run replaced the first's."""
+    from ssl_music.errors import SSLMusicError
+    from ssl_music_eval.report import compare_runs
+
+    dirs = []
+    for sweep in ("sweep_a", "sweep_b"):
+        for seed in (0, 1):
+            d = tmp_path / sweep / f"shipped-seed{seed}"
+            d.mkdir(parents=True)
+            (d / "results.json").write_text(json.dumps(_results(0.6 + seed / 10, 0.4)))
+            dirs.append(d)
+    with pytest.raises(SSLMusicError, match=r"arm 'shipped' at seed 0: .*sweep_a/shipped-seed0 and .*sweep_b/shipped-seed0"):
+        compare_runs(dirs, tmp_path / "report")
+    with pytest.raises(SSLMusicError, match="arm 'a' at seed 1: run 2 and run 3"):
+        by_arm([("a", 0, {"x": 1.0}), ("a", 1, {"x": 2.0}), ("a", 1, {"x": 3.0})])
+    with pytest.raises(SSLMusicError, match="seed 0"):   # a numbered run without seed meets an explicit one
+        by_arm([("b", None, {"x": 1.0}), ("b", 0, {"x": 2.0})])
 
 
 def test_compare_of_single_runs_says_they_are_single(tmp_path):

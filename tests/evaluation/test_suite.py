@@ -172,9 +172,10 @@ def test_rare_classes_drop_passes_the_check(tmp_path, click_corpus):
 
     cfg = load_suite(write_suite(tmp_path / "s.yaml", click_corpus), ["folds=7", "rare_classes=drop"])
     ds = load_dataset(cfg.datasets[0])
-    check_dataset(cfg.datasets[0], 0, ds, 7, ["timbre"], "drop")
+    check_dataset(cfg, cfg.datasets[0], 0, ds, ["timbre"])
+    cfg.rare_classes = "error"
     with pytest.raises(ConfigError, match="rare_classes=drop"):
-        check_dataset(cfg.datasets[0], 0, ds, 7, ["timbre"], "error")
+        check_dataset(cfg, cfg.datasets[0], 0, ds, ["timbre"])
 
 
 def test_silent_item_is_reported_by_path_and_not_evaluated(tmp_path, click_corpus, capsys, monkeypatch):

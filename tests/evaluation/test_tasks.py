@@ -55,3 +55,54 @@ def test_the_entries_decide_columns_locality_and_filters(tiny_corpus, tmp_path):
         load_suite(_suite(tmp_path, tiny_corpus, "{name: k, column: key, type: multiclas}"))
     with pytest.raises(ConfigError, match=r"where': applies to multiclass, multilabel, tempo, robustness tasks, not translation"):
         load_suite(_suite(tmp_path, tiny_corpus, "{name: tr, column: tempo, type: translation, where: key=C}"))
+
+
+def test_a_registered_task_type_brings_its_report_section_and_comparison_rows(tmp_path):
+    """A task type's own section of the report, its summary rows and its rows in a comparison of runs come from
+    its entry: a plug-in type is shown without touching report.py or report_summary.py."""
+    from ssl_music_eval.report import write_report
+    from ssl_music_eval.report_summary import comparison_rows
+
+    register(EvalTask("count", lambda ctx, task: {}, "multiclass",
+                      render=lambda doc, task, t: doc.para(f"{task} counted {t['n']} clips"),
+                      comparison=lambda t, fs: {"clips counted": t["n"]} if fs == "model" else {},
+                      summary=lambda t: [("counter", "clips", {"model": t["n"], "librosa": 2})]))
+    try:
+        results = {"run": "r", "protocol": {}, "datasets": {"dev": {
+            "n_items": 3, "n_embedded": 3, "skipped": [],
+            "tasks": {"n": {"type": "count", "column": "timbre", "n": 3}}}}}
+        write_report(results, tmp_path / "report")
+        md = (tmp_path / "report" / "report.md").read_text()
+        assert "n counted 3 clips" in md
+        assert "| dev | n | counter | clips | **3.000 ★** | – | – | 2.000 |" in md
+        assert comparison_rows(results) == {"dev/n/clips counted": 3}
+        assert comparison_rows(results, "random_init") == {}
+    finally:
+        TASKS.pop("count")
+
+
+def test_a_registered_task_types_check_runs_before_any_embedding(tiny_corpus, tmp_path):
+    from ssl_music_eval.suite import run_suite
+
+    def refuse(cfg, spec, ds, task):
+        raise ConfigError(f"task '{task.name}' of dataset '{spec.name}' wants a column '{task.column}x'")
+
+    register(EvalTask("count", lambda ctx, task: {}, "multiclass", check=refuse))
+    model = SpectralModel(crop_s=1.0)
+    try:
+        with pytest.raises(ConfigError, match="task 'n' of dataset 'tiny' wants a column 'timbrex'"):
+            run_suite("fake.ckpt", _suite(tmp_path, tiny_corpus, "{name: n, column: timbre, type: count}"),
+                      tmp_path / "run", model=model, progress=False)
+    finally:
+        TASKS.pop("count")
+    assert model.calls == 0
+
+
+def test_a_translation_task_checks_its_property_columns_before_embedding(tiny_corpus, tmp_path):
+    from ssl_music_eval.suite import run_suite
+
+    model = SpectralModel(crop_s=1.0)
+    with pytest.raises(ConfigError, match=r"'translation.attributes': dataset 'tiny' has no label column 'mood'"):
+        run_suite("fake.ckpt", _suite(tmp_path, tiny_corpus, "{name: tr, column: tempo, type: translation}"),
+                  tmp_path / "run", ["translation.attributes=[mood]"], model=model, progress=False)
+    assert model.calls == 0

@@ -3,35 +3,41 @@ of each training fold, scored on degraded copies of the test clips (white / pink
 room reverb, band-limiting: ssl_music_eval.degrade). Each feature set (the model, its random-init twin,
 MFCC+chroma) is scored on the same degraded audio, so their drops compare.
 
-A drop is clean accuracy − degraded accuracy over the same seeds × folds with the same fitted probes; its
-interval is a Student t interval over those seed × fold differences (the folds share training items, so it is
-somewhat narrower than an independent-samples interval would be).
+A drop is clean accuracy − degraded accuracy over the same seeds × folds with the same fitted probes. Its
+interval is a Student t interval over folds of each fold's drop averaged over the probe seeds first: the probe
+seeds of one fold share its training and test items, so seeds × folds are not that many independent values
+(the folds still share training items, so it is somewhat narrower than an independent-samples interval would be).
+Degraded copies are embedded with the suite's ``embed.hop_s``, as the clean features are.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from scipy import stats
 
 from ssl_music_eval.degrade import degrade
+from ssl_music_eval.tasks.base import EvalTask
 
 BASE_SETS = ("model", "random_init", "mfcc_chroma")
 
 
 def _fold_scores(res: dict, metric: str = "accuracy") -> np.ndarray:
-    """[seeds × folds] test metric of a run_probe result, in a fixed order."""
-    return np.array([f["metrics"][metric] for s in res["per_seed"] for f in s["folds"]], dtype=np.float64)
+    """[seeds, folds] test metric of a run_probe result."""
+    return np.array([[f["metrics"][metric] for f in s["folds"]] for s in res["per_seed"]], dtype=np.float64)
 
 
 def drop_summary(clean: np.ndarray, degraded: np.ndarray, level: float = 0.95) -> dict:
-    """Mean of clean − degraded over paired (seed, fold) scores, with a t interval over the pairs."""
+    """Mean of clean − degraded over paired [seeds, folds] scores (a 1-D array: one value per fold), with a t
+    interval over folds of the per-fold drops averaged over seeds; ``n`` is the number of folds."""
     d = np.asarray(clean, np.float64) - np.asarray(degraded, np.float64)
+    d = np.nanmean(d, axis=0) if d.ndim == 2 else d
     d = d[np.isfinite(d)]
     n = int(d.size)
     mean = float(d.mean()) if n else float("nan")
     if n < 2:
         return {"mean": mean, "ci_low": float("nan"), "ci_high": float("nan"), "n": n}
+    from scipy import stats   # here: the task registry, which config validation reads, stays light
+
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * float(d.std(ddof=1)) / math.sqrt(n)
     return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n}
 
@@ -51,7 +57,7 @@ def degraded_features(ctx, items: list, specs: list[str], seed: int) -> dict[str
     from ssl_music_eval.embed import load_audio
 
     sets = _embedders(ctx)
-    sr = int(ctx.model.sample_rate)
+    sr, hop_s = int(ctx.model.sample_rate), ctx.cfg.embed.hop_s
     memo = ctx.memo.setdefault("degraded", {})   # (path, spec, seed) -> {feature set: [D]}
     rows: dict[str, dict[str, list]] = {spec: {name: [] for name in sets} for spec in specs}
     for it in items:
@@ -59,8 +65,9 @@ def degraded_features(ctx, items: list, specs: list[str], seed: int) -> dict[str
         clean = load_audio(it.path, sr) if todo else None
         for spec in todo:
             wave = degrade(clean, sr, spec, seed, item=str(it.path))
-            memo[(str(it.path), spec, seed)] = {name: np.asarray(m.embed_windows(wave, sr), dtype=np.float32)
-                                                .mean(axis=0) for name, m in sets.items()}
+            memo[(str(it.path), spec, seed)] = {name: np.asarray(m.embed_windows(wave, sr, hop_s=hop_s),
+                                                                 dtype=np.float32).mean(axis=0)
+                                                for name, m in sets.items()}
         for spec in specs:
             for name in sets:
                 rows[spec][name].append(memo[(str(it.path), spec, seed)][name])
@@ -91,15 +98,27 @@ def robustness_task(ctx, task) -> dict:
         out["degradations"][spec] = entry
     return out
 
-def report_part(doc, t: dict) -> None:
+def render(doc, task: str, t: dict) -> None:
     """The task's table in a report: per degradation, each feature set's accuracy and drop from clean."""
     from ssl_music_eval.report_doc import SET_NAMES
 
     sets = list(t["clean"])
     doc.para(f"{t['probe']} probe fitted on clean clips, scored on degraded copies (seed {t['seed']}; {t['n']} clips). "
-             "Drop = clean − degraded accuracy, mean over seeds × folds [95 % t interval over them].")
+             "Drop = clean − degraded accuracy, mean over seeds × folds [95 % t interval over folds, each fold's "
+             "drop averaged over the probe seeds].")
     fmt = lambda d: f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"  # noqa: E731
     rows = [["clean"] + [f"{t['clean'][s]:.3f}" for s in sets]]
     rows += [[spec] + [f"{e[s]['accuracy']:.3f}, drop {fmt(e[s]['drop'])}" for s in sets]
              for spec, e in t["degradations"].items()]
     doc.table(["degradation"] + [SET_NAMES.get(s, s) for s in sets], rows)
+
+
+def comparison(t: dict, feature_set: str) -> dict[str, float]:
+    """Degraded − clean accuracy per degradation, so that higher is better here as in every other comparison row
+    (a drop is its negative)."""
+    return {f"accuracy change under {spec}": -entry[feature_set]["drop"]["mean"]
+            for spec, entry in t.get("degradations", {}).items() if feature_set in entry}
+
+
+# probes on degraded copies of the clips; the column is read as a multiclass label
+SPEC = EvalTask("robustness", robustness_task, "multiclass", where=True, render=render, comparison=comparison)
