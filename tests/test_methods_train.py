@@ -139,3 +139,24 @@ def test_pretrain_check_validates_byol_a(tiny_shards, tmp_path, capsys):
     assert cli(["pretrain", "--config", config, "--check", f"data.shards={tiny_shards}", root,
                 "objectives.subspaces.weight=1"]) == 2
     assert "objectives.byol.weight" in capsys.readouterr().err
+
+
+@SLOW
+def test_two_process_ddp_runs_every_method_together(tiny_shards, tmp_path):
+    # Lightning's DDP on 2 gloo processes with the queue, BYOL's EMA target and VICReg's gathered statistics in
+    # one run (beside triplet and tempo): collectives inside the step, states in the checkpoint
+    import subprocess
+
+    from tests.test_train import ROOT, _clean_env, _cli
+
+    root = tmp_path / "ddp"
+    extra = {"trainer.devices": 2, "trainer.strategy": "ddp", "objectives.contrastive.queue": 200,
+             "objectives.byol.weight": 1.0, "objectives.vicreg.weight": 1.0, "objectives.vicreg.hidden": 32,
+             "objectives.vicreg.out_dim": 32, **BYOL}
+    args = _cli("pretrain", "--config", str(CONFIG_DIR / "pretrain" / "multitask.yaml"),
+                *tiny_overrides(tiny_shards, root, **extra))
+    out = subprocess.run(args, env=_clean_env(), cwd=ROOT, capture_output=True, text=True, timeout=500)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    saved = _saved_states(root / "checkpoints" / "last.ckpt")
+    assert int(saved["byol.updates"]) == 6                   # once per step, not once per rank
+    assert int(saved["contrastive.count"]) == 96             # 6 steps x 2 ranks x 4 tracks x 2 views: every rank's keys

@@ -1,5 +1,6 @@
 """Contrastive objective (SimCLR / COLA / MULE): K crops of one track, at most ``max_gap_s`` apart, each
-augmented by the chain; NT-Xent generalised to K >= 2 views per track, with negatives from every rank."""
+augmented by the chain; NT-Xent generalised to K >= 2 views per track, with negatives from every rank and,
+with ``objectives.contrastive.queue`` > 0, from past batches (:mod:`ssl_music.objectives.queue`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
