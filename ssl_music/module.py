@@ -114,8 +114,9 @@ class PretrainModule(pl.LightningModule):
     # ------------------------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
         oc, max_steps = self.cfg.optim, self.cfg.trainer.max_steps
-        # an EMA target's weights are parameters without gradients: not the optimizer's
-        params = [p for p in self.parameters() if p.requires_grad]
+        # an objective's state (the EMA target) is not the optimizer's; everything else is, frozen parameters
+        # included as before, so that older checkpoints' optimizer states still fit their groups on resume
+        params = [p for name, p in self.named_parameters() if not name.startswith("states.")]
         opt = torch.optim.AdamW(params, lr=oc.lr, weight_decay=oc.weight_decay)
 
         def lr_lambda(step: int) -> float:

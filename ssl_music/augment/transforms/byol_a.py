@@ -34,14 +34,14 @@ class Mixup(Transform):
         import torch
 
         n = mag.shape[0]
-        if n < 2:
+        if n < 2 or not bool(applied.any()):
             return mag
         # partner i + 1 + floor(u * (n - 1)) mod n: uniform over the other rows, never the row itself
         step = (drawn["partner"] * (n - 1)).floor().long().clamp_(0, n - 2) + 1
         partner = (torch.arange(n, device=mag.device) + step) % n
-        lam = torch.where(applied, drawn["lam"].to(mag.dtype), torch.zeros_like(drawn["lam"], dtype=mag.dtype))
-        lam = lam[:, None, None]
-        return ((1 - lam) * mag.square() + lam * mag[partner].square()).sqrt()
+        lam = drawn["lam"].to(mag.dtype)[:, None, None]
+        mixed = ((1 - lam) * mag.square() + lam * mag[partner].square()).sqrt()
+        return torch.where(applied[:, None, None], mixed, mag)   # rows not drawn stay exactly as they were
 
 
 @register_transform
