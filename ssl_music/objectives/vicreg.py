@@ -3,11 +3,13 @@ the encoder's learned block, and a loss with no negatives and no target network:
 
     L = lambda * invariance + mu * variance + nu * covariance
 
-Why VICReg rather than Barlow Twins (the other redundancy-reduction method of lightly and solo-learn): at the
-batch sizes this project trains at (16 tracks on 2 CPU cores) Barlow Twins asks the D x D cross-correlation of
-the two branches to be the identity, which a batch of N < D rows cannot give (its rank is below N), so its
-off-diagonal term keeps a floor that scales with D / N; VICReg's variance term is a hinge that a batch of 16
-can satisfy, each term is computed per branch, and the paper reports it degrades less at small batches.
+Why VICReg rather than Barlow Twins (the other redundancy-reduction method of lightly and solo-learn), argued,
+not measured: at the batch sizes this project trains at (16 tracks on 2 CPU cores) a D x D statistic of N < D
+rows has rank at most N - 1, so neither method can decorrelate D > N - 1 dimensions. Barlow Twins' whole loss
+is that statistic (the cross-correlation of the two branches, standardised per dimension over the batch,
+against the identity); in VICReg it is only the covariance term, weighted 1 against 25 for the variance
+hinge, which keeps every dimension alive and which a batch of 16 can satisfy, and each term is taken per
+branch, with no standardisation by a 16-row estimate of each dimension's spread.
 
 DDP: variance and covariance are statistics of the *global* batch, so both branches are gathered from every
 rank with gradient (:func:`~ssl_music.objectives.distributed.gather_with_grad`) and every rank computes the
