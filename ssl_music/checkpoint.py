@@ -45,8 +45,9 @@ SAFE_GLOBALS: list = []
 def heads_renamed(state: dict) -> dict:
     """``state`` with every head under ``heads.<name>.``: checkpoints and exports written before the model
     kept its heads in one mapping have them at the top level (``tempo_head.*``, ``projector.*``); the
-    encoder is the only other top-level module, so any other first key component is a head."""
-    return {k if k.startswith(("encoder.", "heads.")) else f"heads.{k}": v for k, v in state.items()}
+    encoder is the only other top-level module, so any other first key component is a head; ``states.`` (an
+    objective's queue or EMA target, since /3) is training state that readers skip."""
+    return {k if k.startswith(("encoder.", "heads.", "states.")) else f"heads.{k}": v for k, v in state.items()}
 
 
 def metadata(config: dict) -> dict:

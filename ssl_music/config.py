@@ -350,6 +350,14 @@ def validate(cfg: DictConfig) -> None:
 
     validate_chain(cfg.augment.chain, d.sample_rate)
 
+    if cfg.augment.backend in ("cpu", "gpu"):
+        from ssl_music.augment.chain import TRANSFORMS
+
+        for name in cfg.augment.chain:
+            require(TRANSFORMS[name].has_backend(cfg.augment.backend), f"augment.chain.{name}",
+                    f"transform '{name}' has no {cfg.augment.backend} apply (it acts on a spectrogram): use "
+                    f"augment.backend=spectral with a spectrogram front-end, or drop it from the chain")
+
     from ssl_music.models import reads_spectrogram, resolve_frontend, validate_model
 
     validate_model(cfg.model)
@@ -373,6 +381,9 @@ def validate(cfg: DictConfig) -> None:
         require(w >= 0, f"objectives.{name}.weight", f"must be >= 0, got {w}")
         spec.validate(o[name], d[name])
     require(any(o[n].weight > 0 for n in OBJECTIVES), "objectives", "at least one objective needs weight > 0")
+    for name, spec in OBJECTIVES.items():
+        if o[name].weight > 0:
+            spec.check_config(cfg)
 
     require(cfg.optim.lr > 0, "optim.lr", f"must be > 0, got {cfg.optim.lr}")
     require(cfg.optim.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")

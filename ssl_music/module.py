@@ -12,7 +12,8 @@ from ssl_music import checkpoint as ssl_checkpoint
 from ssl_music.augment import ViewAugmenter
 from ssl_music.errors import SSLMusicError
 from ssl_music.models import build_encoder
-from ssl_music.objectives import OBJECTIVES, build_heads, embedding_layout, enabled_objectives, view_treatments
+from ssl_music.objectives import (OBJECTIVES, build_heads, build_states, embedding_layout, enabled_objectives,
+                                  view_treatments)
 
 
 class PretrainModule(pl.LightningModule):
@@ -28,6 +29,8 @@ class PretrainModule(pl.LightningModule):
         self.objectives = enabled_objectives(cfg)
         self.encoder = build_encoder(cfg.model, cfg.data.sample_rate)
         self.heads = build_heads(cfg, self.encoder)
+        # objectives' training state (queue, EMA target): in the checkpoint, never exported
+        self.states = build_states(cfg, self.encoder, self.heads)
         self.augmenter = ViewAugmenter(cfg.augment, cfg.data, view_treatments(cfg.data))
         self._aug_generator: torch.Generator | None = None
         self._t_batch_end: float | None = None
@@ -71,7 +74,8 @@ class PretrainModule(pl.LightningModule):
             offset += b * v
             spec = OBJECTIVES[name]
             head = self.heads[spec.head] if spec.head is not None else None
-            losses.update(spec.step(head, self.encoder, e, batch, self.cfg.objectives[name]))
+            kw = {"state": self.states[name]} if name in self.states else {}
+            losses.update(spec.step(head, self.encoder, e, batch, self.cfg.objectives[name], **kw))
         return losses
 
     def training_step(self, batch, batch_idx):
@@ -111,7 +115,10 @@ class PretrainModule(pl.LightningModule):
     # ------------------------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
         oc, max_steps = self.cfg.optim, self.cfg.trainer.max_steps
-        opt = torch.optim.AdamW(self.parameters(), lr=oc.lr, weight_decay=oc.weight_decay)
+        # an objective's state (the EMA target) is not the optimizer's; everything else is, frozen parameters
+        # included as before, so that older checkpoints' optimizer states still fit their groups on resume
+        params = [p for name, p in self.named_parameters() if not name.startswith("states.")]
+        opt = torch.optim.AdamW(params, lr=oc.lr, weight_decay=oc.weight_decay)
 
         def lr_lambda(step: int) -> float:
             if step < oc.warmup_steps:
@@ -121,6 +128,15 @@ class PretrainModule(pl.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def optimizer_step(self, *args, **kwargs):
+        """The optimizer's step, then each objective's ``after_step`` (the EMA target's move): once per
+        optimizer step whatever ``accumulate_grad_batches``, on every rank from the synchronised weights."""
+        super().optimizer_step(*args, **kwargs)
+        for name, state in self.states.items():
+            after = OBJECTIVES[name].after_step
+            if after is not None:
+                after(state, self.encoder, self.heads, self.cfg.objectives[name])
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Resuming: a checkpoint from before ``heads`` (/1, /2) has its heads' keys renamed; one whose head

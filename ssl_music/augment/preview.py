@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ssl_music.augment.transforms.base import TRANSFORMS, fail
 from ssl_music.data.audio import load_audio
 
 
@@ -79,6 +80,11 @@ def preview(augment_cfg, data_cfg, treatments, audio: str | Path, out: str | Pat
     from ssl_music.augment import ViewAugmenter
 
     aug = ViewAugmenter(augment_cfg, data_cfg, treatments)
+    playable = "cpu" if (backend or aug.backend) == "cpu" else "gpu"   # what gives the WAVs
+    for name in aug.chain:
+        if not TRANSFORMS[name].has_backend(playable):
+            fail(f"augment.chain.{name}", f"transform '{name}' acts on a spectrogram and has no waveform to play: "
+                                          f"drop it from the chain to preview the rest")
     sr = aug.sample_rate
     y = load_audio(audio, sr)
     need = aug.source_len(_chain_view(aug))

@@ -3,13 +3,16 @@ step), found through the :data:`OBJECTIVES` registry. Registry order is the orde
 heads are built and losses are summed; a new objective is one module plus one line here, or one
 :func:`register` call from outside the package."""
 from ssl_music.objectives.base import Objective, PairStretch, Subspace, enabled
+from ssl_music.objectives.byol import SPEC as _byol, byol_loss
 from ssl_music.objectives.contrastive import SPEC as _contrastive, nt_xent
 from ssl_music.objectives.distributed import gather_with_grad, rank_and_world
 from ssl_music.objectives.tempo import SPEC as _tempo, tempo_bce
 from ssl_music.objectives.subspaces import SPEC as _subspaces, subspace_nce
 from ssl_music.objectives.triplet import SPEC as _triplet, triplet_loss
+from ssl_music.objectives.vicreg import SPEC as _vicreg, vicreg_loss
 
-OBJECTIVES: dict[str, Objective] = {spec.name: spec for spec in (_contrastive, _triplet, _tempo, _subspaces)}
+OBJECTIVES: dict[str, Objective] = {spec.name: spec for spec in (_contrastive, _triplet, _tempo, _subspaces,
+                                                                 _vicreg, _byol)}
 
 
 def register(spec: Objective) -> Objective:
@@ -56,6 +59,21 @@ def build_heads(cfg, encoder, kept_only: bool = False):
     return heads
 
 
+def build_states(cfg, encoder, heads):
+    """The model's ``states``: one ``nn.ModuleDict`` keyed by objective name, holding what an enabled
+    objective keeps between steps besides its head (``Objective.state``: a negatives queue, an EMA target).
+    Saved with the checkpoint, never exported."""
+    from torch import nn
+
+    states = nn.ModuleDict()
+    for name in enabled_objectives(cfg):
+        spec = OBJECTIVES[name]
+        made = spec.state(cfg, encoder, heads) if spec.state is not None else None
+        if made is not None:
+            states[name] = made
+    return states
+
+
 def embedding_layout(cfg, encoder) -> list[Subspace]:
     """The embedding's named subspaces: those of the first enabled objective that defines a layout, else
     one subspace, ``all``, the whole embedding."""
@@ -68,6 +86,6 @@ def embedding_layout(cfg, encoder) -> list[Subspace]:
 WHOLE = "all"   # the one subspace of a model trained without a layout
 
 
-__all__ = ["OBJECTIVES", "Objective", "PairStretch", "Subspace", "WHOLE", "build_heads", "embedding_layout",
+__all__ = ["OBJECTIVES", "Objective", "PairStretch", "Subspace", "WHOLE", "build_heads", "build_states", "byol_loss", "embedding_layout",
            "enabled_objectives", "gather_with_grad", "nt_xent", "rank_and_world", "register", "subspace_nce",
-           "tempo_bce", "triplet_loss", "view_samplers"]
+           "tempo_bce", "triplet_loss", "vicreg_loss", "view_samplers"]

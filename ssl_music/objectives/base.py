@@ -86,6 +86,17 @@ class Objective:
     tie: Optional[Tie] = None         # views through the chain with some draws shared within an example
     layout: Optional[Layout] = None   # the embedding's named subspaces this objective trains
     validate: Callable[[Any, Any], None] = lambda obj_cfg, view_cfg: None  # (objectives.<name>, data.<name>)
+    # Whole-config checks of an enabled objective (combinations with other objectives, the model, the chain);
+    # ConfigError naming the offending key. Called by config validation after every ``validate``.
+    check_config: Callable[[Any], None] = lambda cfg: None
+    # Training state that is neither encoder nor head (a negatives queue, an EMA target): (config, encoder,
+    # heads) -> an nn.Module or None. It lives under ``states.<name>`` of the LightningModule, so it is saved
+    # and restored with the checkpoint, and is never exported (readers load only ``encoder.``/``heads.``).
+    # Its ``step`` then gets it as the keyword argument ``state``.
+    state: Optional[Callable[[Any, "torch.nn.Module", Any], Optional["torch.nn.Module"]]] = None
+    # Called once per optimizer step (not per micro-batch, on every rank with the same synchronised
+    # weights): (state, encoder, heads, objectives.<name>); e.g. the EMA target's move.
+    after_step: Optional[Callable[..., None]] = None
 
     def treatment(self, view_cfg: Any) -> Optional[PairStretch]:
         return self.pair(view_cfg) if self.pair is not None else None
@@ -95,3 +106,14 @@ def enabled(cfg: Any, registry: Mapping[str, Objective]) -> list[str]:
     """Names of the objectives with weight > 0, in registry order (which is also the order of the
     random draws and of the heads' construction)."""
     return [name for name in registry if cfg.objectives[name].weight > 0]
+
+
+def refuse_with_subspaces(name: str, cfg: Any) -> None:
+    """An invariance objective on the whole learned block (BYOL, VICReg) next to named subspaces would pull
+    the parts that are meant to be sensitive (pitch, tempo) to be invariant to the whole chain as well."""
+    from ssl_music.errors import require
+
+    require(cfg.objectives.get("subspaces") is None or cfg.objectives.subspaces.weight == 0,
+            f"objectives.{name}.weight",
+            f"{name} makes the whole learned block invariant to every transform of the chain, which would undo "
+            f"the named subspaces that are sensitive to some (objectives.subspaces.weight > 0): use one or the other")

@@ -68,5 +68,20 @@ def _validate(obj, tp) -> None:
     check(0 <= tp.same_p <= 1, "data.tempo.same_p", f"must be in [0, 1], got {tp.same_p}")
 
 
+def _check_config(cfg) -> None:
+    # The pair's label is its rates; a chain entry that rescales time on top (the random-resize crop) would
+    # change the tempo of one view and not the label. time_stretch is taken out of the pair's chain for this.
+    from ssl_music.augment.chain import resolve_chain
+
+    rrc = resolve_chain(cfg.augment.chain).get("random_resize_crop")
+    if rrc is not None and rrc["p"] > 0:
+        prm = rrc["params"]
+        check(prm["min_time_scale"] == prm["max_time_scale"] == 1.0 and prm["virtual_time"] == 1.0,
+              "augment.chain.random_resize_crop",
+              "rescales time, which would change the tempo of the tempo objective's views without their label: "
+              "set its min/max_time_scale and virtual_time to 1 or objectives.tempo.weight=0")
+
+
 SPEC = Objective("tempo", TempoObjectiveConfig, TempoViewConfig, _sampler, _step,
-                 head="tempo_head", build_head=lambda cfg, encoder: tempo_head(cfg.model, encoder), pair=_pair, keep_head=True, validate=_validate)
+                 head="tempo_head", build_head=lambda cfg, encoder: tempo_head(cfg.model, encoder), pair=_pair, keep_head=True, validate=_validate,
+                 check_config=_check_config)

@@ -25,3 +25,12 @@ def test_preview_reports_bad_config(tmp_path, capsys):
     bad.write_text("chain:\n  pitch_shift: {p: 2.0}\n")
     assert main(["augment", "preview", "--config", str(bad), "x.wav", "--out", str(tmp_path)]) == 2
     assert "augment.chain.pitch_shift.p" in capsys.readouterr().err
+
+
+def test_preview_refuses_spectrogram_only_transforms_naming_the_key(tmp_path, capsys):
+    audio = tmp_path / "a.wav"
+    sf.write(audio, np.zeros(16000 * 4, np.float32), 16000)
+    config = CONFIG_DIR / "pretrain" / "byol_a.yaml"   # mixup and random-resize crop: no waveform to play
+    assert main(["augment", "preview", "--config", str(config), str(audio), "--out", str(tmp_path / "out")]) == 2
+    assert "augment.chain.mixup" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -158,6 +158,15 @@ class Transform:
         return any(getattr(cls, m) is not getattr(Transform, m)
                    for m in ("spectral", "spectral_batch", "spectral_wave", "spectral_rate"))
 
+    @classmethod
+    def has_backend(cls, backend: str) -> bool:
+        """Whether ``backend`` (cpu, gpu, spectral) can run this transform: it overrides one of that backend's
+        applies. Config validation refuses a chain entry whose transform cannot run on the chosen backend."""
+        methods = {"cpu": ("cpu", "cpu_apply"), "gpu": ("gpu", "gpu_batch")}.get(backend)
+        if methods is None:
+            return cls.has_spectral()
+        return any(getattr(cls, m) is not getattr(Transform, m) for m in methods)
+
     def spectral_rate(self, drawn: Dict[str, Any]):
         """Per-row rates [n] of a transform that stretches time (the spectral backend stretches frames as it
         takes the STFT), None for any other."""
