@@ -195,6 +195,62 @@ def encode_flac(x: np.ndarray, sr: int) -> bytes:
     return buf.getvalue()
 
 
+# The one input contract of every entry point that takes samples rather than a file (EmbeddingModel.embed,
+# embed_windows, attention, the HEAR API); files reach it through load_audio. A 2-D array's layout is
+# decided by its shape because both conventions are common: torch and this package write [C, N], soundfile
+# reads [N, C]. Real audio has few channels and many samples, so the small axis is the channels.
+MAX_CHANNELS = 8
+# integer PCM -> float in [-1, 1): (offset, full scale). Other integer types have no PCM full scale.
+_PCM = {"int16": (0, 32768.0), "int32": (0, 2.0 ** 31), "uint8": (128, 128.0), "int8": (0, 128.0)}
+
+
+def as_waveform(x, what: str = "waveform", batch: bool = False):
+    """``x`` (numpy array or torch tensor) checked and made float32, channels first.
+
+    - layout (``batch=False``): mono [N], [C, N] or soundfile's [N, C], told apart by the shape: the axis of
+      at most MAX_CHANNELS is the channels, the other (longer) one the samples; [N, C] comes back as [C, N].
+      A 2-D shape where both axes or neither could be the channels is refused. ``batch=True``: [B, N], a
+      batch of mono sounds (the HEAR API's layout), taken as it is.
+    - integer PCM (int16, int32, uint8, int8) is rescaled from its full scale to [-1, 1).
+    - empty, NaN or infinite input is refused, naming ``what`` and the problem (AudioError).
+    A torch tensor stays a tensor on its device; a numpy array stays numpy."""
+    is_torch = type(x).__module__.split(".")[0] == "torch"
+    if not is_torch:
+        x = np.asarray(x)
+    shape = tuple(x.shape)
+    dtype = str(x.dtype).removeprefix("torch.")
+    if dtype in _PCM:
+        offset, scale = _PCM[dtype]
+        x = (x.float() - offset) / scale if is_torch else (x.astype(np.float32) - offset) / np.float32(scale)
+    elif dtype.startswith(("float", "bfloat")):
+        x = x.float() if is_torch else x.astype(np.float32, copy=False)
+    else:
+        raise AudioError(f"{what}: samples of type {dtype} are not audio: pass float, or integer PCM "
+                            f"({', '.join(_PCM)})")
+    if batch:
+        if len(shape) != 2:
+            raise AudioError(f"{what}: expected [n_sounds, n_samples], got shape {shape}")
+    elif len(shape) == 2:
+        a, b = shape
+        if a <= MAX_CHANNELS < b:
+            pass
+        elif b <= MAX_CHANNELS < a:
+            x = x.T
+        else:
+            raise AudioError(f"{what}: shape {shape} is ambiguous: a 2-D waveform is [C, N] or [N, C] with "
+                                f"C <= {MAX_CHANNELS} channels and N > {MAX_CHANNELS} samples; pass mono audio "
+                                f"as [N]")
+    elif len(shape) != 1:
+        raise AudioError(f"{what}: expected mono [N], [C, N] or [N, C], got shape {shape}")
+    if not min(shape, default=0) or not x.shape[-1]:
+        raise AudioError(f"{what}: empty (shape {shape}): no audio samples")
+    finite = bool(x.isfinite().all()) if is_torch else bool(np.isfinite(x).all())
+    if not finite:
+        bad = int((~x.isfinite()).sum()) if is_torch else int((~np.isfinite(x)).sum())
+        raise AudioError(f"{what}: contains NaN or Inf samples ({bad} of {int(np.prod(shape))})")
+    return x
+
+
 def to_mono(x: np.ndarray) -> np.ndarray:
     """[C, N] -> [N] by averaging channels; [N] passes through."""
     x = np.asarray(x, dtype=np.float32)
@@ -224,12 +280,9 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """A whole file as mono float32 [N] at ``sample_rate``: what evaluation, the k-NN monitor and the
     augmentation preview read. Raises AudioError naming the file (undecodable, empty, NaN/Inf)."""
     x, sr = decode_file(path)
-    x = to_mono(x)
     if x.size == 0:
         raise AudioError(f"{path}: no audio samples")
-    if not np.all(np.isfinite(x)):
-        raise AudioError(f"{path}: contains NaN or Inf samples")
-    return resample(x, sr, sample_rate)
+    return resample(as_waveform(to_mono(x), str(path)), sr, sample_rate)   # a file's layout is known: [C, N]
 
 
 def check_audio(x: np.ndarray, sr: int, min_seconds: float = 1.0, source: str = "<audio>") -> None:
