@@ -71,7 +71,7 @@ def query_excerpt(result: Result, cat) -> tuple[str, float, float]:
     starts = np.asarray(cat.crops.column("start_s"))[rows]
     c = int(rows[max(0, int(np.searchsorted(starts, q.start_s, side="right")) - 1)])
     src, sstart, start = (cat.crops.column(n)[c].as_py() for n in ("source", "source_start_s", "start_s"))
-    return src, sstart + (q.start_s - start), seconds
+    return cat.locate(src), sstart + (q.start_s - start), seconds
 
 
 def write_page(result: Result, cat, out: str | Path, command: str) -> Path:

@@ -109,7 +109,7 @@ def resolve_query(cat: Catalogue, text: str, model=None) -> Query:
     if not blocks:
         raise SSLMusicError(f"query {text!r}: no audio in that range")
     vec = np.concatenate([model.embed_crops(c) for c in blocks]).mean(axis=0)
-    own = cat.path_rows.get(os.path.abspath(what))
+    own = cat.path_rows.get(os.path.realpath(what))   # resolved as the index's paths are: any cwd, any symlink
     tid = cat.tracks.column("track_id")[own].as_py() if own is not None else None
     return Query(text, vec, track_id=tid, path=what, start_s=a, end_s=b)
 
@@ -189,7 +189,8 @@ def _search(cat: Catalogue, query: Query, k: int, include_self: bool, level: str
             start, src, sstart = (cat.crops.column(n)[c].as_py() for n in ("start_s", "source", "source_start_s"))
         else:
             start, src, sstart = 0.0, paths[row].as_py(), 0.0
-        hits.append(Hit(rank, ids[row].as_py(), float(start), float(sim), src, float(sstart), paths[row].as_py()))
+        hits.append(Hit(rank, ids[row].as_py(), float(start), float(sim), cat.locate(src), float(sstart),
+                        cat.locate(paths[row].as_py())))
     return Result(query, hits)
 
 

@@ -126,6 +126,17 @@ def _not_audio(src, msg: str) -> str:
     return msg
 
 
+def decode_error(src, name: str, exc: BaseException, opened: bool) -> AudioError:
+    """The error for a file libsndfile fails on, worded the same for every reader (shard build, index build):
+    ``opened`` False when it found no audio in the file at all."""
+    msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    if any(s in msg.lower() for s in ("lost sync", "end of file", "malformed")):
+        return AudioError(f"{name}: truncated or corrupt stream ({msg})")
+    if not opened:
+        return AudioError(f"{name}: not decodable audio ({_not_audio(src, msg)})")
+    return AudioError(f"{name}: cannot decode ({msg})")
+
+
 def _read(src, name: str, start: int = 0, frames: int = -1,
           notes: list[dict] | None = None) -> tuple[np.ndarray, int]:
     """soundfile.read with every failure turned into an AudioError naming ``name``; returns [C, N].
@@ -144,12 +155,7 @@ def _read(src, name: str, start: int = 0, frames: int = -1,
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as exc:
-        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        if any(s in msg.lower() for s in ("lost sync", "end of file", "malformed")):
-            raise AudioError(f"{name}: truncated or corrupt stream ({msg})") from None
-        if info is None:   # libsndfile found no audio in it at all
-            raise AudioError(f"{name}: not decodable audio ({_not_audio(src, msg)})") from None
-        raise AudioError(f"{name}: cannot decode ({msg})") from None
+        raise decode_error(src, name, exc, opened=info is not None) from None
     short = info.frames - x.shape[0]
     if frames < 0 and start == 0 and short > 0:
         exact = info.subtype.startswith("MPEG_LAYER") and mpeg_length_is_exact(_head(src))
@@ -285,16 +291,31 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     return resample(as_waveform(to_mono(x), str(path)), sr, sample_rate)   # a file's layout is known: [C, N]
 
 
-def check_audio(x: np.ndarray, sr: int, min_seconds: float = 1.0, source: str = "<audio>") -> None:
-    """Raise AudioError naming ``source`` when audio is unusable: empty, too short, silent or non-finite."""
-    n = x.shape[-1] if x.ndim else 0
-    if n == 0:
-        raise AudioError(f"{source}: no audio samples")
-    if n / sr < min_seconds:
-        raise AudioError(f"{source}: too short ({n / sr:.3f} s < {min_seconds} s)")
-    if not np.all(np.isfinite(x)):
-        raise AudioError(f"{source}: contains NaN or Inf samples")
-    peak = float(np.max(np.abs(x)))
+MIN_SECONDS = 1.0   # shorter files are skipped: too short to crop training views from, or to be a track
+
+
+def skip_reason(frames: int, sample_rate: int, peak: float, finite: bool = True,
+                min_seconds: float = MIN_SECONDS) -> str | None:
+    """Why a decoded file is not kept, or None: the one rule of the shard build (``check_audio``) and the
+    index build (which streams a file and knows only these figures at its end). Empty, too short, NaN/Inf,
+    silent (peak below -80 dBFS), in that order."""
+    if frames == 0:
+        return "no audio samples"
+    if frames / sample_rate < min_seconds:
+        return f"too short ({frames / sample_rate:.3f} s < {min_seconds} s)"
+    if not finite:
+        return "contains NaN or Inf samples"
     if peak < SILENCE_PEAK:
         db = 20 * np.log10(peak) if peak > 0 else float("-inf")
-        raise AudioError(f"{source}: silent (peak {db:.1f} dBFS < -80 dBFS)")
+        return f"silent (peak {db:.1f} dBFS < -80 dBFS)"
+    return None
+
+
+def check_audio(x: np.ndarray, sr: int, min_seconds: float = MIN_SECONDS, source: str = "<audio>") -> None:
+    """Raise AudioError naming ``source`` when audio is unusable (``skip_reason``)."""
+    n = x.shape[-1] if x.ndim else 0
+    finite = bool(np.all(np.isfinite(x)))
+    peak = float(np.max(np.abs(x))) if n and finite else 0.0
+    reason = skip_reason(n, sr, peak, finite, min_seconds)
+    if reason:
+        raise AudioError(f"{source}: {reason}")
