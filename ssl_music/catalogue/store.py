@@ -265,7 +265,16 @@ class Catalogue:
     @cached_property
     def crop_track(self) -> np.ndarray:
         """[crops] int64: the track row of every crop."""
-        return np.array(self.crops.column("track").to_numpy(), np.int64)   # a writable copy, for torch
+        return np.asarray(self.crops.column("track").to_numpy(), np.int64)
+
+    @cached_property
+    def track_first_crop(self) -> np.ndarray:
+        """[tracks] int64: the first crop row of each track (crops are sorted by track; len(crops) for none)."""
+        track = self.crop_track
+        if len(track) and np.any(np.diff(track) < 0):
+            raise CatalogueError(f"{self.path}: crops are not sorted by track; re-run `ssl-music index merge "
+                                 f"{self.path}`")
+        return np.searchsorted(track, np.arange(self.tracks.num_rows)).astype(np.int64)
 
     @cached_property
     def crop_inv_norm(self) -> np.ndarray:

@@ -173,13 +173,6 @@ def test_a_bug_while_decoding_stops_the_build_and_keeps_committed_batches(traine
 
 
 # ------------------------------------------------------------------------ bad inputs and an index that follows
-@pytest.fixture(scope="module")
-def small_ckpt(tmp_path_factory):
-    from tests.evaluation.fakes import tiny_checkpoint
-
-    return tiny_checkpoint(tmp_path_factory.mktemp("small") / "m.ckpt")   # 16 kHz, 1 s crops, untrained
-
-
 def test_a_folder_with_no_audio_is_refused_and_leaves_nothing(small_ckpt, tmp_path, capsys):
     empty = tmp_path / "no_audio"
     empty.mkdir()

@@ -52,7 +52,8 @@ def test_the_page_plays_in_a_browser(browser, built_index, tmp_path, capsys):
     for p in players:   # the player holds the excerpt only: its length, not the file's
         assert abs(p["duration"] - p["seconds"]) < 0.01, players
     assert players[0]["start"] == 5.0 and players[0]["seconds"] == 4.0
-    assert [p["start"] for p in players[1:]] == [float(row[2]) for row in table]
-    assert all(p["seconds"] == 1.0 for p in players[1:])
+    # each neighbour plays its matching crop with 3 s either side, within its 20 s file
+    assert [p["start"] for p in players[1:]] == [max(0.0, float(row[2]) - 3) for row in table]
+    assert [p["seconds"] for p in players[1:]] == [min(20.0, float(r[2]) + 4) - max(0.0, float(r[2]) - 3) for r in table]
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
