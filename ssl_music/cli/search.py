@@ -29,8 +29,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
     result = search(cat, query, k=args.k, include_self=args.include_self, level=args.level)
     print(format_table(result, float(cat.meta["crop_s"])))
     problem = cat.music_problem()
+    gone = [h.source for h in result.hits if ".tar#" not in h.source and not Path(h.source).is_file()]
     if problem:
         print(f"ssl-music search: warning: {problem}", file=sys.stderr)
+    elif gone:   # the index still lists files deleted since its build: their players cannot load
+        print(f"ssl-music search: warning: {len(gone)} hit(s) are files gone since the index was built "
+              f"({', '.join(gone[:3])}{', ...' if len(gone) > 3 else ''}); bring the index up to date with "
+              f"`ssl-music index build {cat.meta.get('input')} --out {args.index} --checkpoint "
+              f"{cat.meta.get('checkpoint')}`", file=sys.stderr)
     if args.html:
         from ssl_music.catalogue.page import write_page
 

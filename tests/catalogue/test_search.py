@@ -252,3 +252,16 @@ def test_a_checkpoint_given_with_a_track_id_is_checked(built_index, small_ckpt, 
     tid = open_index(built_index).tracks.column("track_id")[0].as_py()
     assert cli(["search", str(built_index), tid, "--checkpoint", str(small_ckpt)]) == 2
     assert "its embeddings are not comparable" in capsys.readouterr().err
+
+
+def test_a_hit_whose_file_is_gone_is_said_with_what_to_do(small_ckpt, corpus_audio, tmp_path, capsys):
+    from ssl_music.catalogue.build import build_index
+
+    music = _music(corpus_audio, tmp_path / "music", 3)
+    build_index(music, small_ckpt, tmp_path / "idx")
+    files = sorted(music.iterdir())
+    files[2].unlink()
+    assert cli(["search", str(tmp_path / "idx"), files[0].stem, "-k", "2"]) == 0
+    err = capsys.readouterr().err
+    assert f"1 hit(s) are files gone since the index was built ({files[2]})" in err
+    assert f"`ssl-music index build {music} --out {tmp_path / 'idx'}" in err
