@@ -36,6 +36,8 @@ ENCODE_BATCH = 64     # rows per encoder call (_Packer)
 
 
 def _part_record(model, checkpoint, inp, part: int, parts: int, n_items: int) -> dict:
+    # resolved: a file query run from another folder loads the checkpoint the index records
+    checkpoint = Path(checkpoint).resolve() if checkpoint is not None else checkpoint
     return {"format": FORMAT, "identity": str(model.identity), "checkpoint": str(checkpoint), "input": str(inp),
             "part": part, "parts": parts, "items": n_items, "embed_dim": int(model.embed_dim),
             "sample_rate": int(model.sample_rate), "crop_s": float(model.crop_s), "complete": False}

@@ -174,9 +174,12 @@ def test_an_audio_query_leaves_its_own_track_out_from_any_folder(small_ckpt, cor
                                                                  capsys):
     from ssl_music.catalogue.build import build_index
 
+    import shutil
+
     _music(corpus_audio, tmp_path / "music")
+    shutil.copy(small_ckpt, tmp_path / "m.ckpt")
     monkeypatch.chdir(tmp_path)
-    build_index("music", small_ckpt, "idx")                    # relative paths, as a user types them
+    build_index("music", "m.ckpt", "idx")                      # relative paths, as a user types them
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
