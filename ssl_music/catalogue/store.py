@@ -4,11 +4,14 @@
     INDEX/parts/part-I-of-N/batch-00007/        one committed batch of files (a directory renamed into place):
         tracks.parquet  track_id, path, duration_s, n_crops, sample_rate   tracks.npy  [n, D] float32
         crops.parquet   track_id, start_s                                   crops.npy   [m, D] float32
-        batch.json      the items it settled (embedded or skipped, with the reason), stage timings
+        batch.json      the items it settled (embedded or skipped, with the reason) and each one's stamp
+                        (resolved path, size, mtime: what tells a re-run that the file changed)
     INDEX/index.json, tracks.*, crops.*          the merged catalogue (``merge_index``), what search opens
 
 A batch is written into ``batch-00007.tmp-<pid>`` and renamed: a killed build leaves whole batches or
-nothing, and a re-run skips every item a committed batch names. Vectors are plain ``.npy`` (opened
+nothing, and a re-run skips every item a committed batch names with its current stamp. A re-run after the
+folder changed adds batches for new and changed files and lists the live tracks in ``part.json``; merge
+takes each live track from the latest batch that settled it. Vectors are plain ``.npy`` (opened
 memory-mapped; benchmarks/index.py measures it against a Parquet list column), metadata Parquet.
 """
 from __future__ import annotations
