@@ -291,7 +291,8 @@ class Catalogue:
     def path_rows(self) -> dict[str, int]:
         """Resolved path of each indexed file -> its row: an audio query of an indexed file leaves its track
         out, from whatever folder it is run (paths are stored resolved at build time)."""
-        return {os.path.realpath(self.locate(p)): i for i, p in enumerate(self.tracks.column("path").to_pylist())}
+        # abspath, not realpath: stored paths are resolved already, and a syscall per track costs seconds at 100k
+        return {os.path.abspath(self.locate(p)): i for i, p in enumerate(self.tracks.column("path").to_pylist())}
 
     @cached_property
     def _music_moved_to(self) -> tuple[str, str] | None:
@@ -300,7 +301,7 @@ class Catalogue:
         inp, rel = self.meta.get("input"), self.meta.get("input_from_index")
         if not inp or rel is None or not os.path.isabs(inp) or os.path.exists(inp):
             return None
-        here = os.path.normpath(os.path.join(str(self.path.resolve()), rel))
+        here = os.path.realpath(os.path.join(str(self.path.resolve()), rel))
         return (inp, here) if os.path.exists(here) else None
 
     def locate(self, path: str) -> str:
