@@ -43,6 +43,7 @@ the target for (as the tempo-translation benchmark's retrieval).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import statistics
 import sys
@@ -55,7 +56,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ssl_music.catalogue.build import build_index  # noqa: E402
-from ssl_music.catalogue.search import Query, _one_torch_thread, search  # noqa: E402
+from ssl_music.catalogue.search import Query, search  # noqa: E402
 from ssl_music.catalogue.store import Catalogue, open_index  # noqa: E402
 
 
@@ -248,6 +249,17 @@ def bench_query(args) -> None:
         print(f"{'':>9} bf16 shortlist {args.shortlist} + float32 re-score: median "
               f"{1000 * statistics.median(times):7.1f} ms"
               f"  recall@10 vs exact {np.mean(recall):.3f} (vectors already in memory)")
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    """The bf16 shortlist is torch (search itself is numpy on the CLI's one BLAS thread): one thread, likewise."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _latency(times: list[float]) -> str:

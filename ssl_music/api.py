@@ -2,6 +2,8 @@
 
     model = ssl_music.load_encoder("runs/x/checkpoints/last.ckpt")   # or an `ssl-music export` folder
     vec = model.embed(waveform, sample_rate)          # [embed_dim], mean over crop-length windows
+    # waveform: mono [N], [C, N] or soundfile's [N, C] (the axis of <= 8 is the channels), float or
+    # integer PCM (rescaled); empty, NaN or infinite input is refused (data.audio.as_waveform)
     model.subspaces                                   # its named parts: ["content", "pitch", "tempo"] or ["all"]
     key = model.embed(waveform, sample_rate, subspace="pitch")
     model.similarity(vec_a, vec_b, weights={"content": 1, "pitch": 0.5, "tempo": 0})
@@ -128,11 +130,12 @@ class EmbeddingModel:
 
     # ---------------------------------------------------------------------------------------- embedding
     def _prepare(self, wave: np.ndarray, sample_rate: int) -> torch.Tensor:
-        from ssl_music.data.audio import resample, to_mono
+        """The input contract (``data.audio.as_waveform``): [N], [C, N] or [N, C], float or integer PCM."""
+        from ssl_music.data.audio import as_waveform, resample, to_mono
 
-        x = np.asarray(wave, dtype=np.float32)
-        if x.ndim not in (1, 2):
-            raise SSLMusicError(f"expected a waveform of shape [N] or [C, N], got {tuple(x.shape)}")
+        if isinstance(wave, torch.Tensor):
+            wave = wave.detach().cpu()
+        x = np.asarray(as_waveform(wave))
         # the resampler the shards were built with, so training and embedding see the same band limit
         return torch.from_numpy(np.ascontiguousarray(resample(to_mono(x), sample_rate, self.sample_rate)))
 

@@ -80,6 +80,9 @@ class ModelConfig:
     backend_heads: int = 4
     backend_layers: int = 2
     backend_dropout: float = 0.1
+    # per-example loudness normalisation before the front-end (Encoder.loudness_normalised): none | rms (every
+    # clip brought to RMS_TARGET, so a gain change leaves the embedding as it is). none: as checkpoints before it
+    input_norm: str = "none"
 
 
 # -------------------------------------------------------------------------------------------- training

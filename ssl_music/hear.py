@@ -33,6 +33,7 @@ import os
 import torch
 
 from ssl_music.api import EmbeddingModel, frame, load_encoder
+from ssl_music.data.audio import as_waveform
 from ssl_music.errors import SSLMusicError
 
 HOP_MS = 50.0
@@ -82,11 +83,8 @@ def load_model(model_file_path: str = "", *, hop_ms: float = HOP_MS) -> HearMode
 def _audio(audio: torch.Tensor, model: HearModel) -> torch.Tensor:
     if not isinstance(model, HearModel):
         raise SSLMusicError(f"expected the model from ssl_music.hear.load_model, got {type(model).__name__}")
-    audio = torch.as_tensor(audio)
-    if audio.dim() != 2:
-        raise SSLMusicError(f"HEAR audio must be [n_sounds, n_samples] at {model.sample_rate} Hz, "
-                            f"got shape {tuple(audio.shape)}")
-    return audio.float()
+    # the package's one input contract, in HEAR's layout: integer PCM rescaled, empty or non-finite refused
+    return as_waveform(torch.as_tensor(audio), f"HEAR audio (at {model.sample_rate} Hz)", batch=True)
 
 
 def get_scene_embeddings(audio: torch.Tensor, model: HearModel) -> torch.Tensor:

@@ -124,7 +124,38 @@ class SaveOnSigterm(pl.Callback):
             trainer.save_checkpoint(str(self.root / "checkpoints" / "last.ckpt"))
 
 
+# What Lightning says that is not the user's concern, matched message by message so every other warning and
+# log line stays: an advert (the LitLogger / litmodels tip), a deprecation inside Lightning's own code (torch's
+# LeafSpec), the hint that `srun` exists on a machine where this run is not a SLURM job (on_slurm() picks the
+# SLURM environment itself when it is one), and the notice that the module's on_after_batch_transfer is used
+# although a datamodule is passed (by design: the GPU augmentation lives in the module).
+LIGHTNING_NOISE = (
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    r"The `srun` command is available on your system but is not used",
+    r"You have overridden `on_after_batch_transfer` in `LightningModule` but have passed in a `LightningDataModule`",
+)
+LIGHTNING_TIP = "💡 Tip:"
+
+
+class _NoTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(LIGHTNING_TIP)
+
+
+def quiet_lightning() -> None:
+    """Silence exactly LIGHTNING_NOISE and Lightning's tips (idempotent)."""
+    import warnings
+
+    for pattern in LIGHTNING_NOISE:
+        warnings.filterwarnings("ignore", message=pattern)
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _NoTips) for f in log.filters):
+            log.addFilter(_NoTips())
+
+
 def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> pl.Trainer:
+    quiet_lightning()
     t = cfg.trainer
     root = Path(t.root_dir)
     callbacks = [

@@ -105,8 +105,8 @@ def _compute(model, items, keep_windows, batch_size, hop_s, progress):
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(paths), desc=f"embed {Path(str(model.identity)).name[:24]}", unit="file",
-                   file=sys.stderr)
+        # labelled with the file at hand: the model's identity is a hash, which tells a user nothing
+        bar = tqdm(total=len(paths), desc="embed", unit="file", file=sys.stderr)
     sr = int(model.sample_rate)
     # Decoding (I/O + resampling) runs up to ``batch_size`` files ahead of the model on threads; a model
     # that says ``embeds_on_threads`` (numpy / librosa work that releases the GIL) is run there too.
@@ -132,6 +132,7 @@ def _compute(model, items, keep_windows, batch_size, hop_s, progress):
                         if keep_windows:
                             windows.append(w)
                 if bar is not None:
+                    bar.set_postfix_str(Path(paths[i]).name[:40], refresh=False)
                     bar.update(1)
     if bar is not None:
         bar.close()

@@ -175,3 +175,15 @@ def test_hear_validator_passes_on_a_demo_checkpoint_and_its_export(tiny_shards, 
                                  env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
             assert out.returncode == 0 and "Looks good!" in out.stdout, out.stdout[-3000:] + out.stderr[-3000:]
             assert "Interval between timestamps is 50.0ms" in out.stdout
+
+
+def test_hear_audio_follows_the_package_s_input_contract(model):
+    audio = _audio(2, 20_000, seed=3)
+    pcm = torch.round(audio * 32767).to(torch.int16)
+    np.testing.assert_allclose(hear.get_scene_embeddings(pcm, model).numpy(),
+                               hear.get_scene_embeddings(pcm.float() / 32768, model).numpy(), atol=1e-6)
+    audio[1, 5] = float("nan")
+    with pytest.raises(SSLMusicError, match="contains NaN or Inf samples"):
+        hear.get_scene_embeddings(audio, model)
+    with pytest.raises(SSLMusicError, match="empty"):
+        hear.get_timestamp_embeddings(torch.zeros(2, 0), model)

@@ -174,3 +174,38 @@ def test_sigterm_saves_last_checkpoint_and_restart_resumes_from_it(tiny_shards, 
     assert 0 < step < 5000
     assert f"resuming from {last}" in _rerun_until(args, step + 3)
     assert json.loads((root / "DONE").read_text())["global_step"] == step + 3
+
+
+def test_lightning_s_chatter_is_silenced_and_real_warnings_stay(tiny_shards, tmp_path):
+    """The four messages of issue #35 item 7 do not reach the console of a pretraining run (a fake `srun` on the
+    PATH, as on a cluster's login node); other warnings, even from the same places, still do."""
+    import subprocess
+    import sys
+    import warnings
+
+    from ssl_music.config import CONFIG_DIR
+    from ssl_music.train import quiet_lightning
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "srun").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "WANDB_MODE": "disabled"}
+    for k in [k for k in env if k.startswith("SLURM_")]:
+        env.pop(k)
+    overrides = tiny_overrides(tiny_shards, tmp_path / "run", **{"trainer.max_steps": 2, "trainer.progress_bar": True})
+    res = subprocess.run([sys.executable, "-m", "ssl_music.cli", "pretrain", "--config",
+                          str(CONFIG_DIR / "pretrain" / "multitask.yaml"), *overrides], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    said = res.stdout + res.stderr
+    for noise in ("Tip:", "LeafSpec", "`srun` command is available", "on_after_batch_transfer"):
+        assert noise not in said, said[-3000:]
+    quiet_lightning()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", append=True)   # behind the filters quiet_lightning put first
+        warnings.warn("The `srun` command is available on your system but is not used. HINT: ...")
+        warnings.warn("You have overridden `on_before_batch_transfer` in `LightningModule` but have passed in a "
+                      "`LightningDataModule`.")
+        warnings.warn("a real problem", UserWarning)
+    assert [str(w.message)[:40] for w in caught] == ["You have overridden `on_before_batch_tra", "a real problem"]

@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from ssl_music.data.audio import SILENCE_PEAK, resample, to_mono
+from ssl_music.data.audio import MIN_SECONDS, decode_error, resample, skip_reason, to_mono
 from ssl_music.errors import AudioError
 
 
@@ -65,7 +65,7 @@ def _open(path: str | Path) -> sf.SoundFile:
     try:
         return sf.SoundFile(str(p))
     except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as exc:
-        raise AudioError(f"{p}: cannot decode ({str(exc).strip() or type(exc).__name__})") from None
+        raise decode_error(str(p), str(p), exc, opened=False) from None
 
 
 def _open_member(tar: str, member: str) -> sf.SoundFile:
@@ -85,8 +85,7 @@ def _read(f: sf.SoundFile, name: str, start: int, frames: int) -> np.ndarray:
         f.seek(start)
         x = f.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as exc:
-        raise AudioError(f"{name}: cannot decode frames {start}..{start + frames} "
-                         f"({str(exc).strip() or type(exc).__name__})") from None
+        raise decode_error(f.name, f"{name} (frames {start}..{start + frames})", exc, opened=True) from None
     return to_mono(x.T)
 
 
@@ -146,9 +145,7 @@ def read_excerpt(path: str | Path, sample_rate: int, start_s: float, seconds: fl
     return blocks[0].crops[0] if blocks else np.zeros(n, np.float32)
 
 
-def is_silent(info: FileInfo) -> str | None:
-    """The reason a streamed file counts as silent (the shard builder's and evaluation's rule), or None."""
-    if info.peak >= SILENCE_PEAK:
-        return None
-    db = 20 * np.log10(info.peak) if info.peak > 0 else float("-inf")
-    return f"silent (peak {db:.1f} dBFS < -80 dBFS)"
+def unusable(info: FileInfo, min_seconds: float = MIN_SECONDS) -> str | None:
+    """Why a streamed file is not indexed (silent, too short: ``data.audio.skip_reason``, the shard build's
+    rule), or None. NaN/Inf samples have already raised while streaming."""
+    return skip_reason(info.frames, max(info.sample_rate, 1), info.peak, True, min_seconds)

@@ -19,10 +19,11 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ssl_music.catalogue.blocks import FileInfo, file_blocks, is_silent
-from ssl_music.catalogue.inputs import Item, list_items, split
+from ssl_music.catalogue.blocks import FileInfo, file_blocks, unusable
+from ssl_music.catalogue.inputs import Item, list_items, split, stamp
 from ssl_music.catalogue.store import (FORMAT, PART_FILE, CatalogueError, batch_meta, committed_batches, merge_index,
                                       part_dir, read_json, remove_leftovers, write_batch, write_json_atomic)
+from ssl_music.data.audio import MIN_SECONDS
 from ssl_music.errors import AudioError
 
 Progress = Optional[Callable[[str], None]]
@@ -35,6 +36,8 @@ ENCODE_BATCH = 64     # rows per encoder call (_Packer)
 
 
 def _part_record(model, checkpoint, inp, part: int, parts: int, n_items: int) -> dict:
+    # resolved: a file query run from another folder loads the checkpoint the index records
+    checkpoint = Path(checkpoint).resolve() if checkpoint is not None else checkpoint
     return {"format": FORMAT, "identity": str(model.identity), "checkpoint": str(checkpoint), "input": str(inp),
             "part": part, "parts": parts, "items": n_items, "embed_dim": int(model.embed_dim),
             "sample_rate": int(model.sample_rate), "crop_s": float(model.crop_s), "complete": False}
@@ -55,11 +58,12 @@ def _check_part(folder: Path, new: dict) -> dict:
     return old
 
 
-def _stream(item: Item, model, block_crops: int, out: queue.Queue, stop: threading.Event) -> None:
+def _stream(item: Item, model, block_crops: int, out: queue.Queue, stop: threading.Event,
+            min_s: float = MIN_SECONDS) -> None:
     """Put (kind, payload, seconds decoding) for one track: ("block", (source, offset_s, Block)) ..., then
     ("end", (seconds, sample rate)) or ("error", reason)."""
     try:
-        seconds, peak, rate = 0.0, 0.0, 0
+        seconds, peak, rate, frames = 0.0, 0.0, 0, 0
         for source, offset in item.sources:
             t0 = time.perf_counter()
             info = FileInfo()
@@ -68,9 +72,10 @@ def _stream(item: Item, model, block_crops: int, out: queue.Queue, stop: threadi
                 if stop.is_set():
                     return
                 t0 = time.perf_counter()
-            peak, rate = max(peak, info.peak), info.sample_rate
+            peak, rate, frames = max(peak, info.peak), info.sample_rate, frames + info.frames
             seconds += info.frames / max(info.sample_rate, 1)
-        reason = is_silent(FileInfo(rate, 0, peak))
+        # the shard build's rule (data.audio.skip_reason), so both builds skip the same files for the same reason
+        reason = unusable(FileInfo(rate, frames, peak), min_s)
         out.put(("error", f"{item.path}: {reason}", 0.0) if reason else ("end", (seconds, rate), 0.0))
     except AudioError as exc:
         out.put(("error", str(exc), 0.0))
@@ -78,7 +83,8 @@ def _stream(item: Item, model, block_crops: int, out: queue.Queue, stop: threadi
         out.put(("error", f"{item.path}: {type(exc).__name__}: {exc}", 0.0))
 
 
-def _prefetch(items: list[Item], model, workers: int, block_crops: int, stop: threading.Event):
+def _prefetch(items: list[Item], model, workers: int, block_crops: int, stop: threading.Event,
+              min_s: float = MIN_SECONDS):
     """Worker w streams items w, w + workers, ...; yields (position, item, message) in item order."""
     queues = [queue.Queue(maxsize=PREFETCH) for _ in range(workers)]
 
@@ -87,7 +93,7 @@ def _prefetch(items: list[Item], model, workers: int, block_crops: int, stop: th
             for i in range(w, len(items), workers):
                 if stop.is_set():
                     return
-                _stream(items[i], model, block_crops, queues[w], stop)
+                _stream(items[i], model, block_crops, queues[w], stop, min_s)
         except BaseException as exc:  # not a bad file but a bug or an interrupt: the build must stop, not wait
             queues[w].put(("fatal", exc, 0.0))
 
@@ -155,7 +161,9 @@ class _Packer:
             at += n
 
 
-def _embed_batch(items: list[Item], model, workers: int, block_crops: int, stats: dict):
+def _embed_batch(items: list[Item], model, workers: int, block_crops: int, stats: dict,
+                 min_s: float = MIN_SECONDS, settled: Callable[[Item, str | None], None] | None = None):
+    """Embed a batch of files; ``settled(item, reason or None)`` is called as each file is decoded to its end."""
     crop_s = float(model.crop_s)
     packer = _Packer(model, ENCODE_BATCH, stats)
     rows: dict[int, list[tuple]] = {}            # track position -> (start_s, source, source_start_s) per crop
@@ -163,7 +171,7 @@ def _embed_batch(items: list[Item], model, workers: int, block_crops: int, stats
     skipped = []
     stop = threading.Event()
     t_wait = time.perf_counter()
-    for pos, item, (kind, payload, decode_s) in _prefetch(items, model, workers, block_crops, stop):
+    for pos, item, (kind, payload, decode_s) in _prefetch(items, model, workers, block_crops, stop, min_s):
         stats["wait"] += time.perf_counter() - t_wait
         stats["decode"] += decode_s
         if kind == "fatal":
@@ -176,8 +184,12 @@ def _embed_batch(items: list[Item], model, workers: int, block_crops: int, stats
         elif kind == "error":
             skipped.append({"track_id": item.track_id, "path": item.path, "reason": str(payload)})
             rows.pop(pos, None)
+            if settled:
+                settled(item, str(payload))
         else:
             ended[pos] = payload
+            if settled:
+                settled(item, None)
         t_wait = time.perf_counter()
     packer.flush()
     tracks = {"track_id": [], "path": [], "duration_s": [], "n_crops": [], "sample_rate": []}
@@ -202,46 +214,82 @@ def _embed_batch(items: list[Item], model, workers: int, block_crops: int, stats
     return tracks, tv, crops, cv, skipped
 
 
+def _settled(batches: list[Path]) -> dict[str, list | None]:
+    """Track id -> its stamp (``inputs.stamp``) as the latest committed batch settled it (embedded or
+    skipped); None for a batch from before stamps (its tracks count as changed)."""
+    out: dict[str, list | None] = {}
+    for b in batches:
+        meta = batch_meta(b)
+        stamps = meta.get("stamps", {})
+        for tid in meta["items"]:
+            out[tid] = stamps.get(tid)
+    return out
+
+
 def build_index(inp: str | Path, checkpoint: str | Path, out: str | Path, part: int = 0, parts: int = 1,
                 batch_files: int = 32, workers: int = 2, device: str = "cpu", block_crops: int = BLOCK_CROPS,
-                merge: bool | None = None, progress: Progress = None, model=None) -> dict:
-    """Embed every track of ``inp`` (folder, CSV manifest or shards folder) not yet in part ``part`` of
-    ``parts`` of the index at ``out``, ``batch_files`` tracks per committed batch. A single-part build is
-    merged at the end (``merge``); returns the figures of this run (``stats``) and of the part."""
+                merge: bool | None = None, progress: Progress = None, model=None,
+                min_s: float = MIN_SECONDS) -> dict:
+    """Bring part ``part`` of ``parts`` of the index at ``out`` up to date with ``inp`` (folder, CSV manifest
+    or shards folder): embed the tracks that are new or changed since they were embedded (``inputs.stamp``:
+    path, size, mtime), ``batch_files`` tracks per committed batch, and drop the tracks no longer there (the
+    part's record lists the live ones; merge takes each track from the latest batch that settled it). A
+    single-part build is merged at the end (``merge``) when anything changed or no merged index exists.
+    Returns the figures of this run (``stats``: added, changed, removed, unchanged, ...) and of the part.
+    Nothing is written when ``inp`` holds no audio."""
     from ssl_music.api import load_encoder
 
+    mine = split(list_items(inp), part, parts)   # refuses an input with no audio before anything is written
     model = model if model is not None else load_encoder(checkpoint, device=device)
-    mine = split(list_items(inp), part, parts)
     folder = part_dir(out, part, parts)
-    record = _check_part(folder, _part_record(model, checkpoint, inp, part, parts, len(mine)))
+    record = _check_part(folder, _part_record(model, checkpoint, Path(inp).resolve(), part, parts, len(mine)))
     remove_leftovers(folder)
     batches = committed_batches(folder)
-    done = {t for b in batches for t in batch_meta(b)["items"]}
-    todo = [it for it in mine if it.track_id not in done]
+    settled = _settled(batches)
+    stamps = {it.track_id: stamp(it) for it in mine}
+    live = [it.track_id for it in mine]
+    added = [it for it in mine if it.track_id not in settled]
+    changed = [it for it in mine if it.track_id in settled and settled[it.track_id] != stamps[it.track_id]]
+    removed = sorted(set(settled) - set(live))
+    if record.get("tracks") is not None:   # settled by a batch, yet dropped by an earlier run: not live
+        removed = sorted(set(removed) & set(record["tracks"]))
+    todo = sorted(added + changed, key=lambda it: it.track_id)
     stats = {k: 0.0 for k in ("decode", "wait", "frame", "encode", "write", "seconds")}
-    stats.update(tracks=0, skipped=0, batches=0, resumed_from=len(done), workers=int(workers))
+    stats.update(tracks=0, skipped=0, batches=0, resumed_from=len(mine) - len(todo), workers=int(workers),
+                 added=len(added), changed=len(changed), removed=len(removed), unchanged=len(mine) - len(todo))
+    index_json = Path(out) / "index.json"
+    up_to_date = not todo and record.get("complete") and sorted(record.get("tracks") or []) == sorted(live)
+    if up_to_date and (parts > 1 or index_json.is_file()):
+        stats["wall"] = 0.0
+        return {"part": part, "parts": parts, "items": len(mine), "stats": stats, "up_to_date": True}
+    record.update(complete=False, items=len(mine))
+    write_json_atomic(folder / PART_FILE, record)
     wall0 = time.perf_counter()
     number = int(batches[-1].name.split("-")[1]) + 1 if batches else 0
+    seen = [0]
+
+    def said(item: Item, reason: str | None) -> None:
+        seen[0] += 1
+        if progress:
+            progress(f"part {part}/{parts}: [{seen[0]}/{len(todo)}] {item.path}"
+                     + (f": skipped, {reason.removeprefix(item.path + ': ')}" if reason else ""))
+
     for start in range(0, len(todo), max(1, batch_files)):
         chunk = todo[start:start + max(1, batch_files)]
-        tracks, tv, crops, cv, skipped = _embed_batch(chunk, model, max(1, workers), block_crops, stats)
+        tracks, tv, crops, cv, skipped = _embed_batch(chunk, model, max(1, workers), block_crops, stats, min_s, said)
         t0 = time.perf_counter()
         write_batch(folder, number, tracks, tv, crops, cv,
-                    {"items": [it.track_id for it in chunk], "skipped": skipped})
+                    {"items": [it.track_id for it in chunk], "skipped": skipped,
+                     "stamps": {it.track_id: stamps[it.track_id] for it in chunk}})
         stats["write"] += time.perf_counter() - t0
         number += 1
         stats["tracks"] += len(tracks["track_id"])
         stats["skipped"] += len(skipped)
         stats["batches"] += 1
-        if progress:
-            progress(f"part {part}/{parts}: {len(done) + start + len(chunk)}/{len(mine)} tracks "
-                     f"({stats['skipped']} skipped)")
-            for s in skipped:
-                progress(f"  skipped {s['reason']}")
     stats["wall"] = time.perf_counter() - wall0
-    record["complete"] = True
+    record.update(complete=True, tracks=live)
     write_json_atomic(folder / PART_FILE, record)
-    result = {"part": part, "parts": parts, "items": len(mine), "stats": stats}
+    result = {"part": part, "parts": parts, "items": len(mine), "stats": stats, "up_to_date": False}
     if merge if merge is not None else parts == 1:
         result["index"] = merge_index(out)
     return result

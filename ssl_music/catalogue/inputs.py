@@ -11,6 +11,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ssl_music.data.shard_inputs import no_audio_message
 from ssl_music.data.shards import MANIFEST, list_inputs, read_manifest
 from ssl_music.errors import SSLMusicError
 
@@ -23,15 +24,36 @@ class Item:
 
 
 def list_items(inp: str | Path) -> list[Item]:
-    """Every track of ``inp`` sorted by track id (the order every part and batch plan follows)."""
-    p = Path(inp)
+    """Every track of ``inp`` sorted by track id (the order every part and batch plan follows). Paths are
+    absolute and resolved (symlinks followed): what the index stores is found from any folder. SSLMusicError
+    naming ``inp`` when it holds no audio."""
+    p = Path(inp).resolve()
     if p.is_dir() and (p / MANIFEST).is_file():
         items = _shard_items(p)
     elif p.is_dir() or (p.is_file() and p.suffix.lower() == ".csv"):
-        items = [Item(it["track_id"], it["path"], [(it["path"], 0.0)]) for it in list_inputs(p)]
+        items = [Item(it["track_id"], str(Path(it["path"]).resolve()), [(str(Path(it["path"]).resolve()), 0.0)])
+                 for it in list_inputs(p)]
     else:
-        raise SSLMusicError(f"input {p}: not a folder of audio, a .csv manifest or a shards folder")
+        raise SSLMusicError(f"input {inp}: not a folder of audio, a .csv manifest or a shards folder")
+    if not items:
+        raise SSLMusicError(no_audio_message(inp) if not (p / MANIFEST).is_file() else f"{inp}: a shards folder "
+                            f"with no tracks")
     return sorted(items, key=lambda it: it.track_id)
+
+
+def stamp(item: Item) -> list[list]:
+    """What tells a re-run that a track changed: [path, size, mtime in ns] of each file it is read from (a
+    shard track: its shard files). Size and mtime, not a content hash: a hash reads every byte of the
+    collection on every re-run (hours for a large one); any write, copy or re-encode changes the mtime."""
+    out = []
+    for file in dict.fromkeys(src.split(".tar#", 1)[0] + (".tar" if ".tar#" in src else "")
+                              for src, _ in item.sources):
+        try:
+            st = Path(file).stat()
+            out.append([file, int(st.st_size), int(st.st_mtime_ns)])
+        except OSError:
+            out.append([file, -1, -1])   # gone since listing: the build names it when it fails to read it
+    return out
 
 
 def _shard_items(folder: Path) -> list[Item]:

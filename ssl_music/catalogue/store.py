@@ -4,11 +4,14 @@
     INDEX/parts/part-I-of-N/batch-00007/        one committed batch of files (a directory renamed into place):
         tracks.parquet  track_id, path, duration_s, n_crops, sample_rate   tracks.npy  [n, D] float32
         crops.parquet   track_id, start_s                                   crops.npy   [m, D] float32
-        batch.json      the items it settled (embedded or skipped, with the reason), stage timings
+        batch.json      the items it settled (embedded or skipped, with the reason) and each one's stamp
+                        (resolved path, size, mtime: what tells a re-run that the file changed)
     INDEX/index.json, tracks.*, crops.*          the merged catalogue (``merge_index``), what search opens
 
 A batch is written into ``batch-00007.tmp-<pid>`` and renamed: a killed build leaves whole batches or
-nothing, and a re-run skips every item a committed batch names. Vectors are plain ``.npy`` (opened
+nothing, and a re-run skips every item a committed batch names with its current stamp. A re-run after the
+folder changed adds batches for new and changed files and lists the live tracks in ``part.json``; merge
+takes each live track from the latest batch that settled it. Vectors are plain ``.npy`` (opened
 memory-mapped; benchmarks/index.py measures it against a Parquet list column), metadata Parquet.
 """
 from __future__ import annotations
@@ -105,18 +108,34 @@ def batch_meta(batch: Path) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- merge
-def _concat(batches: list[Path], name: str):
-    import pyarrow as pa
+def _read_batch(batch: Path, dim: int) -> tuple[dict, object, object, int, int]:
+    """(record, tracks table, crops table, track vector rows, crop vector rows) of a committed batch, checked
+    before merge writes anything: CatalogueError naming the batch and how to rebuild it."""
     import pyarrow.parquet as pq
 
-    tables = [pq.read_table(b / f"{name}.parquet") for b in batches]
-    return pa.concat_tables(tables) if tables else None
+    meta = batch_meta(batch)
+    try:
+        tracks, crops = pq.read_table(batch / "tracks.parquet"), pq.read_table(batch / "crops.parquet")
+        tv, cv = np.load(batch / "tracks.npy", mmap_mode="r"), np.load(batch / "crops.npy", mmap_mode="r")
+    except (OSError, ValueError, EOFError) as exc:
+        raise CatalogueError(f"{batch}: unreadable batch ({type(exc).__name__}: {exc}); delete this folder and "
+                             f"re-run the same `ssl-music index build` to embed its {len(meta['items'])} tracks "
+                             f"again (the rest of the index is kept)") from None
+    if tv.shape != (tracks.num_rows, dim) or cv.shape != (crops.num_rows, dim):
+        raise CatalogueError(f"{batch}: vectors {tv.shape}/{cv.shape} do not match its tables ({tracks.num_rows}/"
+                             f"{crops.num_rows} rows of {dim}); delete this folder and re-run the same "
+                             f"`ssl-music index build`")
+    return meta, tracks, crops, len(tv), len(cv)
 
 
 def merge_index(index: str | Path) -> dict:
     """Gather every part's batches into the catalogue search opens (tracks sorted by track id, crops by
-    track then start). Refuses missing or unfinished parts and parts built with different checkpoints.
-    Parts stay in place: merging again gives the same files."""
+    track then start). Each track comes from the latest batch that settled it, and only the tracks the part's
+    record lists as live (a re-run drops deleted files) are kept. Refuses missing or unfinished parts,
+    parts built with different checkpoints, unreadable batches and an index with no track, before writing
+    anything: a merged index already there stays as it was. Parts stay in place: merging again gives the
+    same files."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     index = Path(index)
@@ -138,22 +157,50 @@ def merge_index(index: str | Path) -> dict:
         raise CatalogueError(f"{index}: cannot merge: " + "; ".join(
             ([f"parts {missing} of {n} not started"] if missing else []) +
             ([f"unfinished: {', '.join(unfinished)} (re-run its `index build --part`)"] if unfinished else [])))
-    batches = [b for f in folders for b in committed_batches(f)]
-    tracks, crops = _concat(batches, "tracks"), _concat(batches, "crops")
-    skipped = [s for b in batches for s in batch_meta(b)["skipped"]]
+    dim = int(metas[0]["embed_dim"])
+    # every batch read and checked first; then, per track, the latest batch that settled it
+    batches, t_tables, c_tables, skipped_by = [], [], [], {}
+    latest: dict[str, int] = {}
+    for f, m in zip(folders, metas):
+        live = set(m["tracks"]) if m.get("tracks") is not None else None
+        for b in committed_batches(f):
+            meta, tracks, crops, _, _ = _read_batch(b, dim)
+            k = len(batches)
+            batches.append(b)
+            t_tables.append(tracks)
+            c_tables.append(crops)
+            for tid in meta["items"]:
+                if live is None or tid in live:
+                    latest[tid] = k
+                else:
+                    latest.pop(tid, None)
+            for sk in meta["skipped"]:
+                skipped_by[sk["track_id"]] = (k, sk)
+    skipped = [sk for tid, (k, sk) in sorted(skipped_by.items()) if latest.get(tid) == k]
+    keep_t = [np.asarray([latest.get(t) == k for t in tab.column("track_id").to_pylist()], bool)
+              for k, tab in enumerate(t_tables)]
+    keep_c = [np.asarray([latest.get(t) == k for t in tab.column("track_id").to_pylist()], bool)
+              for k, tab in enumerate(c_tables)]
+    if not any(k.any() for k in keep_t):
+        shown = "; ".join(s["reason"] for s in skipped[:3])
+        raise CatalogueError(f"{index}: no track to index: {len(skipped)} file(s) skipped"
+                             + (f" ({shown}{'; ...' if len(skipped) > 3 else ''})" if skipped else ""))
+    t_rows = np.flatnonzero(np.concatenate(keep_t))          # rows of the concatenated batches kept
+    c_rows = np.flatnonzero(np.concatenate(keep_c))
+    tracks = pa.concat_tables(t_tables).take(t_rows)
+    crops = pa.concat_tables(c_tables).take(c_rows)
     track_ids = tracks.column("track_id").to_pylist()
-    dup = sorted({t for t in track_ids if track_ids.count(t) > 1}) if len(set(track_ids)) < len(track_ids) else []
-    if dup:
-        raise CatalogueError(f"{index}: track ids in more than one part or batch: {dup[:5]}")
+    if len(set(track_ids)) < len(track_ids):
+        dup = sorted({t for t in track_ids if track_ids.count(t) > 1})
+        raise CatalogueError(f"{index}: track ids in more than one part: {dup[:5]}")
     order = np.argsort(np.asarray(track_ids, dtype=object), kind="stable")
     rank = np.empty(len(order), np.int64)
     rank[order] = np.arange(len(order))
     crop_track = np.asarray([rank[i] for i in _track_positions(track_ids, crops.column("track_id").to_pylist())],
                             np.int64)
     crop_order = np.lexsort((np.asarray(crops.column("start_s")), crop_track))
-    dim = int(metas[0]["embed_dim"])
-    _write_matrix(index / "tracks.npy", batches, "tracks", order, dim)
-    _write_matrix(index / "crops.npy", batches, "crops", crop_order, dim)
+    _write_matrix(index / "tracks.npy", batches, "tracks", t_rows[order], dim)
+    _write_matrix(index / "crops.npy", batches, "crops", c_rows[crop_order], dim)
     tracks = tracks.take(order)
     crops = crops.take(crop_order).append_column("track", _int_array(crop_track[crop_order]))
     for name, table in (("tracks", tracks), ("crops", crops)):
@@ -161,6 +208,8 @@ def merge_index(index: str | Path) -> dict:
         pq.write_table(table, tmp)
         tmp.replace(index / f"{name}.parquet")
     meta = {k: metas[0][k] for k in ("identity", "checkpoint", "embed_dim", "sample_rate", "crop_s", "input")}
+    # where the music was relative to the index: an index moved together with its music still finds it
+    meta["input_from_index"] = os.path.relpath(str(meta["input"]), str(index.resolve()))
     meta.update(format=FORMAT, parts=n, tracks=tracks.num_rows, crops=crops.num_rows, skipped=skipped,
                 hours=float(np.sum(tracks.column("duration_s"))) / 3600)
     write_json_atomic(index / INDEX_FILE, meta)
@@ -184,7 +233,7 @@ def _write_matrix(path: Path, batches: list[Path], name: str, order: np.ndarray,
     parts = [np.load(b / f"{name}.npy", mmap_mode="r") for b in batches]
     sizes = np.cumsum([0] + [len(p) for p in parts])
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}.npy")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(int(sizes[-1]), dim))
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(order), dim))
     which = np.searchsorted(sizes, order, side="right") - 1
     for start in range(0, len(order), 65536):
         sl = slice(start, start + 65536)
@@ -219,7 +268,16 @@ class Catalogue:
     @cached_property
     def crop_track(self) -> np.ndarray:
         """[crops] int64: the track row of every crop."""
-        return np.array(self.crops.column("track").to_numpy(), np.int64)   # a writable copy, for torch
+        return np.asarray(self.crops.column("track").to_numpy(), np.int64)
+
+    @cached_property
+    def track_first_crop(self) -> np.ndarray:
+        """[tracks] int64: the first crop row of each track (crops are sorted by track; len(crops) for none)."""
+        track = self.crop_track
+        if len(track) and np.any(np.diff(track) < 0):
+            raise CatalogueError(f"{self.path}: crops are not sorted by track; re-run `ssl-music index merge "
+                                 f"{self.path}`")
+        return np.searchsorted(track, np.arange(self.tracks.num_rows)).astype(np.int64)
 
     @cached_property
     def crop_inv_norm(self) -> np.ndarray:
@@ -231,8 +289,39 @@ class Catalogue:
 
     @cached_property
     def path_rows(self) -> dict[str, int]:
-        """Absolute path of each indexed file -> its row: an audio query of an indexed file leaves its track out."""
-        return {os.path.abspath(p): i for i, p in enumerate(self.tracks.column("path").to_pylist())}
+        """Resolved path of each indexed file -> its row: an audio query of an indexed file leaves its track
+        out, from whatever folder it is run (paths are stored resolved at build time)."""
+        # abspath, not realpath: stored paths are resolved already, and a syscall per track costs seconds at 100k
+        return {os.path.abspath(self.locate(p)): i for i, p in enumerate(self.tracks.column("path").to_pylist())}
+
+    @cached_property
+    def _music_moved_to(self) -> tuple[str, str] | None:
+        """(the input folder recorded at build time, where it is now) when it is gone from where it was but
+        sits at the same place relative to the index (the two moved together), else None."""
+        inp, rel = self.meta.get("input"), self.meta.get("input_from_index")
+        if not inp or rel is None or not os.path.isabs(inp) or os.path.exists(inp):
+            return None
+        here = os.path.realpath(os.path.join(str(self.path.resolve()), rel))
+        return (inp, here) if os.path.exists(here) else None
+
+    def locate(self, path: str) -> str:
+        """Where an indexed file (or shard member) is now: as recorded, or under the music's new place when
+        the index and its music moved together (``_music_moved_to``)."""
+        moved = self._music_moved_to
+        if moved and (path == moved[0] or path.startswith(moved[0].rstrip(os.sep) + os.sep)):
+            return moved[1] + path[len(moved[0].rstrip(os.sep)):]
+        return path
+
+    def music_problem(self) -> str | None:
+        """What to do when the music the index was built from is not where the index looks for it, or None."""
+        inp = self.meta.get("input")
+        if not inp or not os.path.isabs(inp) or os.path.exists(inp) or self._music_moved_to:
+            return None
+        rel = self.meta.get("input_from_index")
+        beside = f" or at {rel} from the index folder" if rel else ""
+        return (f"the music of {self.path} is not where it was built from ({inp}): put it back there{beside}, or "
+                f"bring the index up to date with `ssl-music index build NEW_FOLDER --out {self.path} --checkpoint "
+                f"{self.meta.get('checkpoint')}`")
 
     def track_row(self, track_id: str) -> int | None:
         return self.rows.get(track_id)

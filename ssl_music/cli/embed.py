@@ -29,17 +29,25 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     np.savez(out, X=X, paths=np.asarray(kept, dtype=str), track_ids=np.asarray([ids[k] for k in kept], dtype=str),
              skipped_paths=np.asarray([s[0] for s in skipped], dtype=str),
              skipped_reasons=np.asarray([s[1] for s in skipped], dtype=str),
-             identity=np.asarray(str(model.identity)), subspace=np.asarray(args.subspace or "full"))
+             identity=np.asarray(str(model.identity)), subspace=np.asarray(args.subspace or _whole(model)))
     print(f"embedded {len(kept)} files -> {out}  (X {tuple(X.shape)}); skipped {len(skipped)}")
     for path, reason in skipped:
         print(f"  skipped {path}: {bare_reason(path, reason)}")
     return 0 if kept else 1
 
 
+def _whole(model) -> str:
+    """What ``subspace`` records for the whole embedding: the name of the model's only part (``all``), or
+    ``full`` for all the named parts of a model trained with subspaces."""
+    return model.subspaces[0] if len(model.subspaces) == 1 else "full"
+
+
 def add_cli(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Embed audio files with a checkpoint: one mean-pooled embedding per file. Inputs are "
                           "audio files, folders (recursive) or CSV manifests with a 'path' column. Output .npz "
-                          "keys: X [n, D], paths, track_ids, skipped_paths, skipped_reasons, identity, subspace.")
+                          "keys: X [n, D], paths, track_ids, skipped_paths, skipped_reasons, identity, subspace (the "
+                          "part kept: --subspace, or 'all' for a model of one part, 'full' for all parts of a model "
+                          "trained with subspaces).")
     parser.add_argument("inputs", nargs="+", metavar="AUDIO_OR_CSV",
                         help="audio files, folders (recursive) or CSV manifests with a 'path' column")
     parser.add_argument("--checkpoint", required=True, help="ssl_music checkpoint (.ckpt) or `ssl-music export` folder")

@@ -31,7 +31,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def add_cli(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action")
-    b = sub.add_parser("build", help="audio folder or CSV manifest -> shards + manifest.json")
+    b = sub.add_parser("build", help="audio folder or CSV manifest -> shards + manifest.json",
+                       description="Decode, resample and cut every audio file of INPUT (folders, recursive, and/or "
+                                   "CSV manifests with a 'path' column) into FLAC segments in WebDataset shards "
+                                   "plus manifest.json, on --workers processes. Re-running resumes an interrupted "
+                                   "build or grows a finished one by the files added since. Undecodable, cut, "
+                                   "silent and too short files are named and skipped, with the same rules and "
+                                   "words as `index build`.")
     b.add_argument("input", nargs="+", help="folder(s) (recursive) and/or CSV manifest(s) with a 'path' column")
     b.add_argument("--out", required=True, help="shard folder (created; re-running resumes or grows it)")
     b.add_argument("--sample-rate", type=int, default=16000, help="sample rate of the shards in Hz (inputs are resampled)")

@@ -165,7 +165,7 @@ def index_scripts(inp: str | Path, checkpoint: str | Path, out: str | Path, part
         raise SlurmError(f"index input not found: {inp}")
     name = check_job_name(job_name or "ssl-music-index")
     device = ["--device", "cuda"] if res.gpus_per_node else []
-    build = cli_command("index", "build", inp, "--checkpoint", checkpoint, "--out", out, "--workers",
+    build = cli_command("index", "build", inp, "--checkpoint", checkpoint, "--out", out, "--threads",
                         res.cpus_per_task, "--quiet", *device)
     values = res.sbatch_values()
     array = render_template("index_array", **values, JOB_NAME=name, ARRAY=f"0-{parts - 1}", PARTS=parts,

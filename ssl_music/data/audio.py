@@ -126,6 +126,17 @@ def _not_audio(src, msg: str) -> str:
     return msg
 
 
+def decode_error(src, name: str, exc: BaseException, opened: bool) -> AudioError:
+    """The error for a file libsndfile fails on, worded the same for every reader (shard build, index build):
+    ``opened`` False when it found no audio in the file at all."""
+    msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    if any(s in msg.lower() for s in ("lost sync", "end of file", "malformed")):
+        return AudioError(f"{name}: truncated or corrupt stream ({msg})")
+    if not opened:
+        return AudioError(f"{name}: not decodable audio ({_not_audio(src, msg)})")
+    return AudioError(f"{name}: cannot decode ({msg})")
+
+
 def _read(src, name: str, start: int = 0, frames: int = -1,
           notes: list[dict] | None = None) -> tuple[np.ndarray, int]:
     """soundfile.read with every failure turned into an AudioError naming ``name``; returns [C, N].
@@ -144,12 +155,7 @@ def _read(src, name: str, start: int = 0, frames: int = -1,
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as exc:
-        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        if any(s in msg.lower() for s in ("lost sync", "end of file", "malformed")):
-            raise AudioError(f"{name}: truncated or corrupt stream ({msg})") from None
-        if info is None:   # libsndfile found no audio in it at all
-            raise AudioError(f"{name}: not decodable audio ({_not_audio(src, msg)})") from None
-        raise AudioError(f"{name}: cannot decode ({msg})") from None
+        raise decode_error(src, name, exc, opened=info is not None) from None
     short = info.frames - x.shape[0]
     if frames < 0 and start == 0 and short > 0:
         exact = info.subtype.startswith("MPEG_LAYER") and mpeg_length_is_exact(_head(src))
@@ -195,6 +201,62 @@ def encode_flac(x: np.ndarray, sr: int) -> bytes:
     return buf.getvalue()
 
 
+# The one input contract of every entry point that takes samples rather than a file (EmbeddingModel.embed,
+# embed_windows, attention, the HEAR API); files reach it through load_audio. A 2-D array's layout is
+# decided by its shape because both conventions are common: torch and this package write [C, N], soundfile
+# reads [N, C]. Real audio has few channels and many samples, so the small axis is the channels.
+MAX_CHANNELS = 8
+# integer PCM -> float in [-1, 1): (offset, full scale). Other integer types have no PCM full scale.
+_PCM = {"int16": (0, 32768.0), "int32": (0, 2.0 ** 31), "uint8": (128, 128.0), "int8": (0, 128.0)}
+
+
+def as_waveform(x, what: str = "waveform", batch: bool = False):
+    """``x`` (numpy array or torch tensor) checked and made float32, channels first.
+
+    - layout (``batch=False``): mono [N], [C, N] or soundfile's [N, C], told apart by the shape: the axis of
+      at most MAX_CHANNELS is the channels, the other (longer) one the samples; [N, C] comes back as [C, N].
+      A 2-D shape where both axes or neither could be the channels is refused. ``batch=True``: [B, N], a
+      batch of mono sounds (the HEAR API's layout), taken as it is.
+    - integer PCM (int16, int32, uint8, int8) is rescaled from its full scale to [-1, 1).
+    - empty, NaN or infinite input is refused, naming ``what`` and the problem (AudioError).
+    A torch tensor stays a tensor on its device; a numpy array stays numpy."""
+    is_torch = type(x).__module__.split(".")[0] == "torch"
+    if not is_torch:
+        x = np.asarray(x)
+    shape = tuple(x.shape)
+    dtype = str(x.dtype).removeprefix("torch.")
+    if dtype in _PCM:
+        offset, scale = _PCM[dtype]
+        x = (x.float() - offset) / scale if is_torch else (x.astype(np.float32) - offset) / np.float32(scale)
+    elif dtype.startswith(("float", "bfloat")):
+        x = x.float() if is_torch else x.astype(np.float32, copy=False)
+    else:
+        raise AudioError(f"{what}: samples of type {dtype} are not audio: pass float, or integer PCM "
+                            f"({', '.join(_PCM)})")
+    if batch:
+        if len(shape) != 2:
+            raise AudioError(f"{what}: expected [n_sounds, n_samples], got shape {shape}")
+    elif len(shape) == 2:
+        a, b = shape
+        if a <= MAX_CHANNELS < b:
+            pass
+        elif b <= MAX_CHANNELS < a:
+            x = x.T
+        else:
+            raise AudioError(f"{what}: shape {shape} is ambiguous: a 2-D waveform is [C, N] or [N, C] with "
+                                f"C <= {MAX_CHANNELS} channels and N > {MAX_CHANNELS} samples; pass mono audio "
+                                f"as [N]")
+    elif len(shape) != 1:
+        raise AudioError(f"{what}: expected mono [N], [C, N] or [N, C], got shape {shape}")
+    if not min(shape, default=0) or not x.shape[-1]:
+        raise AudioError(f"{what}: empty (shape {shape}): no audio samples")
+    finite = bool(x.isfinite().all()) if is_torch else bool(np.isfinite(x).all())
+    if not finite:
+        bad = int((~x.isfinite()).sum()) if is_torch else int((~np.isfinite(x)).sum())
+        raise AudioError(f"{what}: contains NaN or Inf samples ({bad} of {int(np.prod(shape))})")
+    return x
+
+
 def to_mono(x: np.ndarray) -> np.ndarray:
     """[C, N] -> [N] by averaging channels; [N] passes through."""
     x = np.asarray(x, dtype=np.float32)
@@ -224,24 +286,36 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """A whole file as mono float32 [N] at ``sample_rate``: what evaluation, the k-NN monitor and the
     augmentation preview read. Raises AudioError naming the file (undecodable, empty, NaN/Inf)."""
     x, sr = decode_file(path)
-    x = to_mono(x)
     if x.size == 0:
         raise AudioError(f"{path}: no audio samples")
-    if not np.all(np.isfinite(x)):
-        raise AudioError(f"{path}: contains NaN or Inf samples")
-    return resample(x, sr, sample_rate)
+    return resample(as_waveform(to_mono(x), str(path)), sr, sample_rate)   # a file's layout is known: [C, N]
 
 
-def check_audio(x: np.ndarray, sr: int, min_seconds: float = 1.0, source: str = "<audio>") -> None:
-    """Raise AudioError naming ``source`` when audio is unusable: empty, too short, silent or non-finite."""
-    n = x.shape[-1] if x.ndim else 0
-    if n == 0:
-        raise AudioError(f"{source}: no audio samples")
-    if n / sr < min_seconds:
-        raise AudioError(f"{source}: too short ({n / sr:.3f} s < {min_seconds} s)")
-    if not np.all(np.isfinite(x)):
-        raise AudioError(f"{source}: contains NaN or Inf samples")
-    peak = float(np.max(np.abs(x)))
+MIN_SECONDS = 1.0   # shorter files are skipped: too short to crop training views from, or to be a track
+
+
+def skip_reason(frames: int, sample_rate: int, peak: float, finite: bool = True,
+                min_seconds: float = MIN_SECONDS) -> str | None:
+    """Why a decoded file is not kept, or None: the one rule of the shard build (``check_audio``) and the
+    index build (which streams a file and knows only these figures at its end). Empty, too short, NaN/Inf,
+    silent (peak below -80 dBFS), in that order."""
+    if frames == 0:
+        return "no audio samples"
+    if frames / sample_rate < min_seconds:
+        return f"too short ({frames / sample_rate:.3f} s < {min_seconds} s)"
+    if not finite:
+        return "contains NaN or Inf samples"
     if peak < SILENCE_PEAK:
         db = 20 * np.log10(peak) if peak > 0 else float("-inf")
-        raise AudioError(f"{source}: silent (peak {db:.1f} dBFS < -80 dBFS)")
+        return f"silent (peak {db:.1f} dBFS < -80 dBFS)"
+    return None
+
+
+def check_audio(x: np.ndarray, sr: int, min_seconds: float = MIN_SECONDS, source: str = "<audio>") -> None:
+    """Raise AudioError naming ``source`` when audio is unusable (``skip_reason``)."""
+    n = x.shape[-1] if x.ndim else 0
+    finite = bool(np.all(np.isfinite(x)))
+    peak = float(np.max(np.abs(x))) if n and finite else 0.0
+    reason = skip_reason(n, sr, peak, finite, min_seconds)
+    if reason:
+        raise AudioError(f"{source}: {reason}")

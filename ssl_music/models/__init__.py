@@ -38,6 +38,9 @@ def validate_model(model_cfg: Any) -> None:
     def bad(key: str, msg: str) -> None:
         require(False, f"model.{key}", msg)
 
+    norm = str(model_cfg.get("input_norm", "none"))
+    if norm not in INPUT_NORMS:
+        bad("input_norm", f"must be one of {', '.join(INPUT_NORMS)}, got '{norm}'")
     encoder = str(model_cfg.encoder)
     if encoder not in ENCODERS:
         bad("encoder", f"unknown encoder '{encoder}' (known: {', '.join(sorted(ENCODERS))})")
@@ -102,13 +105,20 @@ def validate_model(model_cfg: Any) -> None:
             bad("head_reads", "a part reads pitch_classes: set model.pitch_classes > 0 (with model.frontend=logfreq)")
 
 
+INPUT_NORMS = ("none", "rms")
+RMS_TARGET = 0.1          # -20 dBFS: what model.input_norm=rms brings every clip to
+RMS_FLOOR = 1e-4          # -80 dBFS, the silence threshold: quieter clips are not raised further (no noise blown up)
+
+
 class Encoder(nn.Module):
     """Waveform [B, L] -> embedding [B, embed_dim]: front-end then encoder. A spectrogram front-end also
     takes the power spectrogram [B, F, T] the spectral augmentation backend makes."""
 
     def __init__(self, frontend: nn.Module, encoder: nn.Module, embed_dim: int, sample_rate: int,
-                 frontend_name: str, encoder_name: str, block_norm: bool = False, periodicity_weight: float = 0.1):
+                 frontend_name: str, encoder_name: str, block_norm: bool = False, periodicity_weight: float = 0.1,
+                 input_norm: str = "none"):
         super().__init__()
+        self.input_norm = str(input_norm)
         self.block_norm, self.periodicity_weight = bool(block_norm), float(periodicity_weight)
         self.frontend = frontend
         self.encoder = encoder
@@ -130,9 +140,25 @@ class Encoder(nn.Module):
     def forward(self, wave: torch.Tensor, valid_fraction: torch.Tensor | None = None) -> torch.Tensor:
         """``valid_fraction`` [B]: the share of each row that is real audio, the rest zero padding; the
         back-end ignores the padded frames (the CNN before it sees the zeros at its edge, as at any clip end)."""
+        if self.input_norm == "rms":
+            wave = self.loudness_normalised(wave)
         x = self.frontend(wave)
         e = self.encoder(x) if valid_fraction is None else self.encoder(x, valid_fraction)
         return self.normalise_blocks(e) if self.block_norm else e
+
+    def loudness_normalised(self, x: torch.Tensor) -> torch.Tensor:
+        """``model.input_norm=rms``: each example scaled to RMS_TARGET (a clip below RMS_FLOOR is scaled as if at
+        the floor), so a gain does not move the embedding (padding and silence count in the RMS). A waveform
+        [B, L] directly; a power spectrogram [B, F, T] (the spectral augmentation backend's) through Parseval:
+        its mean over bins is rms^2 * sum(window^2) * n_fft / (n_fft + 2) for a one-sided STFT, so both paths
+        scale a clip alike (up to its DC and Nyquist bins and the frames' edge padding)."""
+        if x.dim() == 2:
+            rms = x.float().pow(2).mean(dim=1, keepdim=True).sqrt()
+            return x * (RMS_TARGET / rms.clamp_min(RMS_FLOOR)).to(x.dtype)
+        s = self.frontend.stft_module()
+        per_unit = s.window.float().pow(2).sum() * s.n_fft / (s.n_fft + 2)
+        ms = x.float().mean(dim=(1, 2), keepdim=True) / per_unit
+        return x * (RMS_TARGET ** 2 / ms.clamp_min(RMS_FLOOR ** 2)).to(x.dtype)
 
     def normalise_blocks(self, e: torch.Tensor) -> torch.Tensor:
         """Per-block normalisation: the learned block and the periodicity block each to unit length, then
@@ -175,4 +201,5 @@ def build_encoder(model_cfg: Any, sample_rate: int) -> Encoder:
     # .get: configs saved before these keys existed load as without block normalisation
     return Encoder(frontend, encoder, int(model_cfg.embed_dim), sample_rate, frontend_name, name,
                    block_norm=bool(model_cfg.get("block_norm", False)),
-                   periodicity_weight=float(model_cfg.get("periodicity_weight", 0.1)))
+                   periodicity_weight=float(model_cfg.get("periodicity_weight", 0.1)),
+                   input_norm=str(model_cfg.get("input_norm", "none")))   # .get: older configs embed unchanged

@@ -30,3 +30,11 @@ def built_index(trained_checkpoint, corpus_audio, tmp_path_factory):
     out = tmp_path_factory.mktemp("index") / "idx"
     build_index(corpus_audio, trained_checkpoint, out, batch_files=5)
     return out
+
+
+@pytest.fixture(scope="session")
+def small_ckpt(tmp_path_factory):
+    """An untrained tiny checkpoint (16 kHz, 1 s crops, 16 dims): no training, for tests of the index's plumbing."""
+    from tests.evaluation.fakes import tiny_checkpoint
+
+    return tiny_checkpoint(tmp_path_factory.mktemp("small") / "m.ckpt")

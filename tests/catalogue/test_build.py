@@ -128,7 +128,7 @@ def test_a_killed_build_resumes_to_the_same_index(trained_checkpoint, corpus_aud
     the rest and the result is byte-identical (hash of sorted rows) to an uninterrupted build."""
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "ssl_music.cli", "index", "build", str(corpus_audio), "--checkpoint",
-           str(trained_checkpoint), "--out", str(out), "--batch-files", "2", "--workers", "1", "--quiet"]
+           str(trained_checkpoint), "--out", str(out), "--batch-files", "2", "--threads", "1", "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while _batches(out) < 1 and proc.poll() is None and time.monotonic() < deadline:
@@ -140,7 +140,8 @@ def test_a_killed_build_resumes_to_the_same_index(trained_checkpoint, corpus_aud
     assert 1 <= done < 6 and not (out / "index.json").exists()
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert f"embedded {12 - 2 * done} tracks" in res.stdout and f"{2 * done} already done" in res.stdout, res.stdout
+    assert f"{12 - 2 * done} added, 0 changed, 0 removed, {2 * done} unchanged; embedded {12 - 2 * done} tracks" \
+        in res.stdout, res.stdout
     batches = committed_batches(part_dir(out, 0, 1))
     items = [t for b in batches for t in json.loads((b / "batch.json").read_text())["items"]]
     assert len(items) == len(set(items)) == 12   # nothing embedded twice, nothing lost
@@ -169,3 +170,106 @@ def test_a_bug_while_decoding_stops_the_build_and_keeps_committed_batches(traine
     monkeypatch.setattr(build, "file_blocks", real)
     r = build_index(folder, trained_checkpoint, tmp_path / "i", batch_files=2)
     assert r["stats"]["tracks"] == 2 and r["stats"]["resumed_from"] == 2 and r["index"]["tracks"] == 4
+
+
+# ------------------------------------------------------------------------ bad inputs and an index that follows
+def test_a_folder_with_no_audio_is_refused_and_leaves_nothing(small_ckpt, tmp_path, capsys):
+    empty = tmp_path / "no_audio"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not audio")
+    assert cli(["index", "build", str(empty), "--checkpoint", str(small_ckpt), "--out", str(tmp_path / "i")]) == 2
+    err = capsys.readouterr().err
+    assert f"no audio files in {empty}" in err and "Traceback" not in err
+    assert not (tmp_path / "i").exists()
+    assert cli(["index", "merge", str(tmp_path / "i")]) == 2
+    assert "no parts to merge" in capsys.readouterr().err
+
+
+def test_merge_refuses_a_corrupt_batch_or_no_track_and_keeps_the_index(small_ckpt, corpus_audio, tmp_path, capsys):
+    import soundfile as sf
+
+    folder = _corpus_copy(corpus_audio, tmp_path / "audio", 4)
+    build_index(folder, small_ckpt, tmp_path / "i", batch_files=2)
+    before = index_digest(tmp_path / "i")
+    batch = committed_batches(part_dir(tmp_path / "i", 0, 1))[1]
+    (batch / "tracks.parquet").write_bytes(b"PAR1 not parquet")
+    assert cli(["index", "merge", str(tmp_path / "i")]) == 2
+    err = capsys.readouterr().err
+    assert f"{batch}: unreadable batch" in err and "delete this folder and re-run" in err
+    assert index_digest(tmp_path / "i") == before   # the merged index is untouched
+    shutil.rmtree(batch)                             # what the message says: the re-run embeds its tracks again
+    r = build_index(folder, small_ckpt, tmp_path / "i", batch_files=2)
+    assert r["stats"]["added"] == 2 and index_digest(tmp_path / "i") == before
+    # every file skipped: a clear error, not an AttributeError
+    quiet = tmp_path / "quiet"
+    quiet.mkdir()
+    sf.write(str(quiet / "q.wav"), np.zeros(32000, np.float32), 16000)
+    with pytest.raises(CatalogueError, match=r"no track to index: 1 file\(s\) skipped \(.*silent"):
+        build_index(quiet, small_ckpt, tmp_path / "q")
+
+
+def _tone(path: Path, seconds: float, freq: float, amp: float = 0.3, sr: int = 16000) -> None:
+    import soundfile as sf
+
+    t = np.arange(int(seconds * sr)) / sr
+    sf.write(str(path), (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32), sr, subtype="FLOAT")
+
+
+def test_the_index_follows_its_folder(small_ckpt, corpus_audio, tmp_path, capsys):
+    """A re-run embeds added and changed files, drops deleted ones and counts each; skip rules are the shard
+    build's (silent, too short); with nothing to do it says so and writes nothing."""
+    from ssl_music.api import load_encoder
+    from ssl_music.data.audio import load_audio
+
+    folder = _corpus_copy(corpus_audio, tmp_path / "audio", 4)
+    files = sorted(folder.glob("*.flac"))
+    out = tmp_path / "i"
+    build_index(folder, small_ckpt, out, batch_files=2)
+    gone, replaced = files[0], files[1]
+    gone.unlink()
+    _tone(replaced.with_suffix(".tmp.wav"), 6.0, 440.0)
+    import soundfile as sf
+
+    x, sr = sf.read(replaced.with_suffix(".tmp.wav"))
+    replaced.with_suffix(".tmp.wav").unlink()
+    sf.write(str(replaced), x, sr, format="FLAC")
+    _tone(folder / "new.wav", 5.0, 220.0)
+    _tone(folder / "quiet.wav", 3.0, 220.0, amp=10 ** (-97 / 20))   # -97 dBFS
+    _tone(folder / "blip.wav", 0.2, 220.0)
+    assert cli(["index", "build", str(folder), "--checkpoint", str(small_ckpt), "--out", str(out)]) == 0
+    std = capsys.readouterr()
+    assert "3 added, 1 changed, 1 removed, 2 unchanged; embedded 2 tracks" in std.out, std.out
+    assert f"[1/4] {folder / 'blip.wav'}: skipped, too short (0.200 s < 1.0 s)" in std.err, std.err
+    cat = open_index(out)
+    ids = cat.tracks.column("track_id").to_pylist()
+    assert gone.stem not in ids and "new" in ids and replaced.stem in ids and len(ids) == 4
+    model = load_encoder(small_ckpt)
+    np.testing.assert_allclose(cat.track_vectors[ids.index(replaced.stem)],
+                               model.embed(load_audio(replaced, 16000), 16000), rtol=1e-4, atol=1e-5)
+    reasons = {s["track_id"]: s["reason"] for s in cat.meta["skipped"]}
+    assert set(reasons) == {"quiet", "blip"} and "silent (peak -97.0 dBFS" in reasons["quiet"]
+    # the shard build skips the same files with the same words (data.audio.skip_reason)
+    from ssl_music.data.shards import build_shards
+
+    m = build_shards(folder, tmp_path / "shards", sample_rate=16000, progress=False)
+    assert {Path(s["path"]).stem: s["reason"] for s in m["skipped"]} == \
+        {k: v.removeprefix(str(folder / f"{k}.wav") + ": ") for k, v in reasons.items()}
+    # nothing to do: said, no throughput figure, the index untouched
+    mtime = (out / "index.json").stat().st_mtime_ns
+    assert cli(["index", "build", str(folder), "--checkpoint", str(small_ckpt), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "is up to date" in said and "0 added, 0 changed, 0 removed, 6 unchanged; nothing to do" in said
+    assert "real time" not in said and (out / "index.json").stat().st_mtime_ns == mtime
+
+
+def test_undecodable_files_are_worded_as_the_shard_build_words_them(small_ckpt, corpus_audio, tmp_path):
+    from ssl_music.data.shards import build_shards
+
+    folder = _corpus_copy(corpus_audio, tmp_path / "audio", 1)
+    (folder / "text.ogg").write_text("hello, not audio\n")
+    (folder / "junk.wav").write_bytes(bytes(range(256)) * 4)
+    meta = build_index(folder, small_ckpt, tmp_path / "i")["index"]
+    m = build_shards(folder, tmp_path / "shards", sample_rate=16000, progress=False)
+    index_said = {s["track_id"]: s["reason"].removeprefix(s["path"] + ": ") for s in meta["skipped"]}
+    assert index_said == {Path(s["path"]).stem: s["reason"] for s in m["skipped"]}
+    assert index_said["text"] == "not decodable audio (a text file, starts 'hello, not audio')"

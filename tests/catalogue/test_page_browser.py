@@ -52,7 +52,35 @@ def test_the_page_plays_in_a_browser(browser, built_index, tmp_path, capsys):
     for p in players:   # the player holds the excerpt only: its length, not the file's
         assert abs(p["duration"] - p["seconds"]) < 0.01, players
     assert players[0]["start"] == 5.0 and players[0]["seconds"] == 4.0
-    assert [p["start"] for p in players[1:]] == [float(row[2]) for row in table]
-    assert all(p["seconds"] == 1.0 for p in players[1:])
+    # each neighbour plays its matching crop with 3 s either side, within its 20 s file
+    assert [p["start"] for p in players[1:]] == [max(0.0, float(row[2]) - 3) for row in table]
+    assert [p["seconds"] for p in players[1:]] == [min(20.0, float(r[2]) + 4) - max(0.0, float(r[2]) - 3) for r in table]
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
+
+
+def test_a_page_made_from_another_folder_plays_wherever_it_is_opened(browser, small_ckpt, corpus_audio, tmp_path,
+                                                                     monkeypatch, capsys):
+    """Index built with relative paths, searched from another folder with a relative file query, the page then
+    moved away from everything: every player still loads (its audio is in the page)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from ssl_music.catalogue.build import build_index
+
+    (tmp_path / "music").mkdir()
+    for f in sorted(corpus_audio.glob("*.flac"))[:4]:
+        shutil.copy(f, tmp_path / "music" / f.name)
+    monkeypatch.chdir(tmp_path)
+    build_index("music", small_ckpt, "idx")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    query = f"../music/{sorted(p.name for p in (tmp_path / 'music').iterdir())[0]}@2-6"
+    assert cli(["search", "../idx", query, "-k", "3", "--html", "page.html"]) == 0
+    capsys.readouterr()
+    (tmp_path / "far").mkdir()
+    shutil.move(tmp_path / "elsewhere" / "page.html", tmp_path / "far" / "page.html")
+    browser.get((tmp_path / "far" / "page.html").as_uri())
+    WebDriverWait(browser, 30).until(lambda d: all(p["ready"] >= 1 or p["error"] for p in d.execute_script(_STATE)))
+    players = browser.execute_script(_STATE)
+    assert len(players) == 4 and all(p["error"] is None and p["ready"] >= 1 for p in players), players
+    assert players[0]["start"] == 2.0 and players[0]["seconds"] == 4.0

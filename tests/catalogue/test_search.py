@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,15 +141,130 @@ def test_the_page_holds_the_matching_excerpts(built_index, tmp_path, capsys):
     text = page.read_text()
     assert "http://" not in text and "https://" not in text          # self-contained
     assert f"ssl-music search {built_index} {tid}@4-7 -k 3 --html {page}" in text
-    players = re.findall(r'<audio controls preload="auto" data-start-s="([\d.]+)" data-seconds="([\d.]+)" '
-                         r'src="([^"]+)"', text)
+    players = re.findall(r'<audio controls preload="auto" data-start-s="([\d.]+)" data-seconds="([\d.]+)"'
+                         r'(?: data-match-s="([\d.]+)")? src="([^"]+)"', text)
     assert len(players) == 4 and len(re.findall(r'src="data:image/png;base64,', text)) == 4
-    # the query plays 4-7 s of its track, each neighbour its best crop: the very samples of the file
+    # the query plays 4-7 s of its track, each neighbour its best crop with 3 s either side (within its 20 s
+    # file): the very samples of the file
     lines = capsys.readouterr().out.splitlines()[2:5]
-    wanted = [(tid, 4.0, 3.0)] + [(ln.split()[1], float(ln.split()[2]), 1.0) for ln in lines]
+    hits = [(ln.split()[1], float(ln.split()[2])) for ln in lines]
+    wanted = [(tid, 4.0, 3.0)] + [(t, max(0.0, s - 3), min(20.0, s + 4) - max(0.0, s - 3)) for t, s in hits]
+    assert [float(m) for _, _, m, _ in players[1:]] == [s for _, s in hits]
+    spans = re.findall(r'alt="spectrogram, seconds ([\d.]+) to ([\d.]+)"', text)
+    assert [(float(a), float(b)) for a, b in spans] == [(w[1], w[1] + w[2]) for w in wanted]
     paths = dict(zip(cat.tracks.column("track_id").to_pylist(), cat.tracks.column("path").to_pylist()))
-    for (start, seconds, src), (track, want_start, want_s) in zip(players, wanted):
+    for (start, seconds, _, src), (track, want_start, want_s) in zip(players, wanted):
         x, sr = _wav(src)
-        assert float(start) == want_start and float(seconds) == want_s and len(x) == int(want_s * sr)
+        assert float(start) == want_start and float(seconds) == pytest.approx(want_s) and len(x) == int(want_s * sr)
         whole = load_audio(paths[track], sr)
         np.testing.assert_allclose(x, whole[int(want_start * sr):int((want_start + want_s) * sr)], atol=1 / 32767)
+
+
+# ------------------------------------------------------------------ paths, time ranges, what a query imports
+def _music(corpus_audio, folder, n=4):
+    import shutil
+
+    folder.mkdir(parents=True)
+    for f in sorted(corpus_audio.glob("*.flac"))[:n]:
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+def test_an_audio_query_leaves_its_own_track_out_from_any_folder(small_ckpt, corpus_audio, tmp_path, monkeypatch,
+                                                                 capsys):
+    from ssl_music.catalogue.build import build_index
+
+    import shutil
+
+    _music(corpus_audio, tmp_path / "music")
+    shutil.copy(small_ckpt, tmp_path / "m.ckpt")
+    monkeypatch.chdir(tmp_path)
+    build_index("music", "m.ckpt", "idx")                      # relative paths, as a user types them
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    name = sorted(p.name for p in (tmp_path / "music").iterdir())[1]
+    assert cli(["search", "../idx", f"../music/{name}", "-k", "3", "--html", "page.html"]) == 0
+    out = capsys.readouterr()
+    table = out.out.split("-> ")[0].split("\n", 2)[2]
+    assert len(table.splitlines()) == 3 and Path(name).stem not in table and "warning" not in out.err
+    page = (elsewhere / "page.html").read_text()
+    assert 'class="err"' not in page and page.count("<audio") == 4
+    cat = open_index(tmp_path / "idx")
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in cat.tracks.column("path").to_pylist())
+
+
+def test_an_index_moved_with_its_music_still_plays_or_says_what_to_do(small_ckpt, corpus_audio, tmp_path, capsys):
+    import shutil
+
+    from ssl_music.catalogue.build import build_index
+
+    _music(corpus_audio, tmp_path / "a" / "music")
+    build_index(tmp_path / "a" / "music", small_ckpt, tmp_path / "a" / "idx")
+    shutil.move(tmp_path / "a", tmp_path / "b")                 # the index and its music, moved together
+    cat = open_index(tmp_path / "b" / "idx")
+    tid, path = cat.tracks.column("track_id")[0].as_py(), cat.tracks.column("path")[0].as_py()
+    assert cli(["search", str(tmp_path / "b" / "idx"), tid, "-k", "2", "--html", str(tmp_path / "p.html")]) == 0
+    assert 'class="err"' not in (tmp_path / "p.html").read_text() and "warning" not in capsys.readouterr().err
+    moved_file = str(tmp_path / "b" / "music" / Path(path).name)
+    res = search(cat, resolve_query(cat, moved_file, __import__("ssl_music").load_encoder(small_ckpt)), k=3)
+    assert tid not in [h.track_id for h in res.hits] and all(Path(h.source).is_file() for h in res.hits)
+    shutil.move(tmp_path / "b" / "music", tmp_path / "elsewhere")   # the music alone moved: say what to do
+    assert cli(["search", str(tmp_path / "b" / "idx"), tid, "-k", "2"]) == 0
+    err = capsys.readouterr().err
+    assert f"is not where it was built from ({tmp_path / 'a' / 'music'}): put it back there or at ../music" in err
+    assert f"ssl-music index build NEW_FOLDER --out {tmp_path / 'b' / 'idx'}" in err
+
+
+@pytest.mark.parametrize("text,want", [
+    ("song.ogg@30", ("song.ogg", 30.0, None)),
+    ("song.ogg@30-45", ("song.ogg", 30.0, 45.0)),
+    ("song.ogg@1:30-2:00", ("song.ogg", 90.0, 120.0)),
+    ("id@0:05.5-12", ("id", 5.5, 12.0)),
+    ("a@b", ("a@b", 0.0, None)),
+])
+def test_time_ranges_take_a_start_alone_and_minutes(text, want):
+    assert parse_query(text) == want
+
+
+def test_a_file_or_track_with_a_start_alone_is_found(built_index, trained_checkpoint, capsys):
+    cat = open_index(built_index)
+    tid, path = cat.tracks.column("track_id")[1].as_py(), cat.tracks.column("path")[1].as_py()
+    q = resolve_query(cat, f"{tid}@0:15")
+    rows = np.flatnonzero(np.asarray(cat.crops.column("track")) == 1)[15:]   # crops 15..19 of a 20 s track
+    np.testing.assert_allclose(q.vector, np.asarray(cat.crop_vectors[rows]).mean(axis=0), rtol=1e-6)
+    for query in (f"{path}@15", f"{path}@0:15-0:20"):
+        assert cli(["search", str(built_index), query, "-k", "2"]) == 0, capsys.readouterr().err
+        assert tid not in capsys.readouterr().out.split("\n", 2)[2]
+
+
+def test_a_track_id_query_imports_neither_torch_nor_scipy(built_index, tmp_path):
+    import subprocess
+    import sys
+
+    tid = open_index(built_index).tracks.column("track_id")[0].as_py()
+    code = ("import sys; from ssl_music.cli import main; rc = main(['search', sys.argv[1], sys.argv[2], '-k', '2']); "
+            "print(sorted(m for m in ('torch', 'scipy') if m in sys.modules)); sys.exit(rc)")
+    res = subprocess.run([sys.executable, "-c", code, str(built_index), f"{tid}@2-5"], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "[]", res.stdout
+
+
+def test_a_checkpoint_given_with_a_track_id_is_checked(built_index, small_ckpt, capsys):
+    tid = open_index(built_index).tracks.column("track_id")[0].as_py()
+    assert cli(["search", str(built_index), tid, "--checkpoint", str(small_ckpt)]) == 2
+    assert "its embeddings are not comparable" in capsys.readouterr().err
+
+
+def test_a_hit_whose_file_is_gone_is_said_with_what_to_do(small_ckpt, corpus_audio, tmp_path, capsys):
+    from ssl_music.catalogue.build import build_index
+
+    music = _music(corpus_audio, tmp_path / "music", 3)
+    build_index(music, small_ckpt, tmp_path / "idx")
+    files = sorted(music.iterdir())
+    files[2].unlink()
+    assert cli(["search", str(tmp_path / "idx"), files[0].stem, "-k", "2"]) == 0
+    err = capsys.readouterr().err
+    assert f"1 hit(s) are files gone since the index was built ({files[2]})" in err
+    assert f"`ssl-music index build {music} --out {tmp_path / 'idx'}" in err

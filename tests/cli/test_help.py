@@ -60,3 +60,17 @@ def test_export_takes_checkpoint_like_every_command(tmp_path, capsys):
 def test_a_misspelt_command_gets_a_suggestion(capsys):
     assert main(["pretrian"]) == 2
     assert "unknown command 'pretrian'; did you mean 'pretrain'?" in capsys.readouterr().err
+
+
+def test_index_and_shards_help_say_what_they_do_in_words():
+    index, shards = build_parser("index"), build_parser("shards")
+    build = next(p for p in _parsers(index) if p.prog.endswith("build"))
+    text = " ".join(build.format_help().split())
+    assert "(0, 1)" not in text and "(default: 0/1)" in text
+    assert "--threads THREADS decoding threads (in this process)" in text and "--workers" not in text
+    assert build.parse_args(["in", "--checkpoint", "c", "--out", "o", "--workers", "3"]).threads == 3   # old spelling
+    for parser in (next(p for p in _parsers(index) if p.prog.endswith("info")),
+                   next(p for p in _parsers(shards) if p.prog.endswith("build"))):
+        assert parser.description, f"{parser.prog}: no description"
+    s_build = " ".join(next(p for p in _parsers(shards) if p.prog.endswith("build")).format_help().split())
+    assert "decoding processes" in s_build

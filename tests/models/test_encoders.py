@@ -160,3 +160,35 @@ def test_block_norm_gives_each_block_its_set_length():
     torch.testing.assert_close(plain(torch.randn(2, SR)).norm(dim=1), torch.ones(2))   # no periodicity: one block
     with pytest.raises(ConfigError, match="model.periodicity_weight"):
         build_encoder(model_cfg(encoder="tiny", width=8, block_norm=True, periodicity_weight=1.0), SR)
+
+
+# ------------------------------------------------------------------------------------- model.input_norm
+def _tiny(input_norm):
+    cfg = OmegaConf.structured(ModelConfig(encoder="tiny", width=8, embed_dim=16, input_norm=input_norm))
+    torch.manual_seed(0)
+    return build_encoder(cfg, 16000).eval()
+
+
+def test_rms_input_norm_makes_the_embedding_deaf_to_gain_and_none_keeps_it():
+    x = 0.3 * torch.from_numpy(np.random.default_rng(0).standard_normal((2, 16000)).astype(np.float32))
+    x[1] *= torch.linspace(0, 1, 16000)   # not stationary: the norm is per example, not per frame
+    with torch.no_grad():
+        for db in (-6.0, 3.0):
+            g = 10 ** (db / 20)
+            torch.testing.assert_close(_tiny("rms")(x * g), _tiny("rms")(x), atol=1e-5, rtol=1e-4)
+            assert (_tiny("none")(x * g) - _tiny("none")(x)).abs().max() > 1e-3
+    assert _tiny("none")(x).shape == _tiny("rms")(x).shape
+    # the spectral backend's power path scales a clip as the waveform path does (Parseval)
+    enc = _tiny("rms")
+    power = enc.frontend.stft_module()(x)
+    a = enc.frontend(enc.loudness_normalised(x))
+    b = enc.frontend(enc.loudness_normalised(power))
+    assert (a - b).abs().mean() < 0.05 * a.abs().mean(), (a - b).abs().mean()
+
+
+def test_an_unknown_input_norm_is_refused_naming_the_key():
+    with pytest.raises(ConfigError, match="model.input_norm"):
+        validate_model(OmegaConf.structured(ModelConfig(encoder="tiny", input_norm="peak")))
+    old = OmegaConf.create({k: v for k, v in OmegaConf.to_container(OmegaConf.structured(ModelConfig())).items()
+                            if k != "input_norm"})            # a config saved before the key existed
+    assert build_encoder(old, 16000).input_norm == "none"

@@ -17,7 +17,7 @@ def test_index_submission_renders_an_array_and_a_merge(tmp_path, capsys):
                  "--parts", "4", "--gpus-per-node", "1", "--cpus-per-task", "6", "--dry-run"]) == 0
     array, merge = capsys.readouterr().out.split("#!/bin/bash\n")[1:]
     assert "#SBATCH --array=0-3" in array and "#SBATCH --gpus-per-node=1" in array
-    assert re.search(r"index build \S+ --checkpoint \S+ --out \S+ --workers 6 --quiet --device cuda "
+    assert re.search(r"index build \S+ --checkpoint \S+ --out \S+ --threads 6 --quiet --device cuda "
                      r"--part \"\$\{SLURM_ARRAY_TASK_ID\}/4\"$", array, re.M)
     assert "--array" not in merge and re.search(r"^srun .* index merge \S+/idx$", merge, re.M)
     with pytest.raises(SlurmError, match="index input not found: /nonexistent"):
