@@ -86,6 +86,9 @@ class Objective:
     tie: Optional[Tie] = None         # views through the chain with some draws shared within an example
     layout: Optional[Layout] = None   # the embedding's named subspaces this objective trains
     validate: Callable[[Any, Any], None] = lambda obj_cfg, view_cfg: None  # (objectives.<name>, data.<name>)
+    # (objectives.<name>) -> names of the embedding's parts (``layout``) its head reads; empty: the whole embedding.
+    # None: its head reads the whole embedding (or slices it itself, as the subspace objective does)
+    reads: Optional[Callable[[Any], list]] = None
 
     def treatment(self, view_cfg: Any) -> Optional[PairStretch]:
         return self.pair(view_cfg) if self.pair is not None else None
