@@ -65,10 +65,15 @@ class ModelConfig:
     proj_hidden: int = 512
     proj_dim: int = 128
     tempo_hidden: int = 256
-    periodicity: bool = False         # tiny / short_chunk_resnet: add log-lag onset autocorrelation features
+    # tiny / short_chunk_resnet: log-lag onset autocorrelation features in the embedding's last dimensions.
+    # fixed: of the input spectrogram (no gradient reaches the encoder) | learned: of learned onset channels over
+    # the encoder's frames | off. Any: configs written before `learned` hold a bool (true = fixed, false = off)
+    periodicity: Any = "off"
     pitch_classes: int = 0            # tiny + frontend logfreq: filters of the key-preserving pitch-class pooling
     block_norm: bool = False          # embedding = unit-length learned block + periodicity block (Encoder.normalise_blocks)
     periodicity_weight: float = 0.1   # with block_norm: the periodicity block's length in the unit-length embedding
+    # each part of head_split to unit length on its own (Encoder.normalise_parts); false: one norm (block_norm)
+    part_norm: bool = False
     # tiny / short_chunk_resnet: the learned block as independent dense heads of these sizes on the pooled
     # features (one per named subspace, objectives.subspaces.dims); [] = one dense head
     head_split: List[int] = field(default_factory=list)

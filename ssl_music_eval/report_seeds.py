@@ -4,7 +4,8 @@ Runs are grouped into arms by folder name (a sweep's ``<arm>-seed<N>``, ssl_musi
 seed from its config.yaml). A model with named subspaces (issue #24) adds each subspace's rows, named
 ``<row> [<subspace>]``, so the paired differences answer "what did this arm do to the content part". Every
 arm's random-init twin (one init per pretraining seed, from the same
-results.json files) is an arm of its own, ``<arm> · random init``, compared with its model on the same seeds.
+results.json files) is an arm of its own, ``<arm> · random init``, compared with its model on the same seeds,
+each part's rows against the same part of the twin (``random_init/<part>``): trained − twin per part.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ssl_music_eval.report_doc import Doc
 from ssl_music_eval.report_summary import comparison_rows
 from ssl_music.cluster.runs import split_run_name
 from ssl_music_eval.seeds import by_arm, fmt_difference, fmt_summary, seed_tables
-from ssl_music_eval.subspaces import PREFIX
+from ssl_music_eval.subspaces import PREFIX, TWIN_PREFIX
 
 TWIN = " · random init"
 
@@ -52,6 +53,9 @@ def group(run_dirs: Sequence[Path], results: Sequence[dict]) -> dict:
         runs.append((arm, seed, rows))
         sources.append(str(d))
         twin = comparison_rows(res, "random_init")
+        for fs in subspace_sets(res):   # each part's twin rows: the same part of the random-init twin
+            part = fs[len(PREFIX):]
+            twin.update({f"{label} [{part}]": v for label, v in comparison_rows(res, TWIN_PREFIX + part).items()})
         if twin:
             runs.append((arm + TWIN, seed, twin))
             sources.append(str(d))

@@ -21,13 +21,22 @@ COLUMN_NAMES = {**SET_NAMES, "librosa": "librosa"}
 
 
 def column_name(col: str) -> str:
-    """A column's heading: a feature set's name, or ``model: <subspace>`` for one part of the model."""
+    """A column's heading: a feature set's name, or ``model: <subspace>`` for one part of the model (``random
+    init: <subspace>`` for the same part of its random-init twin)."""
+    if col.startswith("random_init/"):
+        return "random init: " + col[len("random_init/"):]
     return COLUMN_NAMES.get(col, col.replace("/", ": ", 1))
 
 
 def subspace_columns(rows) -> list[str]:
-    """The model's per-subspace feature sets (``model/<name>``) the rows hold, in order of appearance."""
-    return [c for c in dict.fromkeys(c for r in rows for c in r.cells) if c.startswith("model/")]
+    """The model's per-subspace feature sets (``model/<name>``) the rows hold, in order of appearance, each
+    followed by the same part of the random-init twin (``random_init/<name>``) where the rows hold it."""
+    cells = list(dict.fromkeys(c for r in rows for c in r.cells))
+    out = []
+    for c in cells:
+        if c.startswith("model/"):
+            out += [c] + [t for t in ("random_init/" + c[len("model/"):],) if t in cells]
+    return out
 MISSING = "–"
 KNN_TARGET = 10  # one k-NN row per task: the k run closest to this, the smaller on a tie
 PROBE_NAMES = {"linear": "linear", "mlp": "MLP"}

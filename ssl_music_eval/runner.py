@@ -16,7 +16,7 @@ from ssl_music_eval.embed import embed_dataset
 from ssl_music_eval.knn import choose_search, search_rule
 from ssl_music_eval.metrics import ci_method
 from ssl_music_eval.segmentation import protocol as segmentation_protocol
-from ssl_music_eval.subspaces import layout_of, subspace_features, weighted_locality
+from ssl_music_eval.subspaces import TWIN_PREFIX, layout_of, subspace_features, weighted_locality
 from ssl_music_eval.tasks import TASKS, TaskContext
 
 
@@ -94,6 +94,8 @@ def evaluate_dataset(cfg, spec, ds, model, random_model, cache: Path, progress: 
         feats, items, skipped = _embed_all(cfg, ds, model, random_model, cache, progress)
         if items:  # one more feature set per named subspace: every probe, k-NN and locality column per part
             feats.update(subspace_features(model, feats["model"]))
+            if "random_init" in feats:   # each part beside the same part of the random-init twin
+                feats.update(subspace_features(random_model, feats["random_init"], TWIN_PREFIX))
     ctx = TaskContext(cfg, spec, items, feats, model, random_model, cache, progress, skipped)
     tasks = {task.name: TASKS[task.type].run(ctx, task) for task in spec.tasks}
     items, skipped = ctx.items, ctx.skipped

@@ -18,6 +18,7 @@ import numpy as np
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 PREFIX = "model/"
+TWIN_PREFIX = "random_init/"   # the same part of the run's own random-init twin: trained - twin is what training added
 
 
 def layout_of(model: Any) -> list:
@@ -26,15 +27,17 @@ def layout_of(model: Any) -> list:
     return layout if len(layout) > 1 else []
 
 
-def subspace_features(model: Any, X: np.ndarray) -> dict[str, np.ndarray]:
+def subspace_features(model: Any, X: np.ndarray, prefix: str = PREFIX) -> dict[str, np.ndarray]:
     """``{"model/<name>": X[:, part]}`` for a model with more than one subspace, else {}. When the last part
-    also holds the fixed periodicity statistic (the encoder's dimensions past ``content_dim``), its learned
-    dimensions alone are one more set, ``model/<name> (learned)``: what training added beside the statistic."""
+    also holds the periodicity block (the encoder's dimensions past ``content_dim``), its other dimensions
+    alone are one more set, ``model/<name> (learned)``: what the dense layers added beside the block.
+    ``prefix`` ``random_init/``: the same sets of the random-init twin (``model`` its ``load_encoder(...,
+    random_init=True)``), so each part is scored beside the same part untrained."""
     layout = layout_of(model)
-    out = {f"{PREFIX}{p.name}": np.ascontiguousarray(X[:, p.start:p.stop]) for p in layout}
+    out = {f"{prefix}{p.name}": np.ascontiguousarray(X[:, p.start:p.stop]) for p in layout}
     learned = getattr(getattr(model, "encoder", None), "content_dim", None)
     if layout and isinstance(learned, int) and layout[-1].start < learned < layout[-1].stop:
-        out[f"{PREFIX}{layout[-1].name} (learned)"] = np.ascontiguousarray(X[:, layout[-1].start:learned])
+        out[f"{prefix}{layout[-1].name} (learned)"] = np.ascontiguousarray(X[:, layout[-1].start:learned])
     return out
 
 

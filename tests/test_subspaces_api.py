@@ -123,3 +123,50 @@ def test_cli_embed_keeps_one_subspace(ckpt, tmp_path, capsys):
     capsys.readouterr()
     assert cli(["embed", str(tmp_path / "a.wav"), "--checkpoint", ckpt, "--out", str(out), "--subspace", "key"]) == 2
     assert "no subspace 'key'" in capsys.readouterr().err
+
+
+# ------------------------------------------- learned periodicity, per-part norm, a tempo head on its part
+@pytest.fixture(scope="module")
+def learned_ckpt(tmp_path_factory):
+    cfg = load_config(overrides=["model.encoder=tiny", "model.width=8", "model.embed_dim=32", "data.crop_s=1.0",
+                                 "model.periodicity=learned", "model.part_norm=true", "model.head_split=[12,8,8]",
+                                 "model.tempo_hidden=8", "objectives.tempo.weight=1", "objectives.tempo.reads=[tempo]",
+                                 "objectives.subspaces.weight=1", "objectives.subspaces.dims=[12,8,8]"])
+    torch.manual_seed(0)
+    module = PretrainModule(to_container(cfg))
+    ckpt = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(ckpt)
+    path = tmp_path_factory.mktemp("learned") / "m.ckpt"
+    torch.save(ckpt, str(path))
+    return str(path)
+
+
+def test_learned_periodicity_and_part_norm_through_export_hear_similarity_and_tempo(learned_ckpt, tmp_path, capsys):
+    import soundfile as sf
+
+    from ssl_music.cli import main as cli
+
+    model = ssl_music.load_encoder(learned_ckpt)
+    assert type(model.encoder.encoder.periodicity).__name__ == "LearnedPeriodicity"
+    crops = np.stack([_wave(2, 1.0), _wave(3, 1.0)])
+    e = model.embed_crops(crops)
+    for name in model.subspaces:   # each part unit length on its own
+        np.testing.assert_allclose(np.linalg.norm(model.subspace(e, name), axis=1), 1.0, rtol=1e-5)
+    a, b = e
+    for name in model.subspaces:
+        x, y = model.subspace(a, name), model.subspace(b, name)
+        assert model.similarity(a, b, {name: 1}) == pytest.approx(float(x @ y), rel=1e-5)   # unit parts: x.y
+    assert model.similarity(a, b) == pytest.approx(float(a @ b) / 3, rel=1e-5)           # the mean of the parts'
+
+    out = ssl_music.api.export_encoder(learned_ckpt, tmp_path / "export")
+    exported = ssl_music.load_encoder(out)
+    np.testing.assert_array_equal(exported.embed(_wave(), SR), model.embed(_wave(), SR))
+    np.testing.assert_array_equal(exported.tempo_same_prob(crops, crops[::-1].copy()),
+                                  model.tempo_same_prob(crops, crops[::-1].copy()))
+    scene = hear.get_scene_embeddings(torch.from_numpy(_wave())[None], hear.load_model(out))
+    np.testing.assert_allclose(scene[0].numpy(), model.embed(_wave(), SR), rtol=1e-5, atol=1e-6)
+
+    sf.write(str(tmp_path / "c.wav"), _wave(4, 2.0), SR)
+    assert cli(["tempo", "estimate", "--checkpoint", learned_ckpt, str(tmp_path / "c.wav"), "--windows", "1",
+                "--step", "0.05"]) == 0
+    assert 40.0 <= float(capsys.readouterr().out.strip().splitlines()[-1].split("\t")[1]) <= 250.0

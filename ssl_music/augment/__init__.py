@@ -36,6 +36,10 @@ class ViewAugmenter:
         self.backend = str(augment_cfg.backend)
         self.chain = resolve_chain(augment_cfg.chain)
         self.pair_chain = without(self.chain, "time_stretch")
+        # The rate pairs follow the chain: an arm without time_stretch (absent or p = 0) stretches no view, the
+        # tempo pair's included. Its rates are still drawn, so every arm's random stream stays paired seed for
+        # seed, then replaced by (1, 1), labelled "same" as they are: the tempo loss has one class to learn there.
+        self.stretch_pairs = has_time_stretch(self.chain)
         self.sample_rate = int(data_cfg.sample_rate)
         self.crop_s = float(data_cfg.crop_s)
         self.out_len = seconds_to_frames(self.crop_s, self.sample_rate)
@@ -60,7 +64,7 @@ class ViewAugmenter:
     def apply_sample(self, sample: Dict[str, Any], rng: np.random.Generator, record: Optional[list] = None) -> dict:
         """Numpy views [V, S] -> [V, L]; ``record`` (a list) collects (view, row, transform, applied, params)."""
         from ssl_music.augment.cpu import apply_chain
-        from ssl_music.augment.signal import cpu_stretch
+        from ssl_music.augment.signal import cpu_stretch, fit
 
         out = dict(sample)
         # chain views first, then pair views: the order of the random draws
@@ -70,9 +74,12 @@ class ViewAugmenter:
         for name, pair in self.pairs.items():
             if name in sample and pair is not None:
                 rates, same = tempo_rates(rng.random((1, 3)), xp=np, **pair.as_kwargs())
+                if not self.stretch_pairs:
+                    rates, same = np.ones_like(rates), np.ones_like(same)
                 rows = []
                 for i, row in enumerate(np.asarray(sample[name])):
-                    y = cpu_stretch(row, float(rates[0, i]), self.out_len, self.sample_rate)
+                    y = (cpu_stretch(row, float(rates[0, i]), self.out_len, self.sample_rate) if self.stretch_pairs
+                         else fit(np.asarray(row, np.float32), self.out_len))
                     rows.append(self._cpu_row(apply_chain, y, self.pair_chain, rng, record, name, i))
                 out[name] = np.stack(rows)
                 out[f"{name}_same"] = np.float32(same[0])
@@ -120,7 +127,10 @@ class ViewAugmenter:
             return self._apply_batch(batch, generator, record, frontend)
 
     def _apply_batch(self, batch, generator, record, frontend) -> dict:
+        import torch
+
         from ssl_music.augment.gpu import Tie, tempo_draw
+        from ssl_music.augment.signal import crop
 
         chain, pair_chain = self._chains(frontend is not None)
         kw = {} if frontend is None else {"frontend": frontend}
@@ -138,8 +148,12 @@ class ViewAugmenter:
                 b = x.shape[0]
                 rates, same = tempo_draw(b, pair.as_kwargs(), generator, x.device)
                 rates, same = rates.to(x.dtype), same.to(x.dtype)
-                # the chain stretches by the rates itself (gpu: fused with its pitch_shift when that comes first)
-                y = pair_chain(x.reshape(b * 2, -1), generator, record, rate=rates.reshape(-1), **kw)
+                if self.stretch_pairs:
+                    # the chain stretches by the rates itself (gpu: fused with its pitch_shift when that comes first)
+                    y = pair_chain(x.reshape(b * 2, -1), generator, record, rate=rates.reshape(-1), **kw)
+                else:
+                    rates, same = torch.ones_like(rates), torch.ones_like(same)
+                    y = pair_chain(crop(x.reshape(b * 2, -1), self.out_len), generator, record, **kw)
                 out[name] = y.reshape(b, 2, *y.shape[1:])
                 out[f"{name}_same"], out[f"{name}_rates"] = same, rates
         return out

@@ -80,7 +80,12 @@ def validate_model(model_cfg: Any) -> None:
         bad("pitch_classes", f"encoder '{encoder}' has no pitch-class pooling (tiny and short_chunk_resnet do)")
     if pitch and resolve_frontend(model_cfg) != "logfreq":
         bad("pitch_classes", "folds a semitone axis: needs model.frontend=logfreq")
-    if model_cfg.get("periodicity", False) and "periodicity" not in inspect.signature(ENCODERS[encoder][0]).parameters:
+    from ssl_music.models.pooling import PERIODICITY, periodicity_mode
+
+    mode = periodicity_mode(model_cfg.get("periodicity", False))
+    if mode not in PERIODICITY:
+        bad("periodicity", f"must be {' | '.join(PERIODICITY)}, got '{model_cfg.periodicity}'")
+    if mode != "off" and "periodicity" not in inspect.signature(ENCODERS[encoder][0]).parameters:
         bad("periodicity", f"encoder '{encoder}' has no periodicity pooling (tiny and short_chunk_resnet do)")
     split = list(model_cfg.get("head_split", None) or [])
     if split:
@@ -89,10 +94,13 @@ def validate_model(model_cfg: Any) -> None:
         if "head_split" not in inspect.signature(ENCODERS[encoder][0]).parameters:
             bad("head_split", f"encoder '{encoder}' has one dense head (tiny and short_chunk_resnet can split it)")
         learned = int(model_cfg.embed_dim) - (_period_dim(int(model_cfg.width), int(model_cfg.embed_dim))
-                                              if model_cfg.get("periodicity", False) else 0)
+                                              if mode != "off" else 0)
         if any(int(d) <= 0 for d in split) or sum(split) != learned:
             bad("head_split", f"must be sizes > 0 summing to the learned block ({learned} = model.embed_dim less the "
                               f"periodicity block), got {split}")
+    if model_cfg.get("part_norm", False) and not split:
+        bad("part_norm", "normalises each part of model.head_split on its own: set model.head_split (the named "
+                         "parts' sizes, objectives.subspaces.dims) or model.part_norm=false")
     reads = list(model_cfg.get("head_reads", None) or [])
     if reads:
         from ssl_music.models.encoders import HEAD_READS
@@ -116,10 +124,12 @@ class Encoder(nn.Module):
 
     def __init__(self, frontend: nn.Module, encoder: nn.Module, embed_dim: int, sample_rate: int,
                  frontend_name: str, encoder_name: str, block_norm: bool = False, periodicity_weight: float = 0.1,
-                 input_norm: str = "none"):
+                 input_norm: str = "none", part_dims=()):
         super().__init__()
         self.input_norm = str(input_norm)
         self.block_norm, self.periodicity_weight = bool(block_norm), float(periodicity_weight)
+        # model.part_norm: the learned parts' sizes, each normalised on its own (normalise_parts); () = off
+        self.part_dims = tuple(int(d) for d in part_dims)
         self.frontend = frontend
         self.encoder = encoder
         self.embed_dim = embed_dim
@@ -144,6 +154,8 @@ class Encoder(nn.Module):
             wave = self.loudness_normalised(wave)
         x = self.frontend(wave)
         e = self.encoder(x) if valid_fraction is None else self.encoder(x, valid_fraction)
+        if self.part_dims:
+            return self.normalise_parts(e)
         return self.normalise_blocks(e) if self.block_norm else e
 
     def loudness_normalised(self, x: torch.Tensor) -> torch.Tensor:
@@ -159,6 +171,25 @@ class Encoder(nn.Module):
         per_unit = s.window.float().pow(2).sum() * s.n_fft / (s.n_fft + 2)
         ms = x.float().mean(dim=(1, 2), keepdim=True) / per_unit
         return x * (RMS_TARGET ** 2 / ms.clamp_min(RMS_FLOOR ** 2)).to(x.dtype)
+
+    def normalise_parts(self, e: torch.Tensor) -> torch.Tensor:
+        """Per-part normalisation (``model.part_norm``): each named part to unit length on its own, so a part
+        exported alone, or probed alone, depends on nothing outside it (one norm over the learned block
+        divided the pitch slice by a length that content and tempo set). The last part also holds the
+        periodicity block: inside it, its learned dimensions and the periodicity block are each unit length,
+        weighted sqrt(1 - w^2) and w as in ``normalise_blocks``. The whole embedding has length sqrt(parts),
+        and its cosine is the mean of the parts' cosines."""
+        out, start = [], 0
+        for d in self.part_dims[:-1]:
+            out.append(F.normalize(e[:, start:start + d], dim=1))
+            start += d
+        last = e[:, start:]
+        c = self.content_dim - start
+        if c == last.shape[1]:
+            return torch.cat([*out, F.normalize(last, dim=1)], dim=1)
+        w = self.periodicity_weight
+        return torch.cat([*out, F.normalize(last[:, :c], dim=1) * math.sqrt(1.0 - w * w),
+                          F.normalize(last[:, c:], dim=1) * w], dim=1)
 
     def normalise_blocks(self, e: torch.Tensor) -> torch.Tensor:
         """Per-block normalisation: the learned block and the periodicity block each to unit length, then
@@ -185,7 +216,10 @@ def build_encoder(model_cfg: Any, sample_rate: int) -> Encoder:
                               win_ms=float(model_cfg.win_ms), hop_ms=float(model_cfg.hop_ms))
     cls = ENCODERS[name][0]
     # .get: configs saved before the key existed load as without it
-    kwargs = dict(periodicity=True, hop_ms=float(model_cfg.hop_ms)) if model_cfg.get("periodicity", False) else {}
+    from ssl_music.models.pooling import periodicity_mode
+
+    mode = periodicity_mode(model_cfg.get("periodicity", False))   # configs before `learned` hold a bool
+    kwargs = dict(periodicity=mode, hop_ms=float(model_cfg.hop_ms)) if mode != "off" else {}
     if model_cfg.get("head_split", None):
         kwargs.update(head_split=[int(d) for d in model_cfg.head_split],
                       head_reads=[str(r) for r in (model_cfg.get("head_reads", None) or [])])
@@ -198,8 +232,10 @@ def build_encoder(model_cfg: Any, sample_rate: int) -> Encoder:
         kwargs.update(pitch_classes=int(model_cfg.pitch_classes), bands_per_octave=frontend.bands_per_octave)
     encoder = cls(in_channels=frontend.out_channels, embed_dim=int(model_cfg.embed_dim), width=int(model_cfg.width),
                   **kwargs)
-    # .get: configs saved before these keys existed load as without block normalisation
+    # .get: configs saved before these keys existed load as without block (or part) normalisation
+    part_norm = bool(model_cfg.get("part_norm", False))
     return Encoder(frontend, encoder, int(model_cfg.embed_dim), sample_rate, frontend_name, name,
                    block_norm=bool(model_cfg.get("block_norm", False)),
                    periodicity_weight=float(model_cfg.get("periodicity_weight", 0.1)),
-                   input_norm=str(model_cfg.get("input_norm", "none")))   # .get: older configs embed unchanged
+                   input_norm=str(model_cfg.get("input_norm", "none")),   # .get: older configs embed unchanged
+                   part_dims=[int(d) for d in model_cfg.head_split] if part_norm else ())

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssl_music.models.backends import build_backend, frame_mask
-from ssl_music.models.pooling import PeriodicityPool
+from ssl_music.models.pooling import LearnedPeriodicity, PeriodicityPool, periodicity_mode
 
 
 def _conv_bn_relu_2d(c_in: int, c_out: int, stride=1) -> nn.Sequential:
@@ -65,6 +65,18 @@ def _period_dim(width: int, embed_dim: int) -> int:
     return max(1, min(width, embed_dim // 8))
 
 
+def _periodicity(mode, frame_rate: float, channels: int, out_dim: int) -> nn.Module | None:
+    """The periodicity block of ``model.periodicity``: ``fixed`` reads the normalised input spectrogram at
+    ``frame_rate`` (one frame per hop), ``learned`` the encoder's ``channels`` frame features at half that
+    rate (the encoders below give it the frames after their first stride-2 stage), ``off`` none."""
+    mode = periodicity_mode(mode)
+    if mode == "fixed":
+        return PeriodicityPool(frame_rate, out_dim=out_dim)
+    if mode == "learned":
+        return LearnedPeriodicity(channels, frame_rate / 2, out_dim)
+    return None
+
+
 # ------------------------------------------------------------------------------------------- TinyCNN
 class _DilatedTemporal(nn.Module):
     """Residual 1-D conv over time; stacked with growing dilation it sees ~1 s, enough for a beat period."""
@@ -108,16 +120,19 @@ class TinyCNN(nn.Module):
     three conv blocks pooling only along frequency, so onsets stay at 20 ms resolution while timbre and
     pitch are summarised; after collapsing frequency, dilated temporal convolutions (dilations 1..16)
     relate onsets up to ~1.3 s apart, which tempo and rhythm need. Mean+max over time, then dense layers.
-    With ``periodicity``, a log-lag onset autocorrelation (``PeriodicityPool``) fills part of the embedding:
-    it makes tempo linearly readable, which the tempo-pair objective otherwise fails to learn on CPU budgets.
+    With ``periodicity``, a log-lag onset autocorrelation fills part of the embedding: it makes tempo linearly
+    readable, which the tempo-pair objective otherwise fails to learn on CPU budgets. ``fixed`` computes it
+    from the input (``PeriodicityPool``), ``learned`` from the frames after the temporal convolutions
+    (``LearnedPeriodicity``).
     """
 
-    def __init__(self, in_channels: int = 1, embed_dim: int = 128, width: int = 32, periodicity: bool = False,
+    def __init__(self, in_channels: int = 1, embed_dim: int = 128, width: int = 32, periodicity: bool | str = False,
                  hop_ms: float = 10.0, pitch_classes: int = 0, bands_per_octave: int = 12, head_split=(),
                  head_reads=(), backend: str = "pool", backend_kw: dict | None = None):
         super().__init__()
         w = width
         self.pitch = PitchClassPool(in_channels, pitch_classes, bands_per_octave) if pitch_classes else None
+        self.learned_periodicity = periodicity_mode(periodicity) == "learned"
         # Non-affine: with no learnable input normalisation, nothing upstream of a log-mel front-end needs a
         # gradient, so autograd skips the expensive input-gradient of the stem conv.
         self.input_bn = nn.BatchNorm2d(in_channels, affine=False)
@@ -129,18 +144,21 @@ class TinyCNN(nn.Module):
         )
         self.temporal = nn.Sequential(*[_DilatedTemporal(2 * w, d) for d in (1, 2, 4, 8, 16)])
         self.backend = build_backend(backend, 2 * w, **(backend_kw or {}))
-        p = _period_dim(w, embed_dim) if periodicity else 0
-        self.periodicity = PeriodicityPool(1000.0 / hop_ms, out_dim=p) if periodicity else None
+        p = _period_dim(w, embed_dim) if periodicity_mode(periodicity) != "off" else 0
+        self.periodicity = _periodicity(periodicity, 1000.0 / hop_ms, 2 * w, p)
         b = self.backend.out_dim
         self.head = _dense(b + (self.pitch.out_dim if self.pitch else 0), 4 * w, embed_dim - p, head_split,
                            head_reads, b)
 
     def forward(self, x: torch.Tensor, valid_fraction: torch.Tensor | None = None) -> torch.Tensor:
         x = self.input_bn(x)
-        # From the normalised input, not a learned map: no gradient reaches it, so it costs one FFT.
-        extra = [self.periodicity(x)] if self.periodicity is not None else []
+        # fixed: from the normalised input, not a learned map: no gradient reaches it, so it costs one FFT
+        fixed = self.periodicity is not None and not self.learned_periodicity
+        extra = [self.periodicity(x)] if fixed else []
         pitch = [self.pitch(x)] if self.pitch is not None else []
         x = self.temporal(self.blocks(x).amax(dim=2))
+        # learned: the frames the back-end summarises (stem stride 2: half the hop rate)
+        extra = [self.periodicity(x)] if self.learned_periodicity else extra
         summary = self.backend(x, frame_mask(valid_fraction, x.shape[-1]))
         return torch.cat([self.head(torch.cat([summary, *pitch], dim=1)), *extra], dim=1)
 
@@ -174,12 +192,13 @@ class ShortChunkResNet(nn.Module):
     ``TinyCNN``.
     """
 
-    def __init__(self, in_channels: int = 1, embed_dim: int = 512, width: int = 64, periodicity: bool = False,
+    def __init__(self, in_channels: int = 1, embed_dim: int = 512, width: int = 64, periodicity: bool | str = False,
                  hop_ms: float = 10.0, pitch_classes: int = 0, bands_per_octave: int = 12, head_split=(),
                  head_reads=(), backend: str = "pool", backend_kw: dict | None = None):
         super().__init__()
         w = width
         self.pitch = PitchClassPool(in_channels, pitch_classes, bands_per_octave) if pitch_classes else None
+        self.learned_periodicity = periodicity_mode(periodicity) == "learned"
         chans = [w, w, 2 * w, 2 * w, 2 * w, 2 * w, 4 * w]
         self.input_bn = nn.BatchNorm2d(in_channels)
         layers, c_in = [], in_channels
@@ -188,18 +207,22 @@ class ShortChunkResNet(nn.Module):
             c_in = c
         self.layers = nn.Sequential(*layers)
         self.backend = build_backend(backend, c_in, **(backend_kw or {}))
-        p = _period_dim(w, embed_dim) if periodicity else 0
-        self.periodicity = PeriodicityPool(1000.0 / hop_ms, out_dim=p) if periodicity else None
+        p = _period_dim(w, embed_dim) if periodicity_mode(periodicity) != "off" else 0
+        # learned: the first block's frames (T/2); after seven halvings the last block has a frame per 1.28 s
+        self.periodicity = _periodicity(periodicity, 1000.0 / hop_ms, chans[0], p)
         b = self.backend.out_dim
         self.head = _dense(b + (self.pitch.out_dim if self.pitch else 0), c_in, embed_dim - p, head_split,
                            head_reads, b)
 
     def forward(self, x: torch.Tensor, valid_fraction: torch.Tensor | None = None) -> torch.Tensor:
         x = self.input_bn(x)
-        # detach: the input BN is affine here, and the statistic needs no gradient to be useful
-        extra = [self.periodicity(x.detach())] if self.periodicity is not None else []
+        # fixed, detached: the input BN is affine here, and the statistic needs no gradient to be useful
+        fixed = self.periodicity is not None and not self.learned_periodicity
+        extra = [self.periodicity(x.detach())] if fixed else []
         pitch = [self.pitch(x)] if self.pitch is not None else []
-        x = self.layers(x).amax(dim=2)
+        x = self.layers[0](x)
+        extra = [self.periodicity(x.amax(dim=2))] if self.learned_periodicity else extra
+        x = self.layers[1:](x).amax(dim=2)
         summary = self.backend(x, frame_mask(valid_fraction, x.shape[-1]))
         return torch.cat([self.head(torch.cat([summary, *pitch], dim=1)), *extra], dim=1)
 

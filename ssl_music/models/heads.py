@@ -23,11 +23,17 @@ class TempoHead(nn.Module):
 
     scores_pairs = True   # what readers look for (EmbeddingModel.tempo_same_prob), not the head's name
 
-    def __init__(self, embed_dim: int, hidden: int, unit_blocks: int | None = None):
+    def __init__(self, embed_dim: int, hidden: int, unit_blocks: int | None = None, reads=None):
         super().__init__()
         # With a block-normalised embedding, the periodicity block is short by design (periodicity_weight);
         # the head rescales both blocks to unit length so that its product term is not w^2 times too small.
+        # ``unit_blocks`` counts the dimensions it reads (``reads``) before the periodicity block.
         self.unit_blocks = unit_blocks
+        # ``reads``: the embedding dimensions it sees (the named parts its objective declares), in order;
+        # None: all of them. A buffer, not saved: the config rebuilds it, and old checkpoints have no key.
+        self.register_buffer("reads", None if reads is None else torch.as_tensor(list(reads), dtype=torch.long),
+                             persistent=False)
+        embed_dim = embed_dim if reads is None else len(reads)
         self.mlp = nn.Sequential(nn.Linear(4 * embed_dim, hidden, bias=False), nn.BatchNorm1d(hidden),
                                  nn.ReLU(inplace=True), nn.Linear(hidden, 1))
 
@@ -36,6 +42,8 @@ class TempoHead(nn.Module):
         return torch.cat([F.normalize(e[:, :c], dim=1), F.normalize(e[:, c:], dim=1)], dim=1)
 
     def forward(self, e1: torch.Tensor, e2: torch.Tensor) -> torch.Tensor:
+        if self.reads is not None:
+            e1, e2 = e1.index_select(1, self.reads), e2.index_select(1, self.reads)
         if self.unit_blocks:
             e1, e2 = self._blocks(e1), self._blocks(e2)
         return self.mlp(torch.cat([e1, e2, (e1 - e2).abs(), e1 * e2], dim=1)).squeeze(1)
@@ -49,8 +57,12 @@ def projector(model_cfg, encoder: nn.Module) -> ProjectionHead:
     return ProjectionHead(encoder.content_dim, model_cfg.proj_hidden, model_cfg.proj_dim)
 
 
-def tempo_head(model_cfg, encoder: nn.Module) -> TempoHead:
-    """The same-vs-different tempo classifier; it reads the whole embedding, periodicity block included."""
-    split = encoder.content_dim if getattr(encoder, "block_norm", False) and encoder.content_dim < encoder.embed_dim \
-        else None
-    return TempoHead(encoder.embed_dim, model_cfg.tempo_hidden, unit_blocks=split)
+def tempo_head(model_cfg, encoder: nn.Module, parts=None) -> TempoHead:
+    """The same-vs-different tempo classifier. It reads the named ``parts`` (``Subspace``s) its objective
+    declares, periodicity block included where one of them holds it; None: the whole embedding."""
+    dims = None if parts is None else [d for p in parts for d in range(p.start, p.stop)]
+    seen = range(encoder.embed_dim) if dims is None else dims
+    learned = sum(d < encoder.content_dim for d in seen)
+    normed = getattr(encoder, "block_norm", False) or bool(getattr(encoder, "part_dims", ()))
+    split = learned if normed and 0 < learned < len(seen) else None
+    return TempoHead(encoder.embed_dim, model_cfg.tempo_hidden, unit_blocks=split, reads=dims)

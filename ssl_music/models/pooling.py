@@ -6,6 +6,9 @@ tempo as a non-linear function of dilated-conv activations, which a few hundred 
 period explicit; sampling it on a logarithmic lag axis turns a tempo ratio r into a shift of log(r) bins,
 so "same tempo" becomes a near-linear comparison of two vectors that the tempo head's e1 * e2 term can
 express directly.
+
+``PeriodicityPool`` (``model.periodicity: fixed``) computes it from the input spectrogram, a fixed statistic
+with a learned projection; ``LearnedPeriodicity`` (``learned``) from the encoder's own frame features.
 """
 from __future__ import annotations
 
@@ -14,6 +17,18 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+PERIODICITY = ("fixed", "learned", "off")   # model.periodicity
+
+
+def periodicity_mode(value) -> str:
+    """``model.periodicity`` as one of :data:`PERIODICITY`: configs written before ``learned`` existed hold a
+    bool (true: the fixed block, today's ``fixed``; false: none), and YAML reads a bare ``off`` as false.
+    Anything else is returned as given, for validation to name."""
+    if isinstance(value, bool) or value is None:
+        return "fixed" if value else "off"
+    return str(value).strip().lower()
 
 
 def onset_envelope(x: torch.Tensor) -> torch.Tensor:
@@ -41,6 +56,23 @@ def autocorrelation(env: torch.Tensor) -> torch.Tensor:
     return ac / ac[..., :1].clamp_min(1e-8)
 
 
+def log_lags(frame_rate: float, min_lag_s: float, max_lag_s: float, step: float) -> torch.Tensor:
+    """Lags in frames from ``min_lag_s`` to ``max_lag_s``, each ``1 + step`` times the one before."""
+    n_bins = int(math.floor(math.log(max_lag_s / min_lag_s) / math.log1p(step))) + 1
+    return (min_lag_s * frame_rate * (1.0 + step) ** torch.arange(n_bins, dtype=torch.float64)).float()
+
+
+def at_lags(ac: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
+    """[..., T] autocorrelation -> [..., len(lags)]: linearly interpolated at fractional ``lags`` (frames);
+    lags the crop is too short for read as zero."""
+    t = ac.shape[-1]
+    lo = lags.floor().long()
+    frac = lags - lo
+    valid = (lo + 1 < t).to(ac.dtype)
+    lo_c, hi_c = lo.clamp(max=t - 1), (lo + 1).clamp(max=t - 1)
+    return (ac[..., lo_c] * (1 - frac) + ac[..., hi_c] * frac) * valid
+
+
 class PeriodicityPool(nn.Module):
     """Log-lag onset autocorrelation plus a small learned projection: [B, C, F, T] -> [B, out_dim].
 
@@ -52,22 +84,49 @@ class PeriodicityPool(nn.Module):
     def __init__(self, frame_rate: float, out_dim: int = 32, min_lag_s: float = 0.25, max_lag_s: float = 1.5,
                  step: float = 0.02):
         super().__init__()
-        n_bins = int(math.floor(math.log(max_lag_s / min_lag_s) / math.log1p(step))) + 1
-        lags = min_lag_s * frame_rate * (1.0 + step) ** torch.arange(n_bins, dtype=torch.float64)
-        self.register_buffer("lags", lags.float(), persistent=False)
+        lags = log_lags(frame_rate, min_lag_s, max_lag_s, step)
+        n_bins = len(lags)
+        self.register_buffer("lags", lags, persistent=False)
         self.n_bins = n_bins
         self.out_dim = out_dim
         self.proj = nn.Sequential(nn.Linear(n_bins, out_dim, bias=False), nn.BatchNorm1d(out_dim))
 
     def log_lag_acf(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C, F, T] -> [B, n_bins]: the autocorrelation linearly interpolated at the log-spaced lags."""
-        ac = autocorrelation(onset_envelope(x.float()))
-        t = ac.shape[-1]
-        lo = self.lags.floor().long()
-        frac = self.lags - lo
-        valid = (lo + 1 < t).to(ac.dtype)
-        lo_c, hi_c = lo.clamp(max=t - 1), (lo + 1).clamp(max=t - 1)
-        return (ac[:, lo_c] * (1 - frac) + ac[:, hi_c] * frac) * valid
+        return at_lags(autocorrelation(onset_envelope(x.float())), self.lags)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.log_lag_acf(x).to(self.proj[0].weight.dtype))
+
+
+class LearnedPeriodicity(nn.Module):
+    """Periodicity of the encoder's own frame features: [B, C, T] -> [B, out_dim] (``model.periodicity:
+    learned``).
+
+    A 1x1 conv picks ``onsets`` learned onset channels from the C frame channels; each is half-wave
+    rectified after a temporal difference (note starts, not decays, as ``onset_envelope``), autocorrelated
+    and sampled on the same log-lag axis as ``PeriodicityPool``; learned layers map the channels' log-lag
+    curves to ``out_dim``. The autocorrelation is fixed architecture, like a convolution; what it reads is
+    learned, so the tempo objective's gradient reaches the features that carry the beat (the fixed block
+    reads the input spectrogram and passes none). ``frame_rate`` is the rate of the frames it is given.
+    """
+
+    def __init__(self, channels: int, frame_rate: float, out_dim: int, onsets: int = 4, hidden: int = 64,
+                 min_lag_s: float = 0.25, max_lag_s: float = 1.5, step: float = 0.02):
+        super().__init__()
+        self.register_buffer("lags", log_lags(frame_rate, min_lag_s, max_lag_s, step), persistent=False)
+        self.n_bins, self.out_dim, self.onsets = len(self.lags), out_dim, onsets
+        self.onset = nn.Conv1d(channels, onsets, 1)
+        self.proj = nn.Sequential(nn.Linear(onsets * self.n_bins, hidden, bias=False), nn.BatchNorm1d(hidden),
+                                  nn.ReLU(inplace=True), nn.Linear(hidden, out_dim, bias=False),
+                                  nn.BatchNorm1d(out_dim))
+
+    def log_lag_acf(self, frames: torch.Tensor) -> torch.Tensor:
+        """[B, C, T] -> [B, onsets, n_bins]"""
+        env = self.onset(frames)
+        env = F.pad(F.relu(env[..., 1:] - env[..., :-1]), (1, 0))
+        return at_lags(autocorrelation(env.float()), self.lags)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        acf = self.log_lag_acf(frames).flatten(1)
+        return self.proj(acf.to(self.proj[0].weight.dtype))

@@ -86,6 +86,24 @@ def embedding_layout(cfg, encoder) -> list[Subspace]:
 WHOLE = "all"   # the one subspace of a model trained without a layout
 
 
-__all__ = ["OBJECTIVES", "Objective", "PairStretch", "Subspace", "WHOLE", "build_heads", "build_states", "byol_loss", "embedding_layout",
-           "enabled_objectives", "gather_with_grad", "nt_xent", "rank_and_world", "register", "subspace_nce",
-           "tempo_bce", "triplet_loss", "vicreg_loss", "view_samplers"]
+def parts_read(cfg, name: str, encoder) -> list[Subspace] | None:
+    """The parts of the embedding objective ``name``'s head reads (``Objective.reads``), in layout order; None
+    for the whole embedding. A name the layout lacks is a ConfigError naming ``objectives.<name>.reads``."""
+    from ssl_music.errors import require
+
+    spec = OBJECTIVES[name]
+    names = [str(n) for n in (spec.reads(cfg.objectives[name]) if spec.reads is not None else [])]
+    if not names:
+        return None
+    layout = embedding_layout(cfg, encoder)
+    known = [part.name for part in layout]
+    unknown = [n for n in names if n not in known]
+    require(not unknown, f"objectives.{name}.reads",
+            f"names no part of the embedding: {unknown}; its parts are {known} (objectives.subspaces.names), "
+            "or leave it empty to read the whole embedding")
+    return [part for part in layout if part.name in names]
+
+
+__all__ = ["OBJECTIVES", "Objective", "PairStretch", "Subspace", "WHOLE", "build_heads", "build_states", "byol_loss",
+           "embedding_layout", "enabled_objectives", "gather_with_grad", "nt_xent", "parts_read", "rank_and_world",
+           "register", "subspace_nce", "tempo_bce", "triplet_loss", "vicreg_loss", "view_samplers"]

@@ -97,6 +97,9 @@ class Objective:
     # Called once per optimizer step (not per micro-batch, on every rank with the same synchronised
     # weights): (state, encoder, heads, objectives.<name>); e.g. the EMA target's move.
     after_step: Optional[Callable[..., None]] = None
+    # (objectives.<name>) -> names of the embedding's parts (``layout``) its head reads; empty: the whole embedding.
+    # None: its head reads the whole embedding (or slices it itself, as the subspace objective does)
+    reads: Optional[Callable[[Any], list]] = None
 
     def treatment(self, view_cfg: Any) -> Optional[PairStretch]:
         return self.pair(view_cfg) if self.pair is not None else None

@@ -4,7 +4,8 @@ Two crops of one track (constant-tempo assumption) are time-stretched by rates r
 augmenter (:class:`PairStretch`); label *same* when |log(r1/r2)| <= log(tolerance), classes balanced."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import List
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ from ssl_music.objectives.base import Objective, PairStretch
 @dataclass
 class TempoObjectiveConfig:
     weight: float = 0.0
+    # the embedding parts (objectives.subspaces.names) the head reads, e.g. [tempo]; []: the whole embedding,
+    # as every config written before this key (a head reading every part trains every part's layers)
+    reads: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -82,6 +86,12 @@ def _check_config(cfg) -> None:
               "set its min/max_time_scale and virtual_time to 1 or objectives.tempo.weight=0")
 
 
+def _build_head(cfg, encoder):
+    from ssl_music.objectives import parts_read   # the registry imports this module
+
+    return tempo_head(cfg.model, encoder, parts_read(cfg, "tempo", encoder))
+
+
 SPEC = Objective("tempo", TempoObjectiveConfig, TempoViewConfig, _sampler, _step,
-                 head="tempo_head", build_head=lambda cfg, encoder: tempo_head(cfg.model, encoder), pair=_pair, keep_head=True, validate=_validate,
-                 check_config=_check_config)
+                 head="tempo_head", build_head=_build_head, pair=_pair, keep_head=True, validate=_validate,
+                 check_config=_check_config, reads=lambda obj: list(obj.reads))

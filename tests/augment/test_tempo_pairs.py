@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from tests.augment.helpers import SR, click_track, inter_onset_interval, make_augmenter
@@ -23,7 +24,7 @@ def test_gpu_tempo_pairs_balanced_and_labels_match_rates():
 
 
 def test_cpu_tempo_pairs_balanced_and_labels_match_rates():
-    aug = make_augmenter({}, "cpu", crop_s=0.1)
+    aug = make_augmenter({"time_stretch": {}}, "cpu", crop_s=0.1)
     rng = np.random.default_rng(0)
     x = np.zeros((2, aug.source_len("tempo")), np.float32)
     outs = [aug.apply_sample({"tempo": x}, rng) for _ in range(300)]
@@ -32,7 +33,7 @@ def test_cpu_tempo_pairs_balanced_and_labels_match_rates():
 
 
 def test_tempo_view_is_stretched_by_its_rates(backend):
-    aug = make_augmenter({}, backend, crop_s=3.0)
+    aug = make_augmenter({"time_stretch": {}}, backend, crop_s=3.0)
     src = click_track(aug.source_len("tempo") / SR, 0.25)
     x = np.stack([src, src])[None]
     if backend == "cpu":
@@ -44,6 +45,36 @@ def test_tempo_view_is_stretched_by_its_rates(backend):
     for i in range(2):
         want = 0.25 / rates[i]
         assert abs(inter_onset_interval(y[i], 0.7 * want, 1.3 * want) - want) / want < 0.02
+
+
+@pytest.mark.parametrize("chain", [{}, {"time_stretch": {"p": 0.0}, "gain": {"p": 0.0}}])
+def test_an_arm_without_time_stretch_draws_no_stretched_tempo_pair(backend, chain):
+    """The pairs follow the arm: no stretch in the chain (absent or p = 0), no stretched tempo view. Each view is
+    its source crop, unchanged, with rates (1, 1) and the label that goes with them."""
+    aug = make_augmenter(chain, backend, crop_s=0.25)
+    src = np.random.default_rng(0).standard_normal((8, 2, aug.source_len("tempo"))).astype(np.float32)
+    if backend == "cpu":
+        rng = np.random.default_rng(1)
+        outs = [aug.apply_sample({"tempo": row}, rng) for row in src]
+        y = np.stack([o["tempo"] for o in outs])
+        rates, same = np.stack([o["tempo_rates"] for o in outs]), np.stack([o["tempo_same"] for o in outs])
+    else:
+        out = aug.apply_batch({"tempo": torch.from_numpy(src)}, torch.Generator().manual_seed(1))
+        y, rates, same = out["tempo"].numpy(), out["tempo_rates"].numpy(), out["tempo_same"].numpy()
+    np.testing.assert_array_equal(rates, np.ones((8, 2), np.float32))
+    np.testing.assert_array_equal(same, np.ones(8, np.float32))
+    np.testing.assert_array_equal(y, src[..., :aug.out_len])
+
+
+def test_the_unstretched_arm_draws_what_the_stretched_arm_draws():
+    """The rates are still drawn, so an arm at p = 0 keeps the random stream of the arm that stretches: the
+    views after the tempo pair get the same draws, seed for seed."""
+    def after_pair(p):
+        aug = make_augmenter({"time_stretch": {"p": p}, "gain": {"p": 1.0}}, "gpu", crop_s=0.25)
+        g = torch.Generator().manual_seed(3)
+        aug.apply_batch({"tempo": torch.zeros(4, 2, aug.source_len("tempo"))}, g)
+        return torch.rand(3, generator=g)
+    torch.testing.assert_close(after_pair(0.0), after_pair(1.0))
 
 
 def test_source_factor():

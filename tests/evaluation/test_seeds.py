@@ -159,3 +159,28 @@ def test_compare_pairs_each_subspace_of_the_arms(tmp_path):
     pair = next(p for p in seeds["pairs"] if (p["a"], p["b"], p["row"]) == ("both", "none", "dev/locality/key [content]"))
     assert pair["mean"] == pytest.approx(-0.056667, abs=1e-6) and pair["verdict"] == "worse"
     assert "dev/locality/key [content]" in (tmp_path / "report" / "compare.md").read_text()
+
+
+def test_each_part_is_paired_with_the_same_part_of_its_twin(tmp_path):
+    """A model with named subspaces: the twin arm carries each part's rows from the same part of the random-init
+    twin (random_init/<part>), so trained - twin is paired over seeds part by part."""
+    from ssl_music_eval.report import compare_runs
+
+    def results(pitch_key: float, twin_pitch_key: float) -> dict:
+        res = _results(0.6, 0.4)
+        res["datasets"]["dev"]["locality"] = {"k": 10, "chance": {"key": 0.05}, "scores": {
+            "model": {"key": 0.06}, "random_init": {"key": 0.05}, "model/pitch": {"key": pitch_key},
+            "random_init/pitch": {"key": twin_pitch_key}}}
+        return res
+
+    dirs = []
+    for seed, (trained, twin) in enumerate(((0.30, 0.20), (0.32, 0.21), (0.31, 0.25))):
+        d = tmp_path / f"subspaces-seed{seed}"
+        d.mkdir()
+        (d / "results.json").write_text(json.dumps(results(trained, twin)))
+        dirs.append(d)
+    seeds = compare_runs(dirs, tmp_path / "report")["seeds"]
+    row = "dev/locality/key [pitch]"
+    assert seeds["arms"]["subspaces · random init"][row]["values"] == pytest.approx({0: 0.20, 1: 0.21, 2: 0.25})
+    pair = next(p for p in seeds["pairs"] if (p["a"], p["b"], p["row"]) == ("subspaces", "subspaces · random init", row))
+    assert pair["values"] == pytest.approx({0: 0.10, 1: 0.11, 2: 0.06}) and pair["verdict"] == "better"

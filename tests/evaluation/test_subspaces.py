@@ -105,6 +105,19 @@ def test_the_summary_has_one_column_per_subspace():
     assert "model: content" in header and "model: pitch" in header
 
 
+def test_the_summary_puts_each_part_beside_the_same_part_of_its_twin():
+    results = {"datasets": {"d": {"locality": {"k": 5, "chance": {"key": 0.25},
+                                               "scores": {"model": {"key": 0.3}, "random_init": {"key": 0.2},
+                                                          "model/content": {"key": 0.25}, "model/pitch": {"key": 0.5},
+                                                          "random_init/content": {"key": 0.2},
+                                                          "random_init/pitch": {"key": 0.4}}},
+                                  "tasks": {}}}}
+    doc = Doc("t", None)
+    add_summary(doc, results)
+    header = next(line for line in doc.md if line.startswith("| dataset"))
+    assert "| model: content | random init: content | model: pitch | random init: pitch |" in header
+
+
 from tests.evaluation.test_suite import click_corpus, write_suite  # noqa: E402,F401  (the fixture)
 
 
@@ -121,9 +134,12 @@ def test_the_suite_scores_every_subspace_and_the_weighted_retrieval(tmp_path, cl
     parts = ["model/content", "model/pitch", "model/tempo", "model/tempo (learned)"]   # tempo holds the statistic
     assert set(parts) <= set(ds["tasks"]["timbre"]["probes"]["linear"]) and set(parts) <= set(ds["tasks"]["timbre"]["knn"])
     assert set(parts) <= set(ds["locality"]["scores"])
+    twins = [p.replace("model/", "random_init/") for p in parts]   # each part beside the same part of the twin
+    assert set(twins) <= set(ds["tasks"]["timbre"]["probes"]["linear"]) and set(twins) <= set(ds["locality"]["scores"])
     weighted = ds["locality"]["weighted"]
     assert weighted["base"] == "content" and set(weighted["parts"]) == {"pitch", "tempo"}
     assert len(weighted["parts"]["tempo"]["tempo_class"]) == len(weighted["weights"]) == 5
     json.loads((tmp_path / "run" / "results.json").read_text())
     md = (tmp_path / "run" / "report.md").read_text()
     assert "model: pitch" in md and "Weighted retrieval" in md and "Which subspace answers" in md
+    assert "| model: pitch | random init: pitch |" in md
