@@ -95,4 +95,8 @@ def test_a_long_file_embeds_in_the_memory_of_a_short_one(trained_checkpoint, tmp
         sf.write(str(folder / "a.wav"), x, 44100, subtype="PCM_16")
         del x
         rss[name] = _peak_rss(folder, trained_checkpoint, tmp_path / f"idx-{name}")
-    assert rss["long"] - rss["short"] < 30, rss
+    # half the long file's float32 samples: a one-pass decode adds all of them (plus its mono and resampled
+    # copies), while a streamed build's peak varies by ~10-45 MB from run to run with how far the decode
+    # thread runs ahead and which malloc arena it lands in (seen: 39 and 47 MB on a loaded 2-core machine)
+    one_pass_mb = 44100 * 300.0 * 2 * 4 / 2 ** 20
+    assert rss["long"] - rss["short"] < one_pass_mb / 2, rss
