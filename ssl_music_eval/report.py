@@ -16,7 +16,6 @@ from ssl_music_eval.report_doc import FEATURE_SETS, SET_NAMES, Doc, bars, best_k
 from ssl_music_eval.report_seeds import add_seed_sections, run_seed
 from ssl_music_eval.report_summary import add_comparison_summary, add_summary, comparison_rows
 from ssl_music_eval.tasks import TASKS
-from ssl_music_eval.tasks.segmentation import seg_classical, seg_rows
 from ssl_music.errors import SSLMusicError
 
 RESULTS_FORMAT = "ssl_music.eval/1"
@@ -107,15 +106,8 @@ def protocol_lines(p: dict) -> list[str]:
         f"Neighbour search (k-NN, locality): {p.get('knn_search', 'exact (float32 cosine, all pairs)')}; "
         "the search each dataset used is named in its section.",
         f"Baselines on the same splits: {', '.join(SET_NAMES[b] for b in p.get('baselines', []))}.",
-        f"Tempo: same-vs-different head against {p.get('tempo', {}).get('reference', 'click')} reference clips on a "
-        f"BPM grid ({p.get('tempo', {}).get('grid', '')}); Acc1 ±4 %, Acc2 also ×2, ×3, ½, ⅓; librosa baseline.",
-    ] + ([_segmentation().protocol_line(p["segmentation"])] if p.get("segmentation") else [])
-
-
-def _segmentation():
-    from ssl_music_eval import segmentation  # lazy: its report part draws the self-similarity figure
-
-    return segmentation
+    ] + [spec.protocol_line(p[name]) for name, spec in TASKS.items()   # each task type's own line
+         if spec.protocol_line is not None and p.get(name)]
 
 
 def write_report(results: dict, out_dir: str | Path) -> Path:
@@ -211,16 +203,9 @@ def summary_rows(results: dict, knn_k: str = "5", metric: str = "accuracy") -> l
             if any(knn_k in v for v in knn.values()):
                 rows.append({"task": task, "metric": f"knn@{knn_k}",
                              **{fs: knn.get(fs, {}).get(knn_k, float("nan")) for fs in FEATURE_SETS}})
-            for w, s in seg_rows(t):  # the classical column: the better of MFCC and chroma frames
-                rows.append({"task": task, "metric": f"HR@{w} F (classical: best)",
-                             **{fs: s.get(fs, {}).get("f", {}).get("mean", float("nan")) for fs in ("model", "random_init")},
-                             "mfcc_chroma": (seg_classical(s) or {}).get("mean", float("nan"))})
-            tempo = t.get("tempo", {})
-            if "model" in tempo:
-                for m in ("acc1", "acc2"):
-                    rows.append({"task": task, "metric": f"head {m} (librosa)", "model": tempo["model"][m],
-                                 "random_init": float("nan"),
-                                 "mfcc_chroma": tempo.get("librosa", {}).get(m, float("nan"))})
+            spec = TASKS.get(t.get("type"))   # rows of the task type's own (segmentation, tempo head, ...)
+            if spec is not None and spec.terminal_rows is not None:
+                rows += spec.terminal_rows(task, t)
     return rows
 
 

@@ -15,13 +15,12 @@ from ssl_music_eval.baselines import MfccChromaFeatures  # noqa: F401 (also impo
 from ssl_music_eval.embed import embed_dataset
 from ssl_music_eval.knn import choose_search, search_rule
 from ssl_music_eval.metrics import ci_method
-from ssl_music_eval.segmentation import protocol as segmentation_protocol
 from ssl_music_eval.subspaces import TWIN_PREFIX, layout_of, subspace_features, weighted_locality
 from ssl_music_eval.tasks import TASKS, TaskContext
 
 
 def protocol(cfg, model: Any) -> dict:
-    t = cfg.tempo
+    used = {t.type for d in cfg.datasets for t in d.tasks}
     return {
         "probes": [p for p in ("linear", "mlp") if cfg.probes[p]], "seeds": list(cfg.seeds), "folds": int(cfg.folds),
         "bootstrap": int(cfg.probes.bootstrap), "interval": ci_method(int(cfg.probes.bootstrap)),
@@ -29,12 +28,10 @@ def protocol(cfg, model: Any) -> dict:
         "locality_tolerance": float(cfg.locality.tolerance), "crop_s": float(model.crop_s),
         "sample_rate": int(model.sample_rate), "hop_s": cfg.embed.hop_s,
         "baselines": [b for b in ("random_init", "mfcc_chroma") if cfg.baselines[b]],
-        "tempo": {"reference": t.reference, "grid": f"{t.min_bpm:g}–{t.max_bpm:g} BPM in {100 * t.step:g} % steps",
-                  "windows": int(t.windows), "octave_correction": bool(t.octave_correction)},
         "projection": cfg.projection, "rare_classes": cfg.rare_classes,
         "knn_search": search_rule(),
-        **({"segmentation": segmentation_protocol(cfg.segmentation)}
-           if any(t.type == "segmentation" for d in cfg.datasets for t in d.tasks) else {}),
+        # each task type in the suite records its own settings (tasks/<type>.py)
+        **{name: spec.protocol(cfg) for name, spec in TASKS.items() if spec.protocol is not None and name in used},
     }
 
 

@@ -47,3 +47,10 @@ class EvalTask:
     # its rows in a report's first-screen summary: the task's results -> [(probe, metric, {column: score})], a
     # score a number or {mean, ci_low, ci_high}; columns are feature sets or librosa
     summary: Optional[Callable[[dict], list]] = None
+    # its settings in a suite's protocol, recorded as ``protocol[<name>]`` when a dataset of the suite has a task
+    # of this type: (suite cfg) -> dict; and that entry as one line of the report's protocol section
+    protocol: Optional[Callable[[Any], dict]] = None
+    protocol_line: Optional[Callable[[dict], str]] = None
+    # its rows in the terminal summary (``report.summary_rows``, the demo's table): (task name, the task's
+    # results) -> [{task, metric, model, random_init, mfcc_chroma}]
+    terminal_rows: Optional[Callable[[str, dict], list]] = None

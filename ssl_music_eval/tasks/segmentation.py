@@ -39,6 +39,25 @@ def summary(t: dict) -> list:
                                              "mfcc_chroma": seg_classical(s)}) for w, s in seg_rows(t)]
 
 
+def terminal_rows(task: str, t: dict) -> list[dict]:
+    """HR@w F per tolerance; the classical column is the better of MFCC and chroma frames."""
+    return [{"task": task, "metric": f"HR@{w} F (classical: best)",
+             **{fs: s.get(fs, {}).get("f", {}).get("mean", float("nan")) for fs in ("model", "random_init")},
+             "mfcc_chroma": (seg_classical(s) or {}).get("mean", float("nan"))} for w, s in seg_rows(t)]
+
+
+def _protocol(cfg) -> dict:
+    from ssl_music_eval.segmentation import protocol
+
+    return protocol(cfg.segmentation)
+
+
+def _protocol_line(p: dict) -> str:
+    from ssl_music_eval.segmentation import protocol_line
+
+    return protocol_line(p)
+
+
 def render(doc, task: str, t: dict) -> None:
     from ssl_music_eval import segmentation  # lazy: its report part draws the self-similarity figure
     from ssl_music_eval.report_doc import fmt_score
@@ -51,4 +70,4 @@ def comparison(t: dict, feature_set: str) -> dict[str, float]:
 
 
 SPEC = EvalTask("segmentation", run, "segmentation", embeddings=False, render=render, comparison=comparison,
-                summary=summary)
+                summary=summary, protocol=_protocol, protocol_line=_protocol_line, terminal_rows=terminal_rows)

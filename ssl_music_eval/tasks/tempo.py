@@ -44,6 +44,26 @@ def render(doc, task: str, t: dict) -> None:
                         f"{task}: tempo accuracy", "accuracy"), f"{task} tempo accuracy")
 
 
+def protocol(cfg) -> dict:
+    t = cfg.tempo
+    return {"reference": t.reference, "grid": f"{t.min_bpm:g}–{t.max_bpm:g} BPM in {100 * t.step:g} % steps",
+            "windows": int(t.windows), "octave_correction": bool(t.octave_correction)}
+
+
+def protocol_line(p: dict) -> str:
+    return (f"Tempo: same-vs-different head against {p.get('reference', 'click')} reference clips on a BPM grid "
+            f"({p.get('grid', '')}); Acc1 ±4 %, Acc2 also ×2, ×3, ½, ⅓; librosa baseline.")
+
+
+def terminal_rows(task: str, t: dict) -> list[dict]:
+    """The head's Acc1 / Acc2, librosa's in the classical-baseline column (no random-init head exists)."""
+    tempo = t.get("tempo", {})
+    if "model" not in tempo:
+        return []
+    return [{"task": task, "metric": f"head {m} (librosa)", "model": tempo["model"][m], "random_init": float("nan"),
+             "mfcc_chroma": tempo.get("librosa", {}).get(m, float("nan"))} for m in ("acc1", "acc2")]
+
+
 def comparison(t: dict, feature_set: str) -> dict[str, float]:
     tempo = t.get("tempo", {})
     return {f"tempo {m}": tempo[feature_set][m] for m in ("acc1", "acc2")} if feature_set in tempo else {}
@@ -58,4 +78,4 @@ def summary(t: dict) -> list:
 
 
 SPEC = EvalTask("tempo", run, "tempo", where=True, attribute=True, bpm=True, render=render, comparison=comparison,
-                summary=summary)
+                summary=summary, protocol=protocol, protocol_line=protocol_line, terminal_rows=terminal_rows)

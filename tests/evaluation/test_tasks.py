@@ -66,14 +66,21 @@ def test_a_registered_task_type_brings_its_report_section_and_comparison_rows(tm
     register(EvalTask("count", lambda ctx, task: {}, "multiclass",
                       render=lambda doc, task, t: doc.para(f"{task} counted {t['n']} clips"),
                       comparison=lambda t, fs: {"clips counted": t["n"]} if fs == "model" else {},
-                      summary=lambda t: [("counter", "clips", {"model": t["n"], "librosa": 2})]))
+                      summary=lambda t: [("counter", "clips", {"model": t["n"], "librosa": 2})],
+                      protocol=lambda cfg: {"by": "hand"},
+                      protocol_line=lambda p: f"Counting: clips counted {p['by']}.",
+                      terminal_rows=lambda task, t: [{"task": task, "metric": "clips", "model": t["n"],
+                                                      "random_init": 0, "mfcc_chroma": 2}]))
     try:
-        results = {"run": "r", "protocol": {}, "datasets": {"dev": {
+        results = {"run": "r", "protocol": {"count": {"by": "hand"}}, "datasets": {"dev": {
             "n_items": 3, "n_embedded": 3, "skipped": [],
             "tasks": {"n": {"type": "count", "column": "timbre", "n": 3}}}}}
         write_report(results, tmp_path / "report")
         md = (tmp_path / "report" / "report.md").read_text()
         assert "n counted 3 clips" in md
+        assert "Counting: clips counted hand." in md        # its protocol line, from its entry
+        from ssl_music_eval.report import summary_rows
+        assert {"task": "n", "metric": "clips", "model": 3, "random_init": 0, "mfcc_chroma": 2} in summary_rows(results)
         assert "| dev | n | counter | clips | **3.000 ★** | – | – | 2.000 |" in md
         assert comparison_rows(results) == {"dev/n/clips counted": 3}
         assert comparison_rows(results, "random_init") == {}
@@ -106,3 +113,18 @@ def test_a_translation_task_checks_its_property_columns_before_embedding(tiny_co
         run_suite("fake.ckpt", _suite(tmp_path, tiny_corpus, "{name: tr, column: tempo, type: translation}"),
                   tmp_path / "run", ["translation.attributes=[mood]"], model=model, progress=False)
     assert model.calls == 0
+
+
+def test_a_suite_records_the_protocol_of_the_task_types_it_uses(tiny_corpus, tmp_path):
+    """runner.protocol asks each task type in the suite for its settings, and only those: a suite without a
+    tempo task records no tempo grid."""
+    from ssl_music_eval.runner import protocol
+    from ssl_music_eval.suite import load_suite
+
+    def cfg_with(task):
+        return load_suite(_suite(tmp_path, tiny_corpus, task))
+
+    model = SpectralModel(crop_s=1.0)
+    with_tempo = protocol(cfg_with("{name: t, column: tempo, type: tempo}"), model)
+    without = protocol(cfg_with("{name: n, column: timbre, type: multiclass}"), model)
+    assert "BPM" in with_tempo["tempo"]["grid"] and "tempo" not in without
