@@ -96,7 +96,7 @@ def fast_bf16(device: str = "cpu", flags: set[str] | None = None, capability: st
     Decided from what the machine dispatches, not from a timing: a calibration run is noisy on a shared
     machine and costs seconds on every new one. On a GPU bf16 runs on tensor cores. On a CPU, bf16 pays off
     only with native bf16 dot products (AVX512-BF16 or AMX): without them oneDNN converts to float32 and the
-    bf16 path's extra passes make it ~3x slower than exact float32 (benchmarks/results/knn_auto_*.txt). The
+    bf16 path's extra passes make it ~3x slower than exact float32 (benchmarks/results/knn_auto_avx2.txt). The
     kernels torch actually runs can be capped below what the CPU has (``ATEN_CPU_CAPABILITY``,
     ``ONEDNN_MAX_CPU_ISA``), so both caps are read too.
     """
