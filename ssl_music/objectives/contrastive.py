@@ -88,10 +88,13 @@ def _nt_xent_fp32(z: torch.Tensor, temperature: float, queue: torch.Tensor | Non
 
 
 # ------------------------------------------------------------------------------------------- the spec
-def _sampler(views, sample_rate: int):
-    n_views, max_gap = int(views.n_views), seconds_to_frames(views.max_gap_s, sample_rate)
-    return lambda track_id, n_frames, read, length, rng: sample_contrastive(n_frames, read, length, n_views,
-                                                                           max_gap, rng)
+def crops_sampler(views, sample_rate: int, n_views: int | None = None):
+    """The view sampler of ``data.<name>`` sections with ``max_gap_s`` (and ``n_views``, unless given): crops of
+    one track at most ``max_gap_s`` apart. Shared by every objective whose views are plain crops (BYOL, VICReg)."""
+    n = int(views.n_views if n_views is None else n_views)
+    max_gap = seconds_to_frames(views.max_gap_s, sample_rate)
+    return lambda track_id, n_frames, read, length, rng: sample_contrastive(n_frames, read, length, n, max_gap, rng)
+
 
 
 def _step(head, encoder, e: torch.Tensor, batch: dict, cfg, state=None) -> dict:
@@ -122,6 +125,6 @@ def _validate(obj, views) -> None:
           f"must be an integer >= 0 (0: in-batch negatives only), got {obj.queue}")
 
 
-SPEC = Objective("contrastive", ContrastiveObjectiveConfig, ContrastiveViewConfig, _sampler, _step,
+SPEC = Objective("contrastive", ContrastiveObjectiveConfig, ContrastiveViewConfig, crops_sampler, _step,
                  head="projector", build_head=lambda cfg, encoder: projector(cfg.model, encoder), validate=_validate,
                  state=_state)

@@ -25,10 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_music.data.crops import seconds_to_frames
 from ssl_music.errors import require as check
 from ssl_music.objectives.base import Objective, refuse_with_subspaces
-from ssl_music.objectives.contrastive import sample_contrastive
+from ssl_music.objectives.contrastive import crops_sampler
 from ssl_music.objectives.distributed import gather_with_grad
 
 
@@ -97,8 +96,7 @@ class Expander(nn.Sequential):
 
 # ------------------------------------------------------------------------------------------- the spec
 def _sampler(views, sample_rate: int):
-    max_gap = seconds_to_frames(views.max_gap_s, sample_rate)
-    return lambda track_id, n_frames, read, length, rng: sample_contrastive(n_frames, read, length, 2, max_gap, rng)
+    return crops_sampler(views, sample_rate, n_views=2)
 
 
 def _head(cfg, encoder) -> Expander:
