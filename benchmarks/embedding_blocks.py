@@ -19,8 +19,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ssl_music_eval.datasets import load_csv_manifest, make_splits  # noqa: E402
-from ssl_music_eval.knn import knn_accuracy  # noqa: E402
-from ssl_music_eval.linear_probe import run_probe  # noqa: E402
+from ssl_music_eval.probes.knn import knn_accuracy  # noqa: E402
+from ssl_music_eval.probes.linear_probe import run_probe  # noqa: E402
 from ssl_music.data.files import resolve  # noqa: E402
 
 

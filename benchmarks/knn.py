@@ -1,6 +1,6 @@
 """k-NN evaluation speed: exact cosine search vs the bf16 catalogue-scale search, leave-one-out, same run.
 
-Times ``ssl_music_eval.knn.search`` + the weighted vote (k in {1, 5, 20}, one neighbour search) on N x D random
+Times ``ssl_music_eval.probes.knn.search`` + the weighted vote (k in {1, 5, 20}, one neighbour search) on N x D random
 float32 embeddings twice: exact float32 (the baseline, what ``method="auto"`` runs up to 20k items) and
 ``method="bf16"`` (bf16 candidates re-scored in float32), and prints the ratio with the bf16 search's
 recall@k against the exact neighbours of the same run. Random Gaussian data is the hard case for
@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ssl_music.neighbours import choose_search, fast_bf16  # noqa: E402
-from ssl_music_eval.knn import accuracy_from_neighbours, knn_accuracy, recall_at, search  # noqa: E402
+from ssl_music_eval.probes.knn import accuracy_from_neighbours, knn_accuracy, recall_at, search  # noqa: E402
 
 KS = (1, 5, 20)
 

@@ -31,7 +31,7 @@ def log_mel_under(wave: np.ndarray, sample_rate: int, times) -> tuple[np.ndarray
 def attention_figure(mel: np.ndarray, t0: float, seconds: float, times, weights, title: str = "",
                      marks: tuple[float, ...] = ()):
     """The spectrogram (``mel`` dB from ``t0`` over ``seconds``) above the attention over frame ``times``."""
-    from ssl_music_eval.report_doc import pyplot
+    from ssl_music_eval.reports.report_doc import pyplot
 
     plt = pyplot()
     times, weights = np.asarray(times, float), np.asarray(weights, float)
@@ -63,7 +63,7 @@ def draw_attention(wave: np.ndarray, sample_rate: int, times: np.ndarray, weight
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
-    from ssl_music_eval.report_doc import pyplot
+    from ssl_music_eval.reports.report_doc import pyplot
 
     pyplot().close(fig)
     return out

@@ -11,7 +11,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from ssl_music_eval.knn import knn_accuracy
+from ssl_music_eval.probes.knn import knn_accuracy
 from ssl_music.data.audio import load_audio
 from ssl_music.data.crops import seconds_to_frames
 from ssl_music.data.files import read_csv, resolve

@@ -1,6 +1,6 @@
 """One dataset of a suite: embed with the model and the baselines, then probes, k-NN, locality, tempo,
 segmentation (:mod:`ssl_music_eval.segmentation`) and a 2-D projection, into the results dict that
-:mod:`ssl_music_eval.report` renders. Checks happened before
+:mod:`ssl_music_eval.reports.report` renders. Checks happened before
 (:mod:`ssl_music_eval.suite`); this module only computes.
 """
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from ssl_music_eval.attention import listen_clips
-from ssl_music_eval.baselines import MfccChromaFeatures  # noqa: F401 (also imported from here)
+from ssl_music_eval.baselines.features import MfccChromaFeatures  # noqa: F401 (also imported from here)
 from ssl_music_eval.embed import embed_dataset
-from ssl_music_eval.knn import choose_search, search_rule
+from ssl_music_eval.probes.knn import choose_search, search_rule
 from ssl_music_eval.metrics import ci_method
 from ssl_music_eval.subspaces import TWIN_PREFIX, layout_of, subspace_features, weighted_locality
 from ssl_music_eval.tasks import TASKS, TaskContext
@@ -102,7 +102,7 @@ def evaluate_dataset(cfg, spec, ds, model, random_model, cache: Path, progress: 
     result = {"kind": spec.kind, "path": spec.path, "n_items": len(ds.items) + len(getattr(ds, "missing", [])),
               "n_embedded": len(items), "skipped": skipped, "tasks": tasks}
     if feats and attrs and len(items) > cfg.locality.k:
-        from ssl_music_eval.locality import locality
+        from ssl_music_eval.probes.locality import locality
 
         labels = {a: [it.labels.get(a) for it in items] for a in attrs}
         tids = [it.track_id for it in items]

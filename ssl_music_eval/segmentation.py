@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ssl_music_eval.baselines import HOP as FRAME_HOP, feature_frames
+from ssl_music_eval.baselines.features import HOP as FRAME_HOP, feature_frames
 from ssl_music_eval.datasets import EvalDataset
 from ssl_music_eval.embed import embed_dataset
 from ssl_music_eval.metrics import CI_LEVEL, mean_ci

@@ -70,7 +70,7 @@ def weighted_locality(X: np.ndarray, layout: Sequence, labels: Mapping[str, Sequ
                       track_ids: Sequence | None = None, tolerances: Mapping[str, float] | None = None,
                       weights: Sequence[float] = WEIGHTS, n_boot: int = 1000) -> dict:
     """``{"base": first subspace, "weights": [...], "parts": {part: {attr: [{mean, ci_low, ci_high} per w]}}}``."""
-    from ssl_music_eval.locality import locality
+    from ssl_music_eval.probes.locality import locality
 
     base = layout[0].name
     table = {}

@@ -101,7 +101,7 @@ def run_suite(checkpoint: str | Path, suite_path: str | Path, out_dir: str | Pat
 
         random_model = load_encoder(checkpoint, device=cfg.device, random_init=True)
 
-    from ssl_music_eval.report import write_report
+    from ssl_music_eval.reports.report import write_report
     from ssl_music_eval.runner import evaluate_dataset, protocol
     from ssl_music.provenance import code_version, evaluation_fingerprint, model_inputs
 

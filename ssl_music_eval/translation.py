@@ -110,7 +110,7 @@ def property_knn(E, S, T, ratios, labels: dict[str, list], track_ids: Sequence, 
       drops here however good T is: the query moved in tempo, its neighbours did not);
     * ``stretched`` / ``stretched_queries``: the same two with the real stretch e_r, for reference.
     """
-    from ssl_music_eval.knn import knn_predict
+    from ssl_music_eval.probes.knn import knn_predict
 
     moving = [j for j, r in enumerate(ratios) if not math.isclose(r, 1.0)]
     tids = np.asarray(track_ids)
@@ -148,7 +148,7 @@ def tempo_classes(bpm: np.ndarray, lo: float, hi: float, n: int) -> tuple[np.nda
 def tempo_probe(E, S, T, ratios, bpm: np.ndarray, cfg, n_classes: int) -> dict:
     """Linear tempo-class probe: plain vs + translated copies vs + really stretched copies, same folds."""
     from ssl_music_eval.datasets import make_splits
-    from ssl_music_eval.linear_probe import carve_validation, linear_probe
+    from ssl_music_eval.probes.linear_probe import carve_validation, linear_probe
 
     lo, hi = float(cfg.tempo.min_bpm), float(cfg.tempo.max_bpm)
     cls, names = tempo_classes(bpm, lo, hi, n_classes)

@@ -83,7 +83,7 @@ def run_demo(out: Path, scale: str = "small", extra_overrides: list[str] | None 
 
 def summary_table(results: dict) -> str:
     """A short terminal table: per task, the model vs baselines on the linear probe and k-NN (k=5)."""
-    from ssl_music_eval.report import summary_rows
+    from ssl_music_eval.reports.report import summary_rows
 
     rows = summary_rows(results)
     header = f"{'task':<12} {'metric':<22} {'model':>8} {'random':>8} {'classical':>10}"

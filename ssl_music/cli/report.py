@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ssl_music_eval.report import compare_runs
+from ssl_music_eval.reports.report import compare_runs
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:

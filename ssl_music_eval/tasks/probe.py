@@ -13,7 +13,7 @@ def run(ctx: TaskContext, task) -> dict:
     """Linear / MLP probes (and k-NN for multiclass) on the track embeddings of every feature set."""
     cfg, items, feats = ctx.cfg, ctx.items, ctx.feats
     from ssl_music_eval.datasets import probe_items
-    from ssl_music_eval.linear_probe import run_probe
+    from ssl_music_eval.probes.linear_probe import run_probe
 
     idx, labels, splits, dropped = probe_items(items, task, cfg, multiclass=task.type == "multiclass")
     out: dict = {"type": task.type, "column": task.column, "n": len(idx), "probes": {}}
@@ -31,7 +31,7 @@ def run(ctx: TaskContext, task) -> dict:
                 out["confusion"] = {"classes": [str(c) for c in res["classes"]],
                                     "matrix": np.asarray(res["confusion"]).tolist()}
     if task.type == "multiclass":
-        from ssl_music_eval.knn import knn_accuracy
+        from ssl_music_eval.probes.knn import knn_accuracy
 
         tids = [items[i].track_id for i in idx]
         ks = [k for k in cfg.knn.ks if k < len(idx)]

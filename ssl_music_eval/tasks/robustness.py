@@ -43,7 +43,7 @@ def drop_summary(clean: np.ndarray, degraded: np.ndarray, level: float = 0.95) -
 
 
 def _embedders(ctx) -> dict:
-    from ssl_music_eval.baselines import MfccChromaFeatures
+    from ssl_music_eval.baselines.features import MfccChromaFeatures
 
     sets = {"model": ctx.model, "random_init": ctx.random_model,
             "mfcc_chroma": MfccChromaFeatures(ctx.model.sample_rate, ctx.model.crop_s)}
@@ -77,7 +77,7 @@ def degraded_features(ctx, items: list, specs: list[str], seed: int) -> dict[str
 def robustness_task(ctx, task) -> dict:
     """Clean and degraded scores of every base feature set, and each drop with its interval."""
     from ssl_music_eval.datasets import probe_items
-    from ssl_music_eval.linear_probe import run_probe
+    from ssl_music_eval.probes.linear_probe import run_probe
 
     cfg = ctx.cfg
     r = cfg.robustness
@@ -100,7 +100,7 @@ def robustness_task(ctx, task) -> dict:
 
 def render(doc, task: str, t: dict) -> None:
     """The task's table in a report: per degradation, each feature set's accuracy and drop from clean."""
-    from ssl_music_eval.report_doc import SET_NAMES
+    from ssl_music_eval.reports.report_doc import SET_NAMES
 
     sets = list(t["clean"])
     doc.para(f"{t['probe']} probe fitted on clean clips, scored on degraded copies (seed {t['seed']}; {t['n']} clips). "

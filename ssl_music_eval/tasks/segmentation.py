@@ -60,7 +60,7 @@ def _protocol_line(p: dict) -> str:
 
 def render(doc, task: str, t: dict) -> None:
     from ssl_music_eval import segmentation  # lazy: its report part draws the self-similarity figure
-    from ssl_music_eval.report_doc import fmt_score
+    from ssl_music_eval.reports.report_doc import fmt_score
 
     segmentation.report_part(doc, task, t["segmentation"], fmt_score)
 

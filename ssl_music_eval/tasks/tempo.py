@@ -31,7 +31,7 @@ def run(ctx: TaskContext, task) -> dict:
 
 def render(doc, task: str, t: dict) -> None:
     """Acc1 / Acc2 of the tempo head and librosa, as a table and bars; why the head was not evaluated if so."""
-    from ssl_music_eval.report_doc import bars
+    from ssl_music_eval.reports.report_doc import bars
 
     tempo = t.get("tempo", {})
     systems = [s for s in ("model", "librosa") if s in tempo]

@@ -25,7 +25,7 @@ def check(cfg, spec, ds, task) -> None:
 
 
 def render(doc, task: str, t: dict) -> None:
-    from ssl_music_eval.translation_report import render as render_translation
+    from ssl_music_eval.reports.translation_report import render as render_translation
 
     render_translation(doc, task, t["translation"])
 

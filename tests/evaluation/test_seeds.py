@@ -78,7 +78,7 @@ def _results(model: float, random: float) -> dict:
 
 
 def test_compare_aggregates_arms_over_seeds_with_paired_verdicts(tmp_path):
-    from ssl_music_eval.report import compare_runs
+    from ssl_music_eval.reports.report import compare_runs
 
     values = {"shipped": [0.60, 0.62, 0.58], "none": [0.50, 0.55, 0.50]}
     dirs = []
@@ -107,7 +107,7 @@ def test_compare_aggregates_arms_over_seeds_with_paired_verdicts(tmp_path):
 def test_two_runs_of_one_arm_and_seed_are_refused_naming_both_folders(tmp_path):
     """Two sweeps reusing the arm name 'shipped': before, the second sweep's seed-0 run replaced the first's."""
     from ssl_music.errors import SSLMusicError
-    from ssl_music_eval.report import compare_runs
+    from ssl_music_eval.reports.report import compare_runs
 
     dirs = []
     for sweep in ("sweep_a", "sweep_b"):
@@ -125,7 +125,7 @@ def test_two_runs_of_one_arm_and_seed_are_refused_naming_both_folders(tmp_path):
 
 
 def test_compare_of_single_runs_says_they_are_single(tmp_path):
-    from ssl_music_eval.report import compare_runs
+    from ssl_music_eval.reports.report import compare_runs
 
     dirs = []
     for name, v in (("a", 0.6), ("b", 0.5)):
@@ -139,7 +139,7 @@ def test_compare_of_single_runs_says_they_are_single(tmp_path):
 
 def test_compare_pairs_each_subspace_of_the_arms(tmp_path):
     """A model with named subspaces: each part's rows are compared arm against arm, named '<row> [<part>]'."""
-    from ssl_music_eval.report import compare_runs
+    from ssl_music_eval.reports.report import compare_runs
 
     def results(content_key: float, pitch_key: float) -> dict:
         res = _results(0.6, 0.4)
@@ -164,7 +164,7 @@ def test_compare_pairs_each_subspace_of_the_arms(tmp_path):
 def test_each_part_is_paired_with_the_same_part_of_its_twin(tmp_path):
     """A model with named subspaces: the twin arm carries each part's rows from the same part of the random-init
     twin (random_init/<part>), so trained - twin is paired over seeds part by part."""
-    from ssl_music_eval.report import compare_runs
+    from ssl_music_eval.reports.report import compare_runs
 
     def results(pitch_key: float, twin_pitch_key: float) -> dict:
         res = _results(0.6, 0.4)

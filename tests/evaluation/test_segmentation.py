@@ -186,7 +186,7 @@ def test_suite_segmentation_task_end_to_end(tmp_path, clip_folder):
     assert "HR@0.5 F" in md and "HR@3 F" in md and "Segmentation: Foote checkerboard novelty" in md
     assert "self-similarity with boundaries" in md and (tmp_path / "run" / "concat" / "joined" / "tracks.json").is_file()
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
-    from ssl_music_eval.report import comparison_rows, summary_rows
+    from ssl_music_eval.reports.report import comparison_rows, summary_rows
 
     hr3 = [r for r in summary_rows(saved) if r["metric"] == "HR@3 F (classical: best)"][0]
     assert hr3["mfcc_chroma"] == max(seg["scores"][b]["hr@3"]["f"]["mean"] for b in ("mfcc", "chroma"))

@@ -3,10 +3,10 @@ suite end to end on a model with subspaces."""
 import numpy as np
 import pytest
 
-from ssl_music_eval.locality import locality
-from ssl_music_eval.report_doc import Doc
-from ssl_music_eval.report_subspaces import add_subspaces, answers
-from ssl_music_eval.report_summary import add_summary
+from ssl_music_eval.probes.locality import locality
+from ssl_music_eval.reports.report_doc import Doc
+from ssl_music_eval.reports.report_subspaces import add_subspaces, answers
+from ssl_music_eval.reports.report_summary import add_summary
 from ssl_music_eval.subspaces import bootstrap_mean, subspace_features, weighted, weighted_locality
 from ssl_music.objectives import Subspace
 

@@ -2,7 +2,7 @@
 property (its locality per attribute), and the weighted-retrieval table."""
 from __future__ import annotations
 
-from ssl_music_eval.report_doc import Doc, finite
+from ssl_music_eval.reports.report_doc import Doc, finite
 from ssl_music_eval.subspaces import PREFIX
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ssl_music_eval.locality import chance_level, locality
+from ssl_music_eval.probes.locality import chance_level, locality
 
 
 def test_planted_clusters_score_one_and_random_scores_chance():

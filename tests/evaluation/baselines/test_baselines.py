@@ -1,6 +1,6 @@
 import numpy as np
 
-from ssl_music_eval.baselines import feature_dim, mfcc_chroma_features
+from ssl_music_eval.baselines.features import feature_dim, mfcc_chroma_features
 
 
 def test_mfcc_chroma_statistics_shape_and_pitch_sensitivity():

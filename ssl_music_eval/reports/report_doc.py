@@ -1,7 +1,7 @@
 """What every report part shares: the Markdown + HTML document builder and the number formats.
 
-A module of its own so that :mod:`ssl_music_eval.report` (the whole report, compare) and
-:mod:`ssl_music_eval.report_summary` (the first screen) can both use it without importing each other.
+A module of its own so that :mod:`ssl_music_eval.reports.report` (the whole report, compare) and
+:mod:`ssl_music_eval.reports.report_summary` (the first screen) can both use it without importing each other.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 import json
 import re
 
-from ssl_music_eval.report import compare_runs, write_report
+from ssl_music_eval.reports.report import compare_runs, write_report
 from ssl_music.cli import main
 
 
@@ -89,7 +89,7 @@ def test_compare_cli(tmp_path, capsys):
 
 
 def test_summary_rows_for_the_terminal():
-    from ssl_music_eval.report import summary_rows
+    from ssl_music_eval.reports.report import summary_rows
 
     rows = {(r["task"], r["metric"]): r for r in summary_rows(make_results(genre=0.8))}
     assert rows[("genre", "linear accuracy")]["model"] == 0.8

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ssl_music_eval.datasets import make_splits
-from ssl_music_eval.linear_probe import carve_validation, linear_probe, mlp_probe, run_probe
+from ssl_music_eval.probes.linear_probe import carve_validation, linear_probe, mlp_probe, run_probe
 
 FAST_MLP = {"max_epochs": 60, "patience": 5}
 FAST_LINEAR = {"Cs": (0.01, 1.0)}  # two candidates keep the C selection path while halving the fits
@@ -106,7 +106,7 @@ def test_every_interval_contains_its_mean_when_fold_models_are_calibrated_differ
     """Fold models that rank their own test items well but on different score scales (as separately fitted
     probes do), and seeds of different quality: the reported mean is over seeds x folds, so its interval must
     be too (a bootstrap of one seed's pooled out-of-fold scores ranks across folds and misses it)."""
-    import ssl_music_eval.linear_probe as lp
+    import ssl_music_eval.probes.linear_probe as lp
     from ssl_music_eval.metrics import classification_metrics
 
     calls = []

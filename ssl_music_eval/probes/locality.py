@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ssl_music_eval.knn import search
+from ssl_music_eval.probes.knn import search
 
 
 def _codes_with_missing(values: Sequence) -> np.ndarray:
@@ -66,7 +66,7 @@ def locality(X: np.ndarray, labels: Mapping[str, Sequence], k: int = 10, track_i
     ``tolerances``: numeric attributes (tempo) matched within a relative tolerance instead of exactly.
     ``per_query`` (a dict) receives each attribute's per-query agreement [N] (NaN where not scored), for
     intervals over queries.
-    ``method`` (auto | exact | bf16), ``device`` and ``info`` are :func:`ssl_music_eval.knn.search`'s.
+    ``method`` (auto | exact | bf16), ``device`` and ``info`` are :func:`ssl_music_eval.probes.knn.search`'s.
     """
     tolerances = dict(tolerances or {})
     for name, values in labels.items():

@@ -12,9 +12,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ssl_music_eval.report_doc import FEATURE_SETS, SET_NAMES, Doc, bars, best_keys, finite, fmt_score, json_default, pyplot
-from ssl_music_eval.report_seeds import add_seed_sections, run_seed
-from ssl_music_eval.report_summary import add_comparison_summary, add_summary, comparison_rows
+from ssl_music_eval.reports.report_doc import FEATURE_SETS, SET_NAMES, Doc, bars, best_keys, finite, fmt_score, json_default, pyplot
+from ssl_music_eval.reports.report_seeds import add_seed_sections, run_seed
+from ssl_music_eval.reports.report_summary import add_comparison_summary, add_summary, comparison_rows
 from ssl_music_eval.tasks import TASKS
 from ssl_music.errors import SSLMusicError
 
@@ -172,7 +172,7 @@ def _dataset_section(doc: Doc, name: str, ds: dict) -> None:
         doc.figure(bars(attrs, {SET_NAMES.get(fs, fs): [s.get(a, np.nan) for a in attrs]
                                  for fs, s in loc["scores"].items()}, f"{name}: locality per attribute",
                          "share of neighbours", marks=[loc["chance"][a] for a in attrs]), "locality")
-        from ssl_music_eval.report_subspaces import add_subspaces
+        from ssl_music_eval.reports.report_subspaces import add_subspaces
 
         add_subspaces(doc, loc)
     from ssl_music_eval.attention import report_part as attention_part

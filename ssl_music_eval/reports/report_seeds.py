@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from ssl_music_eval.report_doc import Doc
-from ssl_music_eval.report_summary import comparison_rows
+from ssl_music_eval.reports.report_doc import Doc
+from ssl_music_eval.reports.report_summary import comparison_rows
 from ssl_music.cluster.runs import split_run_name
 from ssl_music_eval.seeds import by_arm, fmt_difference, fmt_summary, seed_tables
 from ssl_music_eval.subspaces import PREFIX, TWIN_PREFIX

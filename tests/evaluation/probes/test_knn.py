@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.neighbors import NearestNeighbors
 
-from ssl_music_eval.knn import DEFAULT_TEMPERATURE, knn_accuracy, knn_predict, search, search_rule
+from ssl_music_eval.probes.knn import DEFAULT_TEMPERATURE, knn_accuracy, knn_predict, search, search_rule
 
 
 def test_weighted_vote_matches_reference_and_train_test_variant():
@@ -47,7 +47,7 @@ def test_leave_same_track_out_excludes_duplicates():
 
 
 def test_knn_accuracy_and_locality_record_the_search():
-    from ssl_music_eval.locality import locality
+    from ssl_music_eval.probes.locality import locality
 
     rng = np.random.default_rng(10)
     X, y = rng.standard_normal((400, 16)), rng.integers(0, 3, 400)
@@ -60,7 +60,7 @@ def test_knn_accuracy_and_locality_record_the_search():
 
 
 def test_report_names_the_search():
-    from ssl_music_eval.report import protocol_lines
+    from ssl_music_eval.reports.report import protocol_lines
 
     assert any("Neighbour search (k-NN, locality): auto: exact" in line
                for line in protocol_lines({"knn_search": search_rule()}))

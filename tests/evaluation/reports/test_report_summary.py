@@ -1,8 +1,8 @@
 import pytest
 
-from ssl_music_eval.report import compare_runs, write_report
-from ssl_music_eval.report_summary import knn_k, summary_table_rows
-from tests.evaluation.test_report import _score, make_results
+from ssl_music_eval.reports.report import compare_runs, write_report
+from ssl_music_eval.reports.report_summary import knn_k, summary_table_rows
+from tests.evaluation.reports.test_report import _score, make_results
 
 HEADER = "| dataset | task | probe | metric | model | random init | MFCC+chroma | librosa | Δ vs random init |"
 

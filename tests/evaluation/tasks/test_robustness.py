@@ -56,7 +56,7 @@ def test_robustness_task_scores_every_set_on_the_same_degraded_copies(tmp_path, 
             assert d["ci_low"] <= d["mean"] <= d["ci_high"] or d["n"] < 2
     md = (tmp_path / "run" / "report.md").read_text()
     assert "white@0" in md and "drop" in md and "fitted on clean clips" in md
-    from ssl_music_eval.report_summary import comparison_rows
+    from ssl_music_eval.reports.report_summary import comparison_rows
     for name in ("model", "mfcc_chroma"):     # a sweep's comparison: degraded - clean, higher is better
         rows = comparison_rows(res, name)
         for spec, entry in r["degradations"].items():

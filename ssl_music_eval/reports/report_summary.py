@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from ssl_music_eval.metrics import PRIMARY
-from ssl_music_eval.report_doc import FEATURE_SETS, SET_NAMES, Doc, best_keys, finite, pyplot
+from ssl_music_eval.reports.report_doc import FEATURE_SETS, SET_NAMES, Doc, best_keys, finite, pyplot
 from ssl_music_eval.tasks import TASKS
 
 COLUMNS = (*FEATURE_SETS, "librosa")

@@ -60,8 +60,8 @@ def test_the_entries_decide_columns_locality_and_filters(tiny_corpus, tmp_path):
 def test_a_registered_task_type_brings_its_report_section_and_comparison_rows(tmp_path):
     """A task type's own section of the report, its summary rows and its rows in a comparison of runs come from
     its entry: a plug-in type is shown without touching report.py or report_summary.py."""
-    from ssl_music_eval.report import write_report
-    from ssl_music_eval.report_summary import comparison_rows
+    from ssl_music_eval.reports.report import write_report
+    from ssl_music_eval.reports.report_summary import comparison_rows
 
     register(EvalTask("count", lambda ctx, task: {}, "multiclass",
                       render=lambda doc, task, t: doc.para(f"{task} counted {t['n']} clips"),
@@ -79,7 +79,7 @@ def test_a_registered_task_type_brings_its_report_section_and_comparison_rows(tm
         md = (tmp_path / "report" / "report.md").read_text()
         assert "n counted 3 clips" in md
         assert "Counting: clips counted hand." in md        # its protocol line, from its entry
-        from ssl_music_eval.report import summary_rows
+        from ssl_music_eval.reports.report import summary_rows
         assert {"task": "n", "metric": "clips", "model": 3, "random_init": 0, "mfcc_chroma": 2} in summary_rows(results)
         assert "| dev | n | counter | clips | **3.000 ★** | – | – | 2.000 |" in md
         assert comparison_rows(results) == {"dev/n/clips counted": 3}
