@@ -132,7 +132,6 @@ class TinyCNN(nn.Module):
         super().__init__()
         w = width
         self.pitch = PitchClassPool(in_channels, pitch_classes, bands_per_octave) if pitch_classes else None
-        self.learned_periodicity = periodicity_mode(periodicity) == "learned"
         # Non-affine: with no learnable input normalisation, nothing upstream of a log-mel front-end needs a
         # gradient, so autograd skips the expensive input-gradient of the stem conv.
         self.input_bn = nn.BatchNorm2d(in_channels, affine=False)
@@ -153,12 +152,12 @@ class TinyCNN(nn.Module):
     def forward(self, x: torch.Tensor, valid_fraction: torch.Tensor | None = None) -> torch.Tensor:
         x = self.input_bn(x)
         # fixed: from the normalised input, not a learned map: no gradient reaches it, so it costs one FFT
-        fixed = self.periodicity is not None and not self.learned_periodicity
-        extra = [self.periodicity(x)] if fixed else []
+        extra = [self.periodicity(x)] if isinstance(self.periodicity, PeriodicityPool) else []
         pitch = [self.pitch(x)] if self.pitch is not None else []
         x = self.temporal(self.blocks(x).amax(dim=2))
         # learned: the frames the back-end summarises (stem stride 2: half the hop rate)
-        extra = [self.periodicity(x)] if self.learned_periodicity else extra
+        if isinstance(self.periodicity, LearnedPeriodicity):
+            extra = [self.periodicity(x)]
         summary = self.backend(x, frame_mask(valid_fraction, x.shape[-1]))
         return torch.cat([self.head(torch.cat([summary, *pitch], dim=1)), *extra], dim=1)
 
@@ -198,7 +197,6 @@ class ShortChunkResNet(nn.Module):
         super().__init__()
         w = width
         self.pitch = PitchClassPool(in_channels, pitch_classes, bands_per_octave) if pitch_classes else None
-        self.learned_periodicity = periodicity_mode(periodicity) == "learned"
         chans = [w, w, 2 * w, 2 * w, 2 * w, 2 * w, 4 * w]
         self.input_bn = nn.BatchNorm2d(in_channels)
         layers, c_in = [], in_channels
@@ -217,11 +215,11 @@ class ShortChunkResNet(nn.Module):
     def forward(self, x: torch.Tensor, valid_fraction: torch.Tensor | None = None) -> torch.Tensor:
         x = self.input_bn(x)
         # fixed, detached: the input BN is affine here, and the statistic needs no gradient to be useful
-        fixed = self.periodicity is not None and not self.learned_periodicity
-        extra = [self.periodicity(x.detach())] if fixed else []
+        extra = [self.periodicity(x.detach())] if isinstance(self.periodicity, PeriodicityPool) else []
         pitch = [self.pitch(x)] if self.pitch is not None else []
         x = self.layers[0](x)
-        extra = [self.periodicity(x.amax(dim=2))] if self.learned_periodicity else extra
+        if isinstance(self.periodicity, LearnedPeriodicity):
+            extra = [self.periodicity(x.amax(dim=2))]
         x = self.layers[1:](x).amax(dim=2)
         summary = self.backend(x, frame_mask(valid_fraction, x.shape[-1]))
         return torch.cat([self.head(torch.cat([summary, *pitch], dim=1)), *extra], dim=1)
