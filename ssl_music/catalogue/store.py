@@ -177,10 +177,12 @@ def merge_index(index: str | Path) -> dict:
             for sk in meta["skipped"]:
                 skipped_by[sk["track_id"]] = (k, sk)
     skipped = [sk for tid, (k, sk) in sorted(skipped_by.items()) if latest.get(tid) == k]
-    keep_t = [np.asarray([latest.get(t) == k for t in tab.column("track_id").to_pylist()], bool)
-              for k, tab in enumerate(t_tables)]
-    keep_c = [np.asarray([latest.get(t) == k for t in tab.column("track_id").to_pylist()], bool)
-              for k, tab in enumerate(c_tables)]
+
+    def kept(tables) -> list[np.ndarray]:   # per batch: its rows whose track it settled last
+        return [np.asarray([latest.get(t) == k for t in tab.column("track_id").to_pylist()], bool)
+                for k, tab in enumerate(tables)]
+
+    keep_t, keep_c = kept(t_tables), kept(c_tables)
     if not any(k.any() for k in keep_t):
         shown = "; ".join(s["reason"] for s in skipped[:3])
         raise CatalogueError(f"{index}: no track to index: {len(skipped)} file(s) skipped"
